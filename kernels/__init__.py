@@ -1,0 +1,45 @@
+"""Kernels: every hot loop of the transformer, as plain Python loops compiled by Numba.
+
+Shape legend used in every kernel's shape comment:
+    B   batch size
+    T   sequence length (queries)
+    S   source length (keys/values in cross-attention; S = T in self-attention)
+    C   channels (model width, d_model)
+    OC  output channels of a linear layer
+    NH  number of attention heads
+    hs  head size, C // NH
+    V   vocabulary size
+    N   number of rows when batch and time are flattened together (N = B * T)
+
+Conventions (see each module):
+- `<op>_forward` and `<op>_backward` live side by side; arguments are outputs first, then inputs,
+  then sizes and options.
+- Backward kernels ACCUMULATE (+=) into gradient buffers; the owner zeroes them once per step.
+- Forward writes what backward needs (means, probabilities, masks) into caller-owned buffers.
+- Kernels are dtype-generic: float32 for training, float64 for gradient checks. Constants are
+  made in the input's dtype, so float32 arithmetic never silently becomes float64.
+- Kernels do not validate their arguments (that would cost time in every call); the classes in
+  `transformer_jit` check shapes, dtypes and contiguity where users call in.
+- `kernel.py_func(...)` runs the same loops interpreted, without compiling.
+"""
+from .activations import (
+    gelu_backward, gelu_forward, leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward,
+    sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward,
+)
+from .attention import attention_backward, attention_forward
+from .dropout import dropout_backward, dropout_forward
+from .elementwise import residual_backward, residual_forward
+from .embedding import (
+    embedding_backward, embedding_forward, positional_backward, positional_forward, sinusoidal_table,
+)
+from .layernorm import layernorm_backward, layernorm_forward
+from .linear import linear_backward, linear_forward
+from .losses import count_targets, cross_entropy_backward, cross_entropy_forward, mse_backward, mse_forward
+from .optimizers import (
+    adagrad_step, adam_step, adamw_step, clip_grad_norm, grad_norm, momentum_step, rmsprop_step, scale_,
+    sgd_step,
+)
+from .softmax import (
+    log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward, softmax_jacobian, softmax_jvp,
+    softmax_vjp,
+)

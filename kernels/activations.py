@@ -1,0 +1,210 @@
+"""Elementwise activation functions and their backward passes.
+
+Every activation here acts on each element on its own, y_i = f(x_i), so its Jacobian dy/dx is
+DIAGONAL: dL/dx_i = dL/dy_i * f'(x_i). No activation backward ever needs a matrix; it is one
+multiply per element.
+
+All kernels take 1-D C-contiguous arrays (callers pass flattened views, e.g. `x.reshape(-1)`) of
+one float dtype (float32 or float64), and run in parallel over elements.
+
+In-place use: every forward reads inp[i] before it writes out[i] and touches no other element, so
+`out` may be the same array as `inp`. The backward then has only what survived: sigmoid and tanh
+backwards read the stored OUTPUT, so they work after an in-place forward; ReLU and leaky ReLU
+backwards read the input, but only its sign, and (for a slope >= 0) y has the same sign as x, so
+passing the output there works too; GELU's backward needs the true INPUT, so do not run GELU in
+place if you need its gradient.
+"""
+import math
+
+from numba import prange
+
+from ._jit import parallel_kernel
+
+# sqrt(2 / pi), the scale inside GELU's tanh approximation (a float64 compile-time constant; each
+# kernel converts it to the array's dtype before using it).
+GELU_SCALE = math.sqrt(2.0 / math.pi)
+GELU_CUBIC = 0.044715
+
+
+# ----------------------------------------------------------------------------------------------
+# ReLU:  y = max(x, 0)
+# ----------------------------------------------------------------------------------------------
+
+@parallel_kernel
+def relu_forward(out, inp):
+    """out = max(inp, 0). out may alias inp.
+
+    out, inp: (n,) float32 or float64, C-contiguous, same dtype.
+    """
+    zero = inp.dtype.type(0)
+    for i in prange(inp.shape[0]):
+        x = inp[i]
+        out[i] = x if x > zero else zero
+
+
+@parallel_kernel
+def relu_backward(dinp, dout, inp):
+    """dinp += dout * relu'(inp)   (accumulates).
+
+    Forward: y = max(x, 0). Its Jacobian is diagonal with entries
+        dy_i/dx_i = 1 if x_i > 0 else 0
+    (at x = 0 we take 0, as PyTorch does), so dL/dx_i = dL/dy_i where x_i > 0 and 0 elsewhere.
+    `inp` may be the forward's output instead of its input: only the sign test x > 0 is used.
+
+    dinp, dout, inp: (n,) same dtype, C-contiguous.
+    """
+    zero = inp.dtype.type(0)
+    for i in prange(inp.shape[0]):
+        if inp[i] > zero:
+            dinp[i] += dout[i]
+
+
+# ----------------------------------------------------------------------------------------------
+# Leaky ReLU:  y = x if x > 0 else a * x
+# ----------------------------------------------------------------------------------------------
+
+@parallel_kernel
+def leaky_relu_forward(out, inp, negative_slope):
+    """out = inp where inp > 0, else negative_slope * inp. out may alias inp.
+
+    out, inp: (n,) float32 or float64, C-contiguous, same dtype. negative_slope: Python float.
+    """
+    zero = inp.dtype.type(0)
+    a = inp.dtype.type(negative_slope)
+    for i in prange(inp.shape[0]):
+        x = inp[i]
+        out[i] = x if x > zero else a * x
+
+
+@parallel_kernel
+def leaky_relu_backward(dinp, dout, inp, negative_slope):
+    """dinp += dout * leaky_relu'(inp)   (accumulates).
+
+    Forward: y = x if x > 0 else a x. Diagonal Jacobian:
+        dy_i/dx_i = 1 if x_i > 0 else a
+    (at x = 0 we take a, as PyTorch does). For a >= 0 the output has the sign of the input, so
+    the forward's output may be passed as `inp`.
+
+    dinp, dout, inp: (n,) same dtype, C-contiguous. negative_slope: Python float.
+    """
+    zero = inp.dtype.type(0)
+    a = inp.dtype.type(negative_slope)
+    for i in prange(inp.shape[0]):
+        g = dout[i]
+        dinp[i] += g if inp[i] > zero else a * g
+
+
+# ----------------------------------------------------------------------------------------------
+# Sigmoid:  s = 1 / (1 + exp(-x))
+# ----------------------------------------------------------------------------------------------
+
+@parallel_kernel
+def sigmoid_forward(out, inp):
+    """out = 1 / (1 + exp(-inp)), computed without overflow. out may alias inp.
+
+    exp is only ever taken of a non-positive number, so it cannot overflow:
+        x >= 0:  s = 1 / (1 + exp(-x))
+        x <  0:  s = exp(x) / (1 + exp(x))     (the same value, multiplied by exp(x)/exp(x))
+    For x -> +inf this gives exactly 1, for x -> -inf exactly 0, never inf/inf.
+    The output is what the backward needs; store it.
+
+    out, inp: (n,) float32 or float64, C-contiguous, same dtype.
+    """
+    zero = inp.dtype.type(0)
+    one = inp.dtype.type(1)
+    for i in prange(inp.shape[0]):
+        x = inp[i]
+        if x >= zero:
+            out[i] = one / (one + math.exp(-x))
+        else:
+            e = math.exp(x)
+            out[i] = e / (one + e)
+
+
+@parallel_kernel
+def sigmoid_backward(dinp, dout, out):
+    """dinp += dout * s (1 - s), from the forward's OUTPUT s   (accumulates).
+
+    Forward: s = 1 / (1 + exp(-x)). Differentiating,
+        ds/dx = exp(-x) / (1 + exp(-x))^2 = s * (1 - s),
+    so the derivative is a function of the output alone and the input need not be kept.
+
+    dinp, dout, out: (n,) same dtype, C-contiguous.
+    """
+    one = out.dtype.type(1)
+    for i in prange(out.shape[0]):
+        s = out[i]
+        dinp[i] += dout[i] * s * (one - s)
+
+
+# ----------------------------------------------------------------------------------------------
+# tanh:  y = tanh(x)
+# ----------------------------------------------------------------------------------------------
+
+@parallel_kernel
+def tanh_forward(out, inp):
+    """out = tanh(inp). out may alias inp. The output is what the backward needs; store it.
+
+    out, inp: (n,) float32 or float64, C-contiguous, same dtype.
+    """
+    for i in prange(inp.shape[0]):
+        out[i] = math.tanh(inp[i])
+
+
+@parallel_kernel
+def tanh_backward(dinp, dout, out):
+    """dinp += dout * (1 - y^2), from the forward's OUTPUT y   (accumulates).
+
+    Forward: y = tanh(x). Differentiating, dy/dx = 1 / cosh(x)^2 = 1 - tanh(x)^2 = 1 - y^2.
+
+    dinp, dout, out: (n,) same dtype, C-contiguous.
+    """
+    one = out.dtype.type(1)
+    for i in prange(out.shape[0]):
+        y = out[i]
+        dinp[i] += dout[i] * (one - y * y)
+
+
+# ----------------------------------------------------------------------------------------------
+# GELU, tanh approximation (as in GPT-2):
+#     y = 0.5 x (1 + tanh(u)),   u = k (x + c x^3),   k = sqrt(2/pi),   c = 0.044715
+# ----------------------------------------------------------------------------------------------
+
+@parallel_kernel
+def gelu_forward(out, inp):
+    """out = 0.5 inp (1 + tanh(sqrt(2/pi) (inp + 0.044715 inp^3))). out may alias inp,
+    but the backward needs the INPUT: keep it if you need gradients.
+
+    out, inp: (n,) float32 or float64, C-contiguous, same dtype.
+    """
+    half = inp.dtype.type(0.5)
+    one = inp.dtype.type(1)
+    k = inp.dtype.type(GELU_SCALE)
+    c = inp.dtype.type(GELU_CUBIC)
+    for i in prange(inp.shape[0]):
+        x = inp[i]
+        u = k * (x + c * x * x * x)
+        out[i] = half * x * (one + math.tanh(u))
+
+
+@parallel_kernel
+def gelu_backward(dinp, dout, inp):
+    """dinp += dout * gelu'(inp), from the forward's INPUT x   (accumulates).
+
+    Forward: y = 0.5 x (1 + tanh(u)), u = k (x + c x^3). Product rule, with tanh' = 1 - tanh^2:
+        dy/dx = 0.5 (1 + tanh(u)) + 0.5 x (1 - tanh(u)^2) du/dx,   du/dx = k (1 + 3 c x^2)
+
+    dinp, dout, inp: (n,) same dtype, C-contiguous.
+    """
+    half = inp.dtype.type(0.5)
+    one = inp.dtype.type(1)
+    three = inp.dtype.type(3)
+    k = inp.dtype.type(GELU_SCALE)
+    c = inp.dtype.type(GELU_CUBIC)
+    for i in prange(inp.shape[0]):
+        x = inp[i]
+        x2 = x * x
+        th = math.tanh(k * (x + c * x2 * x))
+        du_dx = k * (one + three * c * x2)
+        dy_dx = half * (one + th) + half * x * (one - th * th) * du_dx
+        dinp[i] += dout[i] * dy_dx

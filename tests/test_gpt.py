@@ -1,0 +1,148 @@
+"""The GPT as a whole: gradients, learning, causality, sampling, state dicts."""
+import numpy as np
+import pytest
+
+from gradcheck import assert_grad_close, numerical_grad
+from transformer_jit import GPT, GPTConfig
+from transformer_jit.gpt import IGNORE_INDEX
+
+TINY = dict(vocab_size=7, block_size=5, n_layer=2, n_head=2, n_embd=8)
+
+
+def random_batch(rng, config, B=2, T=None):
+    T = T or config.block_size
+    return (rng.integers(0, config.vocab_size, (B, T)), rng.integers(0, config.vocab_size, (B, T)))
+
+
+@pytest.mark.parametrize("options", [
+    dict(dropout=0.0, bias=True, positional="learned"),
+    dict(dropout=0.2, bias=False, positional="sinusoidal"),
+])
+def test_whole_gpt_gradient_matches_finite_differences(rng, options):
+    config = GPTConfig(**TINY, **options)
+    model = GPT(config, seed=1, dtype=np.float64)
+    # Larger weights than GPT-2's 0.02 init, so every path carries a gradient worth checking.
+    model.params[:] = rng.normal(0, 0.3, model.params.shape)
+    idx, targets = random_batch(rng, config, T=4)
+    targets[0, 1] = IGNORE_INDEX  # an ignored position must contribute nothing
+
+    def loss():
+        model.forward_count = 0  # same dropout masks on every evaluation
+        return model.forward(idx, targets)[1]
+
+    loss()
+    model.zero_grad()
+    model.backward()
+    analytic = model.gradients()
+    # The numeric gradient is laid out like the flat buffer: put it there to read it back by name.
+    model.grads[:] = numerical_grad(loss, model.params)
+    numeric = model.gradients()
+    for name in analytic:
+        assert_grad_close(name, analytic[name], numeric[name])
+
+def test_state_dict_has_nanogpt_names_and_layouts():
+    config = GPTConfig(**TINY)
+    sd = GPT(config).state_dict()
+    C, V = config.n_embd, config.vocab_size
+    expected = {"transformer.wte.weight": (V, C), "transformer.wpe.weight": (config.block_size, C),
+                "transformer.ln_f.weight": (C,), "transformer.ln_f.bias": (C,)}
+    for i in range(config.n_layer):
+        h = f"transformer.h.{i}"
+        expected.update({
+            f"{h}.ln_1.weight": (C,), f"{h}.ln_1.bias": (C,), f"{h}.ln_2.weight": (C,), f"{h}.ln_2.bias": (C,),
+            f"{h}.attn.c_attn.weight": (3 * C, C), f"{h}.attn.c_attn.bias": (3 * C,),
+            f"{h}.attn.c_proj.weight": (C, C), f"{h}.attn.c_proj.bias": (C,),
+            f"{h}.mlp.c_fc.weight": (4 * C, C), f"{h}.mlp.c_fc.bias": (4 * C,),
+            f"{h}.mlp.c_proj.weight": (C, 4 * C), f"{h}.mlp.c_proj.bias": (C,),
+        })
+    assert {k: v.shape for k, v in sd.items()} == expected
+    assert set(GPT(config).gradients()) == set(expected)
+
+
+def test_load_state_dict_round_trips_and_refuses_bad_entries():
+    config = GPTConfig(**TINY)
+    a, b = GPT(config, seed=1), GPT(config, seed=2)
+    b.load_state_dict(a.state_dict())
+    np.testing.assert_array_equal(a.params, b.params)
+    sd = a.state_dict()
+    del sd["transformer.ln_f.bias"]
+    sd["transformer.extra"] = np.zeros(3)
+    sd["transformer.wte.weight"] = np.zeros((3, 3))
+    with pytest.raises(ValueError) as e:
+        b.load_state_dict(sd)
+    for name in ("transformer.ln_f.bias", "transformer.extra", "transformer.wte.weight"):
+        assert name in str(e.value)
+
+
+def test_logits_are_causal(rng):
+    config = GPTConfig(**TINY)
+    model = GPT(config, seed=0)
+    model.params[:] = rng.normal(0, 0.5, model.params.shape).astype(np.float32)
+    idx = rng.integers(0, config.vocab_size, (1, 5))
+    before = model.forward(idx)[0].copy()
+    changed = idx.copy()
+    changed[0, 3:] = (changed[0, 3:] + 1) % config.vocab_size
+    after = model.forward(changed)[0]
+    np.testing.assert_array_equal(before[0, :3], after[0, :3])
+    assert not np.allclose(before[0, 3:], after[0, 3:])
+
+
+def test_inference_with_shorter_sequences_and_float32_output(rng):
+    config = GPTConfig(**TINY)
+    model = GPT(config)
+    for T in (1, 3, config.block_size):
+        logits, loss = model.forward(rng.integers(0, config.vocab_size, (2, T)))
+        assert logits.shape == (2, T, config.vocab_size) and logits.dtype == np.float32 and loss is None
+    _, loss = model.forward(*random_batch(rng, config))
+    assert np.isfinite(loss) and abs(loss - np.log(config.vocab_size)) < 0.5  # near uniform at init
+
+
+def test_generate_is_repeatable_with_a_seed(rng):
+    config = GPTConfig(**TINY)
+    model = GPT(config, seed=0)
+    model.params[:] = rng.normal(0, 0.5, model.params.shape).astype(np.float32)
+    prompt = np.array([[1, 2]])
+    a = model.generate(prompt, 12, seed=5)
+    b = model.generate(prompt, 12, seed=5)
+    c = model.generate(prompt, 12, seed=6)
+    assert a.shape == (1, 14) and np.array_equal(a[:, :2], prompt)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    top1 = model.generate(prompt, 8, top_k=1, seed=1)
+    np.testing.assert_array_equal(top1, model.generate(prompt, 8, top_k=1, seed=2))  # top-1 is greedy
+    assert model.training  # generate restores the mode it found
+
+
+def test_bad_inputs_are_refused_with_clear_errors(rng):
+    config = GPTConfig(**TINY)
+    model = GPT(config)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        model.forward(np.array([[0, 7]]))
+    with pytest.raises(ValueError, match="block_size"):
+        model.forward(np.zeros((1, 6), dtype=np.int64))
+    with pytest.raises(TypeError, match="integer"):
+        model.forward(np.zeros((1, 3)))
+    with pytest.raises(ValueError, match=r"shape \(B, T\)"):
+        model.forward(np.zeros(3, dtype=np.int64))
+    with pytest.raises(ValueError, match="targets shape"):
+        model.forward(np.zeros((1, 3), dtype=np.int64), np.zeros((1, 2), dtype=np.int64))
+    with pytest.raises(RuntimeError, match="backward"):
+        model.forward(np.zeros((1, 3), dtype=np.int64))
+        model.backward()
+    with pytest.raises(ValueError, match="divisible"):
+        GPTConfig(vocab_size=5, n_embd=10, n_head=3)
+
+
+def test_layers_check_dtype_contiguity_and_shape():
+    model = GPT(GPTConfig(**TINY))
+    linear = model.blocks[0].mlp.c_fc
+    good = np.zeros((4, 8), dtype=np.float32)
+    linear.forward(good)
+    with pytest.raises(TypeError, match="dtype float32"):
+        linear.forward(good.astype(np.float64))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        linear.forward(np.zeros((8, 4), dtype=np.float32).T)
+    with pytest.raises(ValueError, match=r"shape \(\*, 8\)"):
+        linear.forward(np.zeros((4, 5), dtype=np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        model.blocks[0].ln_1.forward(np.zeros((4, 5), dtype=np.float32))

@@ -1,0 +1,50 @@
+"""Multi-head self-attention: one fused QKV projection, scaled dot-product attention, output projection.
+
+    qkv = x W_attnᵀ + b_attn                       (B, T, 3C), split into q, k, v views
+    head h: A = q_h k_hᵀ / sqrt(hs), P = softmax(A) (masked keys skipped), y_h = P v_h
+    out = y W_projᵀ + b_proj                       (B, T, C)
+
+Parameter names follow nanoGPT: `c_attn` is the fused projection, `c_proj` the output projection.
+"""
+import math
+
+import numpy as np
+
+from . import kernels as K
+from .layers import Layer, Linear
+
+
+class SelfAttention(Layer):
+    def __init__(self, store, name, n_embd, n_head, causal, bias=True, proj_std=0.02):
+        super().__init__()
+        if n_embd % n_head != 0:
+            raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
+        self.n_embd, self.n_head, self.causal = n_embd, n_head, causal
+        self.c_attn = Linear(store, f"{name}.c_attn", n_embd, 3 * n_embd, bias)
+        self.c_proj = Linear(store, f"{name}.c_proj", n_embd, n_embd, bias, std=proj_std)
+
+    def forward(self, x, key_mask=None):
+        """x (B, T, C); key_mask None or bool (B, T), True where a key may be attended."""
+        B, T, C = x.shape
+        qkv = self.c_attn.forward(x.reshape(B * T, C)).reshape(B, T, 3 * C)
+        self.q, self.k, self.v = qkv[:, :, :C], qkv[:, :, C:2 * C], qkv[:, :, 2 * C:]
+        self.key_mask = key_mask
+        y = self.buffer("y", (B, T, C), x.dtype)
+        self.probs = self.buffer("probs", (B, self.n_head, T, T), x.dtype)  # kept for backward
+        K.attention_forward(y, self.probs, self.q, self.k, self.v, key_mask, self.n_head, self.causal)
+        return self.c_proj.forward(y.reshape(B * T, C)).reshape(B, T, C)
+
+    def backward(self, dout, dinp):
+        B, T, C = dout.shape
+        dy = self.zeros("dy", (B * T, C), dout.dtype)
+        self.c_proj.backward(dout.reshape(B * T, C), dy)
+        dqkv = self.zeros("dqkv", (B, T, 3 * C), dout.dtype)
+        K.attention_backward(dqkv[:, :, :C], dqkv[:, :, C:2 * C], dqkv[:, :, 2 * C:], dy.reshape(B, T, C),
+                             self.probs, self.q, self.k, self.v, self.key_mask, self.n_head, self.causal)
+        self.c_attn.backward(dqkv.reshape(B * T, 3 * C), dinp.reshape(B * T, C))
+
+
+def residual_std(n_layer):
+    """GPT-2 scales the init of projections that write into the residual stream by 1/sqrt(2 n_layer),
+    so the stream's variance does not grow with depth (two such writes per block)."""
+    return 0.02 / math.sqrt(2 * n_layer)

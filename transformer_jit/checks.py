@@ -1,0 +1,45 @@
+"""Argument checks at the places where users call in.
+
+Kernels trust their arguments (checking inside a hot loop would cost every call), so the classes
+that wrap them check once per call, here, and raise an error that names the argument and says
+what was expected instead of letting a kernel compute garbage or crash.
+"""
+import numpy as np
+
+
+def check_array(name, a, dtype, shape):
+    """Require a C-contiguous ndarray of `dtype` whose shape matches `shape`.
+
+    `shape` is a tuple whose entries are ints or None (any size on that axis).
+    """
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype).name}, got {a.dtype.name}")
+    if a.ndim != len(shape) or any(want is not None and got != want for got, want in zip(a.shape, shape)):
+        expected = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"{name} must have shape {expected}, got {a.shape}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous; pass np.ascontiguousarray({name})")
+
+
+def check_token_ids(name, ids, vocab_size, ignore_index=None):
+    """Require a 2-D integer array (B, T) of token ids in [0, vocab_size).
+
+    Returns the ids as a C-contiguous int64 array (a copy only when needed). `ignore_index`, when
+    given, is also allowed (padding positions in targets).
+    """
+    ids = np.asarray(ids)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer token ids, got dtype {ids.dtype.name}")
+    if ids.ndim != 2:
+        raise ValueError(f"{name} must have shape (B, T), got {ids.shape}")
+    if ids.shape[0] == 0 or ids.shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {ids.shape}")
+    valid = (ids >= 0) & (ids < vocab_size)
+    if ignore_index is not None:
+        valid |= ids == ignore_index
+    if not valid.all():
+        bad = np.unique(ids[~valid])[:10].tolist()
+        raise ValueError(f"{name} has ids outside the vocabulary [0, {vocab_size}): {bad}")
+    return np.ascontiguousarray(ids, dtype=np.int64)

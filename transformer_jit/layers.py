@@ -1,0 +1,171 @@
+"""Layers: each owns its activation buffers and wires kernels together.
+
+Every layer has
+    forward(x) -> out         out is a buffer the layer owns, valid until its next forward
+    backward(dout, dinp)      ACCUMULATES dL/d(input) into the caller's dinp and dL/d(params)
+                              into the parameters' .grad views
+Nothing here does arithmetic itself: all per-element work happens in kernels. Activations are
+2-D (N, C) with N = B * T unless a docstring says otherwise; reshaping a C-contiguous array is free.
+"""
+import numpy as np
+
+from . import kernels as K
+from .checks import check_array
+from .params import constant, normal
+
+
+class Layer:
+    """Buffer bookkeeping shared by all layers: one allocation per (shape, dtype), reused every step."""
+
+    def __init__(self):
+        self._buffers = {}
+
+    def buffer(self, key, shape, dtype):
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = np.empty(shape, dtype=dtype)
+            self._buffers[key] = buf
+        return buf
+
+    def zeros(self, key, shape, dtype):
+        buf = self.buffer(key, shape, dtype)
+        buf.fill(0)
+        return buf
+
+
+class Linear(Layer):
+    """y = x Wᵀ + b with W stored (out_features, in_features), like torch.nn.Linear."""
+
+    def __init__(self, store, name, in_features, out_features, bias=True, std=0.02):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = store.add(f"{name}.weight", (out_features, in_features), True, normal(std))
+        self.bias = store.add(f"{name}.bias", (out_features,), False, constant(0.0)) if bias else None
+
+    def forward(self, x):  # x (N, C) -> (N, OC)
+        check_array("Linear input", x, self.weight.data.dtype, (None, self.in_features))
+        self.x = x  # backward needs the input for dL/dW = dL/dyᵀ x
+        out = self.buffer("out", (x.shape[0], self.out_features), x.dtype)
+        K.linear_forward(out, x, self.weight.data, None if self.bias is None else self.bias.data)
+        return out
+
+    def backward(self, dout, dinp):
+        K.linear_backward(dinp, self.weight.grad, None if self.bias is None else self.bias.grad,
+                          dout, self.x, self.weight.data)
+
+
+class LayerNorm(Layer):
+    def __init__(self, store, name, n_features, bias=True, eps=1e-5):
+        super().__init__()
+        self.n_features, self.eps = n_features, eps
+        self.weight = store.add(f"{name}.weight", (n_features,), False, constant(1.0))
+        # Without a learned bias (GPTConfig.bias=False) the kernel still gets a zero bias whose
+        # gradient is simply discarded.
+        self.bias = store.add(f"{name}.bias", (n_features,), False, constant(0.0)) if bias else None
+
+    def forward(self, x):  # (N, C) -> (N, C)
+        check_array("LayerNorm input", x, self.weight.data.dtype, (None, self.n_features))
+        n = x.shape[0]
+        self.x = x
+        out = self.buffer("out", x.shape, x.dtype)
+        # mean and rstd are cached for backward
+        self.mean = self.buffer("mean", (n,), x.dtype)
+        self.rstd = self.buffer("rstd", (n,), x.dtype)
+        K.layernorm_forward(out, self.mean, self.rstd, x, self.weight.data, self._bias(x.dtype), self.eps)
+        return out
+
+    def backward(self, dout, dinp):
+        dbias = self.bias.grad if self.bias is not None else self.zeros("dbias", (self.n_features,), dout.dtype)
+        K.layernorm_backward(dinp, self.weight.grad, dbias, dout, self.x, self.mean, self.rstd, self.weight.data)
+
+    def _bias(self, dtype):
+        if self.bias is not None:
+            return self.bias.data
+        return self.zeros("bias", (self.n_features,), dtype)
+
+
+class GELU(Layer):
+    """GELU, tanh approximation (as GPT-2). Elementwise: works on flat views."""
+
+    def forward(self, x):
+        self.x = x  # backward needs the input
+        out = self.buffer("out", x.shape, x.dtype)
+        K.gelu_forward(out.reshape(-1), x.reshape(-1))
+        return out
+
+    def backward(self, dout, dinp):
+        K.gelu_backward(dinp.reshape(-1), dout.reshape(-1), self.x.reshape(-1))
+
+
+class Dropout(Layer):
+    """Inverted dropout. In training mode with p > 0 each call needs a fresh seed; otherwise identity."""
+
+    def __init__(self, p):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+        self.active = False
+
+    def forward(self, x, seed):
+        self.active = self.p > 0.0 and seed is not None
+        if not self.active:
+            return x
+        out = self.buffer("out", x.shape, x.dtype)
+        self.mask = self.buffer("mask", x.shape, x.dtype)  # 0 or 1/(1-p), kept for backward
+        K.dropout_forward(out.reshape(-1), self.mask.reshape(-1), x.reshape(-1), self.p, seed)
+        return out
+
+    def backward(self, dout, dinp):
+        if self.active:
+            K.dropout_backward(dinp.reshape(-1), dout.reshape(-1), self.mask.reshape(-1))
+        else:
+            K.residual_forward(dinp.reshape(-1), dinp.reshape(-1), dout.reshape(-1))  # dinp += dout
+
+
+class Embedding(Layer):
+    """Token embedding: row lookup, and its scatter-add backward."""
+
+    def __init__(self, store, name, num_embeddings, dim, std=0.02):
+        super().__init__()
+        self.weight = store.add(f"{name}.weight", (num_embeddings, dim), True, normal(std))
+
+    def forward(self, idx):  # idx (N,) int64 -> (N, C)
+        self.idx = idx
+        out = self.buffer("out", (idx.shape[0], self.weight.shape[1]), self.weight.data.dtype)
+        K.embedding_forward(out, idx, self.weight.data)
+        return out
+
+    def backward(self, dout):
+        K.embedding_backward(self.weight.grad, dout, self.idx)
+
+
+class PositionalEncoding(Layer):
+    """Adds a position table to (B, T, C): learned (GPT-2's wpe) or the fixed sinusoidal table of
+    "Attention Is All You Need". Only the learned table is a parameter."""
+
+    def __init__(self, store, name, max_len, dim, kind="learned", std=0.02):
+        super().__init__()
+        if kind not in ("learned", "sinusoidal"):
+            raise ValueError(f"positional encoding must be 'learned' or 'sinusoidal', got {kind!r}")
+        self.kind = kind
+        self.max_len, self.dim = max_len, dim
+        self.weight = store.add(f"{name}.weight", (max_len, dim), True, normal(std)) if kind == "learned" else None
+
+    def table(self, dtype):
+        if self.weight is not None:
+            return self.weight.data
+        table = self._buffers.get("table")
+        if table is None or table.dtype != dtype:
+            table = self.buffer("table", (self.max_len, self.dim), np.float64)
+            K.sinusoidal_table(table)
+            table = self._buffers["table"] = table.astype(dtype)
+        return table
+
+    def forward(self, x):  # x (B, T, C), added to in place
+        K.positional_forward(x, x, self.table(x.dtype))
+        return x
+
+    def backward(self, dout):  # dL/dx is dout itself; only the learned table has a gradient
+        if self.weight is not None:
+            K.positional_backward(self.weight.grad, dout)
