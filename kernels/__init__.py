@@ -39,6 +39,7 @@ from .optimizers import (
     adagrad_step, adam_step, adamw_step, clip_grad_norm, grad_norm, momentum_step, rmsprop_step, scale_,
     sgd_step,
 )
+from .pooling import mean_pool_backward, mean_pool_forward
 from .softmax import (
     log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward, softmax_jacobian, softmax_jvp,
     softmax_vjp,

@@ -146,3 +146,17 @@ def test_layers_check_dtype_contiguity_and_shape():
         linear.forward(np.zeros((4, 5), dtype=np.float32))
     with pytest.raises(ValueError, match="shape"):
         model.blocks[0].ln_1.forward(np.zeros((4, 5), dtype=np.float32))
+
+
+def test_attention_maps_per_layer_and_head_are_causal(rng):
+    config = GPTConfig(**TINY)
+    model = GPT(config, seed=0, dtype=np.float64)
+    idx = rng.integers(0, config.vocab_size, (2, 4))
+    maps = model.attention_maps(idx)
+    assert list(maps) == ["transformer.h.0.attn", "transformer.h.1.attn"]
+    for probs in maps.values():
+        assert probs.shape == (2, config.n_head, 4, 4)  # (B, NH, T, S)
+        np.testing.assert_allclose(probs.sum(axis=-1), 1.0, rtol=1e-12)
+        assert np.all(np.triu(probs, k=1) == 0)  # no query looks ahead
+    maps["transformer.h.0.attn"][:] = 0  # a copy: the model's buffers are untouched
+    assert model.blocks[0].attn.probs.sum() > 0

@@ -113,7 +113,7 @@ def test_cli_trains_resumes_and_samples(tmp_path):
               "--batch-size", "4", "--eval-interval", "3", "--eval-iters", "2", "--sample-tokens", "20"]
     result = run_cli("train", "--data", "input.txt", "--max-iters", "6", *common, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "configuration:" in result.stdout and "--- sample ---" in result.stdout
+    assert "training config:" in result.stdout and "--- sample ---" in result.stdout
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["model"]["n_embd"] == 16 and saved["training"]["max_iters"] == 6
 

@@ -1,10 +1,19 @@
-"""Multi-head self-attention: one fused QKV projection, scaled dot-product attention, output projection.
+"""Multi-head attention layers: self-attention (GPT, encoder, decoder) and cross-attention (decoder).
 
+Self-attention, one fused QKV projection:
     qkv = x W_attnᵀ + b_attn                       (B, T, 3C), split into q, k, v views
     head h: A = q_h k_hᵀ / sqrt(hs), P = softmax(A) (masked keys skipped), y_h = P v_h
     out = y W_projᵀ + b_proj                       (B, T, C)
 
-Parameter names follow nanoGPT: `c_attn` is the fused projection, `c_proj` the output projection.
+Cross-attention ("encoder-decoder attention"): the same, except that the queries come from the
+decoder stream x (B, T, C) and the keys and values from the encoder's output, the memory m
+(B, S, C), so the projection is split in two:
+    q  = x W_qᵀ + b_q                              (B, T, C)
+    kv = m W_kvᵀ + b_kv                            (B, S, 2C), split into k, v views
+
+Parameter names follow nanoGPT: `c_attn` is the fused projection, `c_proj` the output projection;
+cross-attention's halves are `c_q` and `c_kv`. Both layers keep the probabilities P of their last
+forward in `.probs` (B, NH, T, S): the backward pass needs them, and they are the attention maps.
 """
 import math
 
@@ -15,12 +24,12 @@ from .layers import Layer, Linear
 
 
 class SelfAttention(Layer):
-    def __init__(self, store, name, n_embd, n_head, causal, bias=True, proj_std=0.02):
+    def __init__(self, store, name, n_embd, n_head, causal, bias=True, proj_std=0.02, std=0.02):
         super().__init__()
         if n_embd % n_head != 0:
             raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
         self.n_embd, self.n_head, self.causal = n_embd, n_head, causal
-        self.c_attn = Linear(store, f"{name}.c_attn", n_embd, 3 * n_embd, bias)
+        self.c_attn = Linear(store, f"{name}.c_attn", n_embd, 3 * n_embd, bias, std=std)
         self.c_proj = Linear(store, f"{name}.c_proj", n_embd, n_embd, bias, std=proj_std)
 
     def forward(self, x, key_mask=None):
@@ -42,6 +51,44 @@ class SelfAttention(Layer):
         K.attention_backward(dqkv[:, :, :C], dqkv[:, :, C:2 * C], dqkv[:, :, 2 * C:], dy.reshape(B, T, C),
                              self.probs, self.q, self.k, self.v, self.key_mask, self.n_head, self.causal)
         self.c_attn.backward(dqkv.reshape(B * T, 3 * C), dinp.reshape(B * T, C))
+
+
+class CrossAttention(Layer):
+    def __init__(self, store, name, n_embd, n_head, bias=True, proj_std=0.02, std=0.02):
+        super().__init__()
+        if n_embd % n_head != 0:
+            raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
+        self.n_embd, self.n_head = n_embd, n_head
+        self.c_q = Linear(store, f"{name}.c_q", n_embd, n_embd, bias, std=std)
+        self.c_kv = Linear(store, f"{name}.c_kv", n_embd, 2 * n_embd, bias, std=std)
+        self.c_proj = Linear(store, f"{name}.c_proj", n_embd, n_embd, bias, std=proj_std)
+
+    def forward(self, x, memory, memory_mask=None):
+        """x (B, T, C) queries; memory (B, S, C) keys and values; memory_mask None or bool (B, S),
+        True where a source position is a real token (padding is never attended)."""
+        B, T, C = x.shape
+        S = memory.shape[1]
+        self.q = self.c_q.forward(x.reshape(B * T, C)).reshape(B, T, C)
+        kv = self.c_kv.forward(memory.reshape(B * S, C)).reshape(B, S, 2 * C)
+        self.k, self.v = kv[:, :, :C], kv[:, :, C:]
+        self.memory_mask = memory_mask
+        y = self.buffer("y", (B, T, C), x.dtype)
+        self.probs = self.buffer("probs", (B, self.n_head, T, S), x.dtype)  # kept for backward
+        K.attention_forward(y, self.probs, self.q, self.k, self.v, memory_mask, self.n_head, False)
+        return self.c_proj.forward(y.reshape(B * T, C)).reshape(B, T, C)
+
+    def backward(self, dout, dinp, dmemory):
+        """Accumulates dL/dx into dinp (B, T, C) and dL/dmemory into dmemory (B, S, C)."""
+        B, T, C = dout.shape
+        S = self.k.shape[1]
+        dy = self.zeros("dy", (B * T, C), dout.dtype)
+        self.c_proj.backward(dout.reshape(B * T, C), dy)
+        dq = self.zeros("dq", (B, T, C), dout.dtype)
+        dkv = self.zeros("dkv", (B, S, 2 * C), dout.dtype)
+        K.attention_backward(dq, dkv[:, :, :C], dkv[:, :, C:], dy.reshape(B, T, C),
+                             self.probs, self.q, self.k, self.v, self.memory_mask, self.n_head, False)
+        self.c_q.backward(dq.reshape(B * T, C), dinp.reshape(B * T, C))
+        self.c_kv.backward(dkv.reshape(B * S, 2 * C), dmemory.reshape(B * S, C))
 
 
 def residual_std(n_layer):

@@ -1,22 +1,26 @@
-"""Command line: `transformer-jit train` and `transformer-jit sample` (also `python -m transformer_jit`)."""
+"""Command line (also `python -m transformer_jit`):
+
+    transformer-jit train | sample                         a character-level GPT
+    transformer-jit train-seq2seq | translate              an encoder-decoder on a built-in task (dates)
+    transformer-jit train-classifier | classify            an encoder classifier on a built-in task (brackets)
+"""
 import argparse
-import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
 from .checkpoint import load_checkpoint, split_prefix
 from .data import TextDataset, default_corpus, load_text
+from .cli_common import add_optimisation_args, print_config, resume_meta, train_config_from_args
+from .cli_seq import add_commands
 from .gpt import GPT, GPTConfig
-from .optim import OPTIMIZERS
 from .tokenizer import CharTokenizer
-from .trainer import TrainConfig, Trainer, write_run_config
+from .trainer import Trainer, write_run_config
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="transformer-jit", description=__doc__)
+    parser = argparse.ArgumentParser(prog="transformer-jit", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a character-level GPT",
@@ -32,19 +36,7 @@ def build_parser():
     model.add_argument("--dropout", type=float, default=0.0)
     model.add_argument("--no-bias", action="store_true", help="no biases in linear and layer-norm layers")
     model.add_argument("--positional", choices=["learned", "sinusoidal"], default="learned")
-    opt = train.add_argument_group("optimisation")
-    opt.add_argument("--batch-size", type=int, default=12)
-    opt.add_argument("--max-iters", type=int, default=None, help="training steps (default 1000; with --resume, the saved value)")
-    opt.add_argument("--lr", type=float, default=1e-3)
-    opt.add_argument("--min-lr", type=float, default=1e-4)
-    opt.add_argument("--warmup-iters", type=int, default=100)
-    opt.add_argument("--weight-decay", type=float, default=0.1)
-    opt.add_argument("--grad-clip", type=float, default=1.0)
-    opt.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adamw")
-    opt.add_argument("--eval-interval", type=int, default=250)
-    opt.add_argument("--eval-iters", type=int, default=20)
-    opt.add_argument("--patience", type=int, default=0, help="early stopping after this many evaluations without improvement (0: off)")
-    opt.add_argument("--seed", type=int, default=1337)
+    opt = add_optimisation_args(train, {"max_iters": 1000})
     opt.add_argument("--sample-tokens", type=int, default=300, help="length of the sample printed at the end")
 
     sample = commands.add_parser("sample", help="generate text from a trained model",
@@ -56,18 +48,16 @@ def build_parser():
     sample.add_argument("--temperature", type=float, default=0.8)
     sample.add_argument("--top-k", type=int, default=None)
     sample.add_argument("--seed", type=int, default=None)
+
+    add_commands(commands)  # train-seq2seq, train-classifier, translate, classify: each sets args.run
     return parser
 
 
 def train(args):
     out_dir = Path(args.out_dir)
     if args.resume:
-        _, meta = load_checkpoint(out_dir / "last.npz")
+        meta, config = resume_meta(out_dir, args.max_iters)
         model_config = GPTConfig(**meta["model_config"])
-        saved = dict(meta["train_config"])
-        if args.max_iters is not None:
-            saved["max_iters"] = args.max_iters
-        config = TrainConfig.from_dict(saved)
         tokenizer = CharTokenizer.from_dict(meta["tokenizer"])
         text = load_text(config.data) if config.data else default_corpus()
     else:
@@ -76,16 +66,12 @@ def train(args):
         model_config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
                                  n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout,
                                  bias=not args.no_bias, positional=args.positional)
-        config = TrainConfig(batch_size=args.batch_size, max_iters=args.max_iters or 1000, lr=args.lr,
-                             min_lr=args.min_lr, warmup_iters=args.warmup_iters, weight_decay=args.weight_decay,
-                             grad_clip=args.grad_clip, optimizer=args.optimizer, eval_interval=args.eval_interval,
-                             eval_iters=args.eval_iters, patience=args.patience, seed=args.seed,
-                             out_dir=str(out_dir), data=args.data)
+        config = train_config_from_args(args, out_dir, data=args.data)
     data = TextDataset(tokenizer.encode(text), model_config.block_size)
     model = GPT(model_config, seed=config.seed)
     print(f"data: {config.data or 'built-in corpus'} ({len(text):,} characters, vocabulary {tokenizer.vocab_size})")
     print(f"model: {model.num_params():,} parameters")
-    print("configuration:", json.dumps({"model": model_config.to_dict(), "training": asdict(config)}, indent=2))
+    print_config(model_config, config)
     write_run_config(out_dir, model=model_config.to_dict(), training=asdict(config))
     trainer = Trainer(model, data, config, tokenizer)
     if args.resume:
@@ -130,7 +116,7 @@ def sample(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    command = {"train": train, "sample": sample}[args.command]
+    command = {"train": train, "sample": sample}.get(args.command) or args.run
     try:
         return command(args)
     except (ValueError, FileNotFoundError) as e:

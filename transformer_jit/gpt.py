@@ -15,8 +15,8 @@ from tqdm.auto import tqdm
 from . import kernels as K
 from .block import Block
 from .checks import check_token_ids
-from .layers import Dropout, Embedding, Layer, LayerNorm, PositionalEncoding
-from .params import ParameterStore
+from .layers import Dropout, Embedding, LayerNorm, PositionalEncoding
+from .model import Model
 
 
 @dataclass
@@ -48,61 +48,18 @@ class GPTConfig:
 IGNORE_INDEX = -1  # targets equal to this are left out of the loss
 
 
-class GPT(Layer):
+class GPT(Model):
     def __init__(self, config, seed=0, dtype=np.float32):
-        super().__init__()
-        self.config = config
-        self.dtype = np.dtype(dtype)
-        self.seed = seed
+        super().__init__(config, seed, dtype)
         c = config
-        self.store = ParameterStore()
         self.wte = Embedding(self.store, "transformer.wte", c.vocab_size, c.n_embd)
         self.wpe = PositionalEncoding(self.store, "transformer.wpe", c.block_size, c.n_embd, c.positional)
         self.drop = Dropout(c.dropout)
         self.blocks = [Block(self.store, f"transformer.h.{i}", c.n_embd, c.n_head, c.n_layer, causal=True,
                              bias=c.bias, dropout=c.dropout) for i in range(c.n_layer)]
         self.ln_f = LayerNorm(self.store, "transformer.ln_f", c.n_embd, c.bias)
-        self.store.build(self.dtype, np.random.default_rng(seed))
-        self.training = True
-        self.forward_count = 0  # training forwards so far: with `seed`, it determines every dropout mask
+        self._build()
         self._targets = None
-
-    # -- parameters -------------------------------------------------------------------------------
-    @property
-    def params(self):
-        """All parameters, one flat buffer (decayed ones first, `n_decay` of them)."""
-        return self.store.data
-
-    @property
-    def grads(self):
-        return self.store.grad
-
-    @property
-    def n_decay(self):
-        return self.store.n_decay
-
-    def num_params(self):
-        return len(self.store)
-
-    def state_dict(self):
-        """Copies of the weights under nanoGPT's names and PyTorch's nn.Linear layout."""
-        return self.store.state_dict()
-
-    def load_state_dict(self, state):
-        self.store.load_state_dict(state)
-
-    def gradients(self):
-        return self.store.gradients()
-
-    def zero_grad(self):
-        self.store.grad.fill(0)
-
-    def train(self, mode=True):
-        self.training = mode
-        return self
-
-    def eval(self):
-        return self.train(False)
 
     # -- forward and backward ----------------------------------------------------------------------
     def forward(self, idx, targets=None):
@@ -119,7 +76,7 @@ class GPT(Layer):
         N, C = B * T, c.n_embd
         x = self.wte.forward(idx.reshape(N)).reshape(B, T, C)
         x = self.wpe.forward(x)
-        seeds = self._dropout_seeds()
+        seeds = self._dropout_seeds(1 + 2 * c.n_layer)
         x = self.drop.forward(x, seeds[0])
         for i, block in enumerate(self.blocks):
             x = block.forward(x, None, seeds[1 + 2 * i:3 + 2 * i])
@@ -168,13 +125,11 @@ class GPT(Layer):
         self.wpe.backward(demb.reshape(B, T, C))  # x = wte[idx] + wpe[t]: both get demb
         self.wte.backward(demb)
 
-    def _dropout_seeds(self):
-        n = 1 + 2 * self.config.n_layer
-        if not (self.training and self.config.dropout > 0.0):
-            return [None] * n
-        self.forward_count += 1
-        seeds = np.random.SeedSequence([self.seed, self.forward_count]).generate_state(n, np.uint64)
-        return [int(s) >> 1 for s in seeds]  # 63-bit: numba passes Python ints as int64
+    def attention_maps(self, idx):
+        """Attention probabilities of every layer for idx (B, T), dropout off:
+        {"transformer.h.{i}.attn": (B, NH, T, T)}; row t is query t, column s key s."""
+        self._run_eval(self.forward, idx)
+        return self._collect_attention((f"transformer.h.{i}.attn", b.attn) for i, b in enumerate(self.blocks))
 
     # -- sampling ----------------------------------------------------------------------------------
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, progress=False):

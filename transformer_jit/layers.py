@@ -34,11 +34,16 @@ class Layer:
 
 
 class Linear(Layer):
-    """y = x Wᵀ + b with W stored (out_features, in_features), like torch.nn.Linear."""
+    """y = x Wᵀ + b with W stored (out_features, in_features), like torch.nn.Linear.
+
+    W starts as N(0, std²); std=None means std = in_features^-0.5 (LeCun), which keeps a
+    unit-variance input's outputs at unit variance: var(y_o) = sum_c var(W_oc) var(x_c) = 1.
+    """
 
     def __init__(self, store, name, in_features, out_features, bias=True, std=0.02):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
+        std = in_features ** -0.5 if std is None else std
         self.weight = store.add(f"{name}.weight", (out_features, in_features), True, normal(std))
         self.bias = store.add(f"{name}.bias", (out_features,), False, constant(0.0)) if bias else None
 
@@ -97,6 +102,22 @@ class GELU(Layer):
         K.gelu_backward(dinp.reshape(-1), dout.reshape(-1), self.x.reshape(-1))
 
 
+class ReLU(Layer):
+    """ReLU, the feed-forward activation of "Attention Is All You Need". Elementwise: flat views."""
+
+    def forward(self, x):
+        self.x = x  # backward needs the sign of the input
+        out = self.buffer("out", x.shape, x.dtype)
+        K.relu_forward(out.reshape(-1), x.reshape(-1))
+        return out
+
+    def backward(self, dout, dinp):
+        K.relu_backward(dinp.reshape(-1), dout.reshape(-1), self.x.reshape(-1))
+
+
+ACTIVATIONS = {"gelu": GELU, "relu": ReLU}
+
+
 class Dropout(Layer):
     """Inverted dropout. In training mode with p > 0 each call needs a fresh seed; otherwise identity."""
 
@@ -124,19 +145,34 @@ class Dropout(Layer):
 
 
 class Embedding(Layer):
-    """Token embedding: row lookup, and its scatter-add backward."""
+    """Token embedding: row lookup, and its scatter-add backward.
 
-    def __init__(self, store, name, num_embeddings, dim, std=0.02):
+    With `scale` != 1 the looked-up rows are multiplied by it: "Attention Is All You Need" (3.4)
+    multiplies embeddings by sqrt(d_model), so that with an init std of d_model^-0.5 a token
+    vector has unit-size entries, comparable to the sinusoidal position table it is added to,
+    while the same matrix, used unscaled as the tied output projection, gives logits of order 1.
+        y = s W[idx]    =>    dL/dW[idx[n]] += s dL/dy[n]
+    """
+
+    def __init__(self, store, name, num_embeddings, dim, std=0.02, scale=1.0):
         super().__init__()
         self.weight = store.add(f"{name}.weight", (num_embeddings, dim), True, normal(std))
+        self.scale = float(scale)
 
     def forward(self, idx):  # idx (N,) int64 -> (N, C)
         self.idx = idx
         out = self.buffer("out", (idx.shape[0], self.weight.shape[1]), self.weight.data.dtype)
         K.embedding_forward(out, idx, self.weight.data)
+        if self.scale != 1.0:
+            K.scale_(out.reshape(-1), self.scale)
         return out
 
     def backward(self, dout):
+        if self.scale != 1.0:
+            scaled = self.buffer("dout_scaled", dout.shape, dout.dtype)
+            np.copyto(scaled, dout)
+            K.scale_(scaled.reshape(-1), self.scale)
+            dout = scaled
         K.embedding_backward(self.weight.grad, dout, self.idx)
 
 

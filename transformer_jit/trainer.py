@@ -19,15 +19,15 @@ from tqdm.auto import tqdm
 
 from . import kernels as K
 from .checkpoint import load_checkpoint, save_checkpoint, split_prefix
-from .optim import OPTIMIZERS, make_optimizer, warmup_cosine
+from .optim import OPTIMIZERS, SCHEDULES, make_optimizer, warmup_cosine, warmup_rsqrt
 
 
 @dataclass
 class TrainConfig:
     batch_size: int = 12
     max_iters: int = 2000
-    lr: float = 1e-3
-    min_lr: float = 1e-4
+    lr: float = 1e-3               # peak learning rate, reached at the end of warm-up
+    min_lr: float = 1e-4           # cosine schedule only
     warmup_iters: int = 100
     lr_decay_iters: int = 0        # where the cosine reaches min_lr; 0 means max_iters
     weight_decay: float = 0.1
@@ -41,6 +41,7 @@ class TrainConfig:
     seed: int = 1337
     out_dir: str = "out"
     data: str = ""                 # path of the training text; empty means the built-in corpus
+    schedule: str = "cosine"       # warm-up + cosine decay, or "noam": the paper's warm-up + 1/sqrt(step)
 
     def __post_init__(self):
         positive = ("batch_size", "max_iters", "eval_interval", "eval_iters")
@@ -52,6 +53,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose from {sorted(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose from {list(SCHEDULES)}")
+        if self.schedule == "noam" and self.warmup_iters < 1:
+            raise ValueError("the noam schedule needs warmup_iters >= 1")
 
     @classmethod
     def from_dict(cls, d):
@@ -60,9 +65,12 @@ class TrainConfig:
 
 
 class Trainer:
-    def __init__(self, model, data, config, tokenizer=None, kind="gpt", log=tqdm.write):
+    def __init__(self, model, data, config, tokenizer=None, kind="gpt", log=tqdm.write, info=None):
+        """`kind` names the model type in checkpoints ("gpt", "seq2seq", "classifier"); `info` is
+        any JSON-serialisable description of the run (e.g. which task and data) saved with them."""
         self.model, self.data, self.config = model, data, config
         self.tokenizer, self.kind, self.log = tokenizer, kind, log
+        self.info = info or {}
         self.optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay,
                                         (config.beta1, config.beta2))
         self.out_dir = Path(config.out_dir)
@@ -112,9 +120,15 @@ class Trainer:
         bar.close()
         return result
 
+    def learning_rate(self, step):
+        c = self.config
+        if c.schedule == "noam":
+            return warmup_rsqrt(step, c.lr, c.warmup_iters)
+        return warmup_cosine(step, c.lr, c.min_lr, c.warmup_iters, c.lr_decay_iters or c.max_iters)
+
     def train_step(self):
         c = self.config
-        self.optimizer.lr = warmup_cosine(self.step, c.lr, c.min_lr, c.warmup_iters, c.lr_decay_iters or c.max_iters)
+        self.optimizer.lr = self.learning_rate(self.step)
         batch = self.data.batch("train", c.batch_size, self.rng)
         self.model.zero_grad()
         _, loss = self.model.forward(*batch)
@@ -177,6 +191,7 @@ class Trainer:
             "forward_count": self.model.forward_count,
             "best_val_loss": self.best_val_loss,
             "evals_since_best": self.evals_since_best,
+            "info": self.info,
         }
         save_checkpoint(path, arrays, meta)
         return path

@@ -1,0 +1,90 @@
+"""Small timing and table helpers shared by the benchmark scripts (standard library only).
+
+`measure` returns the MEDIAN time of one call over repeated runs: the median ignores the
+occasional run slowed down by another process, which the minimum would hide and the mean
+would smear in.
+"""
+import statistics
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class Timing:
+    median: float  # seconds per call
+    best: float  # fastest repeat, seconds per call
+    repeats: int  # timed repeats the median is taken over
+    number: int  # calls per repeat (several when one call is too short to time on its own)
+
+
+def measure(fn, setup=None, budget=0.3, min_repeats=5, max_repeats=10_000, warmup=True):
+    """Time `fn()` and return a Timing.
+
+    warmup:  the first call is a warm-up (fills caches; for a jitted function, compiles it) and is
+             not a sample; with warmup=False it is (for very slow functions timed once or twice).
+             Either way its duration sizes the measurement.
+    setup:   if given, called before EVERY call, untimed (e.g. to restore an input that fn changes
+             in place); each repeat is then a single call.
+    budget:  seconds to spend timing, roughly; at least min_repeats, at most max_repeats repeats.
+    Without setup, calls are grouped so that one repeat lasts at least ~1 ms, which keeps timer
+    overhead and resolution out of microsecond-scale results.
+    """
+    if setup is not None:
+        setup()
+    t0 = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - t0, 1e-9)
+    number = 1 if setup is not None else max(1, int(1e-3 / once))
+    repeats = int(min(max_repeats, max(min_repeats, budget / (once * number))))
+    times = [] if warmup or number > 1 else [once]
+    for _ in range(repeats - len(times)):
+        if setup is not None:
+            setup()
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t0) / number)
+    return Timing(statistics.median(times), min(times), repeats, number)
+
+
+def fmt_time(seconds):
+    """1.23 s / 45.6 ms / 789 us / 12.3 ns style, three significant digits; '-' for None."""
+    if seconds is None:
+        return "-"
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")):
+        if abs(seconds) >= scale or unit == "ns":
+            return f"{seconds / scale:.3g} {unit}"
+
+
+def fmt_num(x, suffix=""):
+    """Three significant digits plus a suffix; '-' for None."""
+    return "-" if x is None else f"{x:.3g}{suffix}"
+
+
+def ratio(a, b):
+    """a / b, or None when either is missing or b is not positive."""
+    if a is None or b is None or b <= 0:
+        return None
+    return a / b
+
+
+def table(headers, rows, align=None):
+    """Format rows (lists of strings) under headers as aligned text columns.
+
+    align: one character per column, '<' left or '>' right; by default the first two columns are
+    left-aligned and the rest right-aligned. A row that is a plain string is printed as is (use
+    it for group titles).
+    """
+    n = len(headers)
+    align = align or "<<" + ">" * (n - 2)
+    widths = [len(h) for h in headers]
+    for row in rows:
+        if not isinstance(row, str):
+            widths = [max(w, len(cell)) for w, cell in zip(widths, row)]
+
+    def line(cells):
+        return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
+
+    out = [line(headers), "  ".join("-" * w for w in widths)]
+    out += [row if isinstance(row, str) else line(row) for row in rows]
+    return "\n".join(out)

@@ -1,0 +1,111 @@
+"""A transformer encoder with a classification head.
+
+    ids (B, T) --[CLS in front, if pooling == "cls"]--> encoder (padding masked) --> h (B, T', C)
+    pooled = mean of h over the real (non-padding) positions      pooling == "mean"
+           = h[:, 0], the classification token's final state     pooling == "cls"
+    logits = pooled W_clsᵀ + b_cls                                (B, n_classes)
+    loss   = mean over the batch of cross-entropy(softmax(logits), labels)
+
+Padding never reaches the result: the encoder's attention skips padding keys, and pooling skips
+padding positions, so padding a batch further leaves every sequence's logits unchanged.
+"""
+import numpy as np
+
+from . import kernels as K
+from .checks import check_token_ids
+from .configs import ClassifierConfig
+from .layers import Linear
+from .model import Model
+from .stack import TransformerEncoder, padding_mask
+
+NO_IGNORE = -1  # every label counts in the classification loss
+
+
+class EncoderClassifier(Model):
+    def __init__(self, config, seed=0, dtype=np.float32):
+        if not isinstance(config, ClassifierConfig):
+            raise TypeError(f"EncoderClassifier needs a ClassifierConfig, got {type(config).__name__}")
+        super().__init__(config, seed, dtype)
+        c = config
+        self.n_prefix = 1 if c.pooling == "cls" else 0  # the CLS token takes one position
+        self.encoder = TransformerEncoder(self.store, "encoder", c.vocab_size, c.max_len + self.n_prefix, c.n_layer,
+                                          c.n_head, c.n_embd, n_inner=c.n_inner, dropout=c.dropout, bias=c.bias,
+                                          positional=c.positional, norm_first=c.norm_first, activation=c.activation)
+        self.classifier = Linear(self.store, "classifier", c.n_embd, c.n_classes)
+        self._build()
+        self._labels = None
+
+    # -- inputs ------------------------------------------------------------------------------------
+    def _prepare(self, ids):
+        """Checked ids with the CLS token in front if needed, the attention key mask and the pooling mask."""
+        c = self.config
+        ids = check_token_ids("ids", ids, c.vocab_size)
+        B, T = ids.shape
+        if T > c.max_len:
+            raise ValueError(f"sequence length {T} exceeds the model's max_len {c.max_len}")
+        if self.n_prefix:
+            ids = np.concatenate([np.full((B, 1), c.cls_id, dtype=np.int64), ids], axis=1)
+        key_mask = padding_mask(ids, c.pad_id, self.buffer("key_mask", ids.shape, np.bool_))
+        if c.pooling == "mean":
+            pool_mask = key_mask
+            empty = np.flatnonzero(~key_mask.any(axis=1))
+            if empty.size:
+                raise ValueError(f"ids rows {empty[:10].tolist()} hold only padding: mean pooling has nothing "
+                                 f"to average (use pooling='cls' to classify empty sequences)")
+        else:
+            pool_mask = self.zeros("pool_mask", ids.shape, np.bool_)
+            pool_mask[:, 0] = True  # the CLS position only
+        return ids, key_mask, pool_mask
+
+    # -- forward and backward ----------------------------------------------------------------------
+    def forward(self, ids, labels=None):
+        """ids (B, T) token ids, T <= max_len, padded with pad_id; labels (B,) ints in [0, n_classes).
+        Returns (logits (B, n_classes), mean cross-entropy or None)."""
+        c = self.config
+        ids, key_mask, self._pool_mask = self._prepare(ids)
+        B = ids.shape[0]
+        h = self.encoder.forward(ids, key_mask, self._dropout_seeds(self.encoder.n_dropout))
+        pooled = self.buffer("pooled", (B, c.n_embd), self.dtype)
+        K.mean_pool_forward(pooled, h, self._pool_mask)
+        logits = self.classifier.forward(pooled)
+        self._labels = None
+        if labels is None:
+            return logits, None
+        labels = np.asarray(labels)
+        if labels.dtype.kind not in "iu" or labels.shape != (B,):
+            raise ValueError(f"labels must be integers of shape ({B},), got {labels.dtype.name} {labels.shape}")
+        if ((labels < 0) | (labels >= c.n_classes)).any():
+            raise ValueError(f"labels must be in [0, {c.n_classes}), got {np.unique(labels).tolist()[:10]}")
+        self._labels = np.ascontiguousarray(labels, dtype=np.int64)
+        losses = self.buffer("losses", (B,), self.dtype)
+        self.probs = self.buffer("probs", (B, c.n_classes), self.dtype)  # softmax, kept for backward
+        loss = K.cross_entropy_forward(losses, self.probs, logits, self._labels, NO_IGNORE, c.label_smoothing)
+        return logits, loss
+
+    def backward(self):
+        """Accumulate dloss/dparams into `grads` (call `zero_grad()` first, once per step)."""
+        if self._labels is None:
+            raise RuntimeError("backward() needs a forward(ids, labels) immediately before it")
+        c = self.config
+        B = self._labels.shape[0]
+        h_shape = self._pool_mask.shape + (c.n_embd,)
+        # loss = (1/B) sum_b L_b: dlogits = (probs - target distribution) / B
+        dlogits = self.zeros("dlogits", (B, c.n_classes), self.dtype)
+        K.cross_entropy_backward(dlogits, self.probs, self._labels, NO_IGNORE, c.label_smoothing, 1.0 / B)
+        dpooled = self.zeros("dpooled", (B, c.n_embd), self.dtype)
+        self.classifier.backward(dlogits, dpooled)
+        dh = self.zeros("dh", h_shape, self.dtype)
+        K.mean_pool_backward(dh, dpooled, self._pool_mask)
+        self.encoder.backward(dh)
+
+    # -- inference ---------------------------------------------------------------------------------
+    def predict(self, ids):
+        """The most likely class of each sequence, (B,) int64, dropout off."""
+        logits, _ = self._run_eval(self.forward, ids)
+        return np.argmax(logits, axis=1)
+
+    def attention_maps(self, ids):
+        """{"encoder.layers.{i}.self_attn": (B, NH, T', T')} for ids, dropout off. With CLS pooling
+        position 0 is the classification token and T' = T + 1."""
+        self._run_eval(self.forward, ids)
+        return self._collect_attention(self.encoder.attention_layers("encoder"))

@@ -1,0 +1,242 @@
+"""Commands for the encoder models: train-seq2seq, train-classifier, translate, classify.
+
+    transformer-jit train-seq2seq --task dates          human-written dates -> ISO 8601
+    transformer-jit train-classifier --task brackets    balanced bracket strings or not
+    transformer-jit translate --out-dir out-dates "3rd of March 2021" "Mar 3, 21"
+    transformer-jit classify --out-dir out-brackets "([])" "([)]"
+
+Training prints its configuration and progress like `transformer-jit train`, saves checkpoints,
+config.json and metrics.csv in --out-dir, resumes with --resume, and ends by scoring the best
+checkpoint on the task's held-out test split.
+"""
+import argparse
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from .checkpoint import load_checkpoint, split_prefix
+from .classifier import EncoderClassifier
+from .cli_common import (add_optimisation_args, format_duration, print_config, resume_meta,
+                         train_config_from_args)
+from .configs import ClassifierConfig, Seq2SeqConfig
+from .evaluate import accuracy, classify, exact_match, translate
+from .recipes import TokenizerPair, recipe
+from .runs import CLASSIFIER_TASKS, SEQ2SEQ_TASKS, classifier_task, load_trained, seq2seq_task
+from .seqdata import SeqTokenizer
+from .seq2seq import Seq2SeqTransformer
+from .trainer import Trainer, write_run_config
+
+
+def _add_architecture_args(group, d):
+    group.add_argument("--n-head", type=int, default=d["n_head"])
+    group.add_argument("--n-embd", type=int, default=d["n_embd"], help="d_model")
+    group.add_argument("--n-inner", type=int, default=d.get("n_inner", 0), help="feed-forward width; 0: 4 * n_embd")
+    group.add_argument("--dropout", type=float, default=d.get("dropout", 0.0))
+    group.add_argument("--positional", choices=["sinusoidal", "learned"], default=d.get("positional", "sinusoidal"))
+    group.add_argument("--post-ln", action="store_true", help="layer norm after each residual, as in the paper "
+                                                              "(default: pre-LN)")
+    group.add_argument("--activation", choices=["gelu", "relu"], default=d.get("activation", "gelu"))
+    group.add_argument("--label-smoothing", type=float, default=d.get("label_smoothing", 0.0))
+    group.add_argument("--no-bias", action="store_true", help="no biases in linear and layer-norm layers")
+
+
+def _architecture(args):
+    return dict(n_head=args.n_head, n_embd=args.n_embd, n_inner=args.n_inner, dropout=args.dropout,
+                positional=args.positional, norm_first=not args.post_ln, activation=args.activation,
+                label_smoothing=args.label_smoothing, bias=not args.no_bias)
+
+
+def _add_data_args(parser, d, what):
+    data = parser.add_argument_group("data")
+    data.add_argument("--n-train", type=int, default=d["n_train"], help=f"{what} generated for training and validation")
+    data.add_argument("--n-test", type=int, default=d["n_test"], help=f"held-out {what} scored at the end")
+    data.add_argument("--data-seed", type=int, default=d["seed"], help="seed of the generated examples")
+
+
+def add_commands(commands):
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    r = recipe("dates")
+    s = commands.add_parser("train-seq2seq", help="train an encoder-decoder transformer on a built-in task",
+                            formatter_class=fmt)
+    s.add_argument("--task", choices=sorted(SEQ2SEQ_TASKS), default="dates",
+                   help="dates: human-written dates in 20 formats -> ISO 8601 (YYYY-MM-DD)")
+    s.add_argument("--out-dir", default="out-dates", help="where checkpoints, config.json and metrics.csv go")
+    s.add_argument("--resume", action="store_true", help="continue the run saved in --out-dir")
+    _add_data_args(s, r["data"], "pairs")
+    model = s.add_argument_group("model")
+    model.add_argument("--n-encoder-layer", type=int, default=r["model"]["n_encoder_layer"])
+    model.add_argument("--n-decoder-layer", type=int, default=r["model"]["n_decoder_layer"])
+    _add_architecture_args(model, r["model"])
+    model.add_argument("--untied", action="store_true", help="an output projection of its own instead of the "
+                                                             "target embedding matrix")
+    add_optimisation_args(s, r["train"])
+    _add_decoding_args(s, beam_width=1)
+
+    r = recipe("brackets")
+    c = commands.add_parser("train-classifier", help="train a transformer encoder classifier on a built-in task",
+                            formatter_class=fmt)
+    c.add_argument("--task", choices=sorted(CLASSIFIER_TASKS), default="brackets",
+                   help="brackets: is a string of ()[] balanced? (held-out lengths)")
+    c.add_argument("--out-dir", default="out-brackets", help="where checkpoints, config.json and metrics.csv go")
+    c.add_argument("--resume", action="store_true", help="continue the run saved in --out-dir")
+    _add_data_args(c, r["data"], "examples")
+    model = c.add_argument_group("model")
+    model.add_argument("--n-layer", type=int, default=r["model"]["n_layer"])
+    _add_architecture_args(model, r["model"])
+    model.add_argument("--pooling", choices=["mean", "cls"], default=r["model"]["pooling"],
+                       help="mean over non-padding positions, or the state of a classification token")
+    add_optimisation_args(c, r["train"])
+
+    t = commands.add_parser("translate", help="run a trained seq2seq model on texts (arguments, or stdin lines)",
+                            formatter_class=fmt)
+    t.add_argument("texts", nargs="*", help="texts to translate; none: read one per line from stdin")
+    t.add_argument("--out-dir", default="out-dates")
+    t.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    _add_decoding_args(t, beam_width=4)
+
+    k = commands.add_parser("classify", help="run a trained classifier on texts (arguments, or stdin lines)",
+                            formatter_class=fmt)
+    k.add_argument("texts", nargs="*", help="texts to classify; none: read one per line from stdin")
+    k.add_argument("--out-dir", default="out-brackets")
+    k.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    for parser, run in ((s, train_seq2seq), (c, train_classifier), (t, translate_cmd), (k, classify_cmd)):
+        parser.set_defaults(run=run)
+
+
+def _add_decoding_args(parser, beam_width):
+    dec = parser.add_argument_group("decoding")
+    dec.add_argument("--beam-width", type=int, default=beam_width, help="1: greedy decoding")
+    dec.add_argument("--alpha", type=float, default=0.6, help="beam search length normalisation ((5+|Y|)/6)^alpha")
+
+
+# -- training ------------------------------------------------------------------------------------
+def _fit(trainer, out_dir, resume):
+    if resume:
+        trainer.restore(out_dir / "last.npz")
+        print(f"resumed from {out_dir / 'last.npz'} at step {trainer.step}")
+    start_step, t0 = trainer.step, time.perf_counter()
+    trainer.fit()  # KeyboardInterrupt propagates after last.npz is saved
+    elapsed = time.perf_counter() - t0
+    steps = trainer.step - start_step
+    per_step = f", {1000 * elapsed / steps:.0f} ms/step" if steps else ""
+    print(f"training wall time: {format_duration(elapsed)} ({elapsed:.0f} s) for {steps} steps{per_step}")
+
+
+def _best(model, out_dir):
+    """Load best.npz's weights into model (what translate/classify use by default); its step."""
+    arrays, meta = load_checkpoint(out_dir / "best.npz")
+    model.load_state_dict(split_prefix(arrays, "model."))
+    return meta["step"]
+
+
+def train_seq2seq(args):
+    out_dir = Path(args.out_dir)
+    if args.resume:
+        meta, config = resume_meta(out_dir, args.max_iters)
+        info = meta["info"]
+        model_config = Seq2SeqConfig.from_dict(meta["model_config"])
+        task = seq2seq_task(info["task"], info["data"], TokenizerPair.from_dict(meta["tokenizer"]))
+    else:
+        r = recipe(args.task)
+        info = {"task": args.task, "data": {**r["data"], "n_train": args.n_train, "n_test": args.n_test,
+                                            "seed": args.data_seed}}
+        task = seq2seq_task(args.task, info["data"])
+        d = info["data"]
+        model_config = Seq2SeqConfig(src_vocab_size=task.tokenizer.src.vocab_size,
+                                     tgt_vocab_size=task.tokenizer.tgt.vocab_size, max_src_len=d["max_src_len"],
+                                     max_tgt_len=d["max_tgt_len"], n_encoder_layer=args.n_encoder_layer,
+                                     n_decoder_layer=args.n_decoder_layer, tie_weights=not args.untied,
+                                     **_architecture(args))
+        config = train_config_from_args(args, out_dir)
+    model = Seq2SeqTransformer(model_config, seed=config.seed)
+    print(f"task: {info['task']}, {len(task.dataset):,} generated pairs for training and validation, "
+          f"{len(task.test):,} held out; e.g. {task.test[0][0]!r} -> {task.test[0][1]!r}")
+    print(f"model: {model.num_params():,} parameters")
+    print_config(model_config, config, task=info)
+    write_run_config(out_dir, task=info, model=model_config.to_dict(), training=asdict(config))
+    trainer = Trainer(model, task.dataset, config, task.tokenizer, kind="seq2seq", info=info)
+    try:
+        _fit(trainer, out_dir, args.resume)
+    except KeyboardInterrupt:
+        return 130
+    step = _best(model, out_dir)
+    decoding = ("greedy decoding" if args.beam_width == 1
+                else f"beam search (width {args.beam_width}, alpha {args.alpha})")
+    score = exact_match(model, task.tokenizer.src, task.tokenizer.tgt, task.test, args.beam_width, args.alpha,
+                        progress=True)
+    print(f"held-out exact match: {score} on the {info['task']} test split, {decoding}, best checkpoint (step {step})")
+    for source, target, got in score.mistakes:
+        print(f"  wrong: {source!r} -> {got!r} (expected {target!r})")
+    return 0
+
+
+def train_classifier(args):
+    out_dir = Path(args.out_dir)
+    if args.resume:
+        meta, config = resume_meta(out_dir, args.max_iters)
+        info = meta["info"]
+        model_config = ClassifierConfig.from_dict(meta["model_config"])
+        task = classifier_task(info["task"], info["data"], SeqTokenizer.from_dict(meta["tokenizer"]))
+    else:
+        r = recipe(args.task)
+        info = {"task": args.task, "data": {**r["data"], "n_train": args.n_train, "n_test": args.n_test,
+                                            "seed": args.data_seed}}
+        task = classifier_task(args.task, info["data"])
+        model_config = ClassifierConfig(vocab_size=task.tokenizer.vocab_size, max_len=info["data"]["max_len"],
+                                        n_classes=task.dataset.num_classes, n_layer=args.n_layer,
+                                        pooling=args.pooling, cls_id=SeqTokenizer.BOS, **_architecture(args))
+        config = train_config_from_args(args, out_dir)
+    model = EncoderClassifier(model_config, seed=config.seed)
+    print(f"task: {info['task']}, {len(task.dataset):,} generated examples for training and validation, "
+          f"{len(task.test):,} held out; e.g. {task.test[0][0]!r} -> {task.test[0][1]}")
+    print(f"model: {model.num_params():,} parameters")
+    print_config(model_config, config, task=info)
+    write_run_config(out_dir, task=info, model=model_config.to_dict(), training=asdict(config))
+    trainer = Trainer(model, task.dataset, config, task.tokenizer, kind="classifier", info=info)
+    try:
+        _fit(trainer, out_dir, args.resume)
+    except KeyboardInterrupt:
+        return 130
+    step = _best(model, out_dir)
+    score = accuracy(model, task.tokenizer, task.test, progress=True)
+    print(f"held-out accuracy: {score} on the {info['task']} test split, best checkpoint (step {step})")
+    for text, label, got in score.mistakes:
+        print(f"  wrong: {text!r} -> {got} (expected {label})")
+    return 0
+
+
+# -- using a trained model -----------------------------------------------------------------------
+def _texts(args):
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
+    if not texts:
+        raise ValueError("no input: pass texts as arguments or one per line on stdin")
+    return texts
+
+
+def _load(args, kind):
+    out_dir = Path(args.out_dir)
+    path = out_dir / f"{args.checkpoint}.npz"
+    if not path.exists() and args.checkpoint == "best":
+        path = out_dir / "last.npz"
+    model, tokenizer, meta = load_trained(path)
+    if meta["kind"] != kind:
+        raise ValueError(f"{path} holds a {meta['kind']} model; use "
+                         f"{'classify' if meta['kind'] == 'classifier' else 'translate'}")
+    return model, tokenizer
+
+
+def translate_cmd(args):
+    model, tok = _load(args, "seq2seq")
+    texts = _texts(args)
+    for text, out in zip(texts, translate(model, tok.src, tok.tgt, texts, args.beam_width, args.alpha)):
+        print(f"{text} -> {out}")
+    return 0
+
+
+def classify_cmd(args):
+    model, tok = _load(args, "classifier")
+    texts = _texts(args)
+    for text, label in zip(texts, classify(model, tok, texts)):
+        print(f"{text} -> {label}")
+    return 0

@@ -1,0 +1,158 @@
+"""Decoding a Seq2SeqTransformer: greedy search and beam search, both stopping at end-of-sequence.
+
+Both encode the source once and then grow the target one token per step, re-running the decoder
+over the whole prefix each step (no key/value cache: simpler, and the prefixes here are short).
+PAD and BOS are never proposed: they are not tokens a target can contain.
+
+Beam search keeps the `beam_width` best prefixes per source by total log-probability. A prefix
+that ends in EOS is finished and scored with the length normalisation of Wu et al. (2016, GNMT)
+
+    score(Y) = log P(Y | X) / lp(Y),    lp(Y) = ((5 + |Y|) / 6) ** alpha
+
+(|Y| counts the generated tokens, EOS included; alpha = 0 is the raw log-probability, which
+favours short outputs, since every token multiplies in a probability < 1). A source is done once
+it has beam_width finished hypotheses (the usual early stop) or the maximum length is reached,
+when unfinished ones compete too. With beam_width = 1 this is exactly greedy decoding.
+"""
+import numpy as np
+
+from . import kernels as K
+
+
+def _excluded(config):
+    return [config.pad_id, config.bos_id]
+
+
+class _EvalMode:
+    """Dropout off while decoding, and the caller's mode restored afterwards."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        self.was_training = self.model.training
+        self.model.eval()
+
+    def __exit__(self, *exc):
+        self.model.train(self.was_training)
+
+
+def _max_steps(config, max_len):
+    if max_len is None:
+        return config.max_tgt_len
+    if max_len < 1:
+        raise ValueError(f"max_len must be >= 1, got {max_len}")
+    return min(max_len, config.max_tgt_len)  # the decoder's input (BOS + prefix) must fit its positions
+
+
+def _strip(row, eos_id):
+    """Tokens before the first EOS."""
+    ends = np.flatnonzero(row == eos_id)
+    return row[:ends[0]] if ends.size else row
+
+
+def greedy_decode(model, src, max_len=None):
+    """src (B, S) token ids -> list of B int64 arrays, the most likely token at every step, up to
+    (not including) EOS; at most max_len tokens (default and ceiling: the model's max_tgt_len)."""
+    c = model.config
+    steps = _max_steps(c, max_len)
+    with _EvalMode(model):
+        memory, src_mask = model.encode(src)
+        B = memory.shape[0]
+        seqs = np.full((B, 1), c.bos_id, dtype=np.int64)
+        done = np.zeros(B, dtype=bool)
+        for _ in range(steps):
+            logits = model.decode(seqs, memory, src_mask)[:, -1, :].astype(np.float64)
+            logits[:, _excluded(c)] = -np.inf
+            nxt = np.argmax(logits, axis=1)
+            nxt[done] = c.pad_id  # finished rows just wait
+            seqs = np.concatenate([seqs, nxt[:, None]], axis=1)
+            done |= nxt == c.eos_id
+            if done.all():
+                break
+    return [_strip(row, c.eos_id) for row in seqs[:, 1:]]
+
+
+def length_penalty(length, alpha):
+    """GNMT's lp(Y) = ((5 + |Y|) / 6) ** alpha."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def beam_search(model, src, beam_width=4, alpha=0.6, max_len=None, return_scores=False):
+    """src (B, S) -> list of B int64 arrays: the best finished hypothesis per source (without EOS).
+
+    beam_width >= 1 prefixes are kept per source, batched together through the decoder
+    (B * beam_width rows). alpha >= 0 is the length-normalisation exponent. With
+    return_scores=True also returns the list of their normalised scores.
+    """
+    c = model.config
+    if int(beam_width) != beam_width or beam_width < 1:
+        raise ValueError(f"beam_width must be a positive integer, got {beam_width}")
+    if alpha < 0:
+        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    steps = _max_steps(c, max_len)
+    Kw = int(beam_width)
+    with _EvalMode(model):
+        memory, src_mask = model.encode(src)
+        B = memory.shape[0]
+        # every beam of source b attends to the same memory: rows b*Kw ... b*Kw + Kw-1
+        memory = np.repeat(memory, Kw, axis=0)
+        src_mask = np.repeat(src_mask, Kw, axis=0)
+        seqs = np.full((B * Kw, 1), c.bos_id, dtype=np.int64)
+        # Start with one live beam per source: the others are -inf until the first expansion fills
+        # them, so the Kw copies of BOS do not yield Kw copies of the same hypothesis.
+        scores = np.full((B, Kw), -np.inf)
+        scores[:, 0] = 0.0
+        finished = [[] for _ in range(B)]  # (normalised score, tokens) per source
+        done = np.zeros(B, dtype=bool)
+        for step in range(steps):
+            logits = model.decode(seqs, memory, src_mask)[:, -1, :].astype(np.float64)
+            V = logits.shape[1]
+            logp = np.empty_like(logits)
+            K.log_softmax_forward(logp, logits)
+            logp[:, _excluded(c)] = -np.inf
+            # total log-probability of every (beam, next token) extension, per source
+            cand = (scores[:, :, None] + logp.reshape(B, Kw, V)).reshape(B, Kw * V)
+            # The 2 Kw best: even if Kw of them end in EOS, Kw remain to continue.
+            top = np.argsort(-cand, axis=1, kind="stable")[:, :2 * Kw]
+            parents = np.zeros((B, Kw), dtype=np.int64)
+            tokens = np.full((B, Kw), c.pad_id, dtype=np.int64)
+            new_scores = np.full((B, Kw), -np.inf)
+            for b in range(B):
+                if done[b]:
+                    continue
+                n_live = 0
+                for j in top[b]:
+                    s = cand[b, j]
+                    if s == -np.inf:
+                        break
+                    k, tok = divmod(int(j), V)
+                    if tok == c.eos_id:
+                        # tokens: the parent's prefix without BOS; |Y| = step + 1 with the EOS
+                        finished[b].append((s / length_penalty(step + 1, alpha), seqs[b * Kw + k, 1:].copy()))
+                        if len(finished[b]) == Kw:
+                            break
+                    else:
+                        parents[b, n_live], tokens[b, n_live], new_scores[b, n_live] = k, tok, s
+                        n_live += 1
+                        if n_live == Kw:
+                            break
+                done[b] = len(finished[b]) >= Kw or n_live == 0
+            rows = (np.arange(B)[:, None] * Kw + parents).reshape(-1)
+            seqs = np.concatenate([seqs[rows], tokens.reshape(-1, 1)], axis=1)
+            scores = new_scores
+            if done.all():
+                break
+        # Sources that ran out of length: their live hypotheses compete unfinished.
+        for b in range(B):
+            if done[b]:
+                continue
+            for k in range(Kw):
+                if scores[b, k] > -np.inf:
+                    length = seqs.shape[1] - 1
+                    finished[b].append((scores[b, k] / length_penalty(length, alpha), seqs[b * Kw + k, 1:].copy()))
+    best = [max(f, key=lambda item: item[0]) for f in finished]
+    outputs = [_strip(tokens, c.eos_id) for _, tokens in best]
+    if return_scores:
+        return outputs, [score for score, _ in best]
+    return outputs

@@ -1,0 +1,103 @@
+"""Task metrics for the encoder models: exact match of decoded translations, classification accuracy.
+
+Both run the model in batches over held-out texts with dropout off, and both say what they got
+wrong, since "97%" is much easier to act on next to three of the failures.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .decoding import beam_search, greedy_decode
+from .seqdata import pad_batch
+
+
+@dataclass
+class Score:
+    correct: int
+    total: int
+    mistakes: list = field(default_factory=list)  # (input, expected, got), the first few
+
+    @property
+    def fraction(self):
+        return self.correct / self.total if self.total else 0.0
+
+    def __str__(self):
+        return f"{100 * self.fraction:.2f}% ({self.correct}/{self.total})"
+
+
+def _batches(items, batch_size, desc, progress):
+    starts = range(0, len(items), batch_size)
+    # disable=None: shown on a terminal, quiet when output is redirected
+    for start in tqdm(starts, desc=desc, unit="batch", leave=False, disable=None if progress else True):
+        yield items[start:start + batch_size]
+
+
+def translate(model, src_tok, tgt_tok, texts, beam_width=1, alpha=0.6, batch_size=256, progress=False):
+    """Decode each text with the seq2seq model: greedy for beam_width 1, else beam search.
+
+    Characters outside the source vocabulary and texts longer than the model's max_src_len raise
+    a ValueError that names the text.
+    """
+    texts = list(texts)
+    if not texts:
+        raise ValueError("nothing to translate: no input texts")
+    max_len = model.config.max_src_len
+    encoded = []
+    for text in texts:
+        if not text:
+            raise ValueError("cannot translate an empty text")
+        try:
+            ids = src_tok.encode(text)
+        except ValueError as e:
+            raise ValueError(f"{text!r}: {e}") from None
+        if len(ids) > max_len:
+            raise ValueError(f"{text!r} has {len(ids)} characters; this model reads at most {max_len}")
+        encoded.append(ids)
+    outputs = []
+    for chunk in _batches(encoded, batch_size, "decoding", progress):
+        src = pad_batch(chunk)
+        tokens = greedy_decode(model, src) if beam_width == 1 else beam_search(model, src, beam_width, alpha)
+        outputs.extend(tgt_tok.decode(t) for t in tokens)
+    return outputs
+
+
+def exact_match(model, src_tok, tgt_tok, pairs, beam_width=1, alpha=0.6, batch_size=256, progress=False, keep=5):
+    """Fraction of (source, target) pairs whose decoded output equals the target exactly."""
+    sources = [s for s, _ in pairs]
+    got = translate(model, src_tok, tgt_tok, sources, beam_width, alpha, batch_size, progress)
+    score = Score(0, len(pairs))
+    for (source, target), output in zip(pairs, got):
+        if output == target:
+            score.correct += 1
+        elif len(score.mistakes) < keep:
+            score.mistakes.append((source, target, output))
+    return score
+
+
+def classify(model, tok, texts, batch_size=256, progress=False):
+    """Predicted class of each text, (n,) int64. A CLS token, if the model uses one, is its own
+    business: it is added inside the model."""
+    texts = list(texts)
+    if not texts:
+        raise ValueError("nothing to classify: no input texts")
+    preds = []
+    for chunk in _batches(texts, batch_size, "classifying", progress):
+        try:
+            ids = pad_batch([tok.encode(t) for t in chunk])
+        except ValueError as e:
+            raise ValueError(f"cannot classify: {e}") from None
+        preds.append(model.predict(ids))
+    return np.concatenate(preds)
+
+
+def accuracy(model, tok, examples, batch_size=256, progress=False, keep=5):
+    """Fraction of (text, label) examples the classifier gets right."""
+    preds = classify(model, tok, [t for t, _ in examples], batch_size, progress)
+    score = Score(0, len(examples))
+    for (text, label), pred in zip(examples, preds):
+        if pred == label:
+            score.correct += 1
+        elif len(score.mistakes) < keep:
+            score.mistakes.append((text, label, int(pred)))
+    return score

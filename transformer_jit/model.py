@@ -1,0 +1,87 @@
+"""What every model shares: the flat parameter buffer, modes, dropout seeds and attention maps.
+
+A model subclass declares its layers against `self.store`, calls `self._build()`, and implements
+`forward(*batch) -> (output, loss)` and `backward()`. That is the whole contract the Trainer needs.
+"""
+import numpy as np
+
+from .layers import Layer
+from .params import ParameterStore
+
+
+class Model(Layer):
+    def __init__(self, config, seed=0, dtype=np.float32):
+        super().__init__()
+        self.config = config
+        self.dtype = np.dtype(dtype)
+        self.seed = seed
+        self.store = ParameterStore()
+        self.training = True
+        self.forward_count = 0  # training forwards so far: with `seed`, it determines every dropout mask
+
+    def _build(self):
+        """Allocate the flat buffers once every layer has declared its parameters."""
+        self.store.build(self.dtype, np.random.default_rng(self.seed))
+
+    # -- parameters -------------------------------------------------------------------------------
+    @property
+    def params(self):
+        """All parameters, one flat buffer (decayed ones first, `n_decay` of them)."""
+        return self.store.data
+
+    @property
+    def grads(self):
+        return self.store.grad
+
+    @property
+    def n_decay(self):
+        return self.store.n_decay
+
+    def num_params(self):
+        return len(self.store)
+
+    def state_dict(self):
+        """Copies of the weights by name, PyTorch nn.Linear layout (out_features, in_features)."""
+        return self.store.state_dict()
+
+    def load_state_dict(self, state):
+        self.store.load_state_dict(state)
+
+    def gradients(self):
+        return self.store.gradients()
+
+    def zero_grad(self):
+        self.store.grad.fill(0)
+
+    def train(self, mode=True):
+        self.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    # -- helpers for subclasses --------------------------------------------------------------------
+    def _dropout_seeds(self, n):
+        """n dropout seeds for one training forward, or n Nones when dropout is off.
+
+        The seeds come from (model seed, forward count), so a run, and a resumed run, draws the
+        same masks; every training forward with dropout advances the count.
+        """
+        if not (self.training and self.config.dropout > 0.0):
+            return [None] * n
+        self.forward_count += 1
+        seeds = np.random.SeedSequence([self.seed, self.forward_count]).generate_state(n, np.uint64)
+        return [int(s) >> 1 for s in seeds]  # 63-bit: numba passes Python ints as int64
+
+    def _collect_attention(self, named_layers):
+        """{name: copy of the layer's last probabilities (B, NH, T, S)} for (name, layer) pairs."""
+        return {name: layer.probs.copy() for name, layer in named_layers}
+
+    def _run_eval(self, fn, *args):
+        """Run fn(*args) with dropout off, restoring the mode it found."""
+        was_training = self.training
+        self.eval()
+        try:
+            return fn(*args)
+        finally:
+            self.train(was_training)

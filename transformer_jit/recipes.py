@@ -1,0 +1,52 @@
+"""Tuned settings for the built-in tasks, shared by the command line and the scripts.
+
+Each recipe is what reached its target on a 2-core CPU (see README): exact match >= 99% on
+held-out dates, accuracy >= 98% on held-out bracket strings, each in well under 10 minutes of
+training. `data` says how many examples to generate and how long they may be; `model` and
+`train` are keyword arguments of the model's config and of TrainConfig.
+"""
+import copy
+
+from .seqdata import SeqTokenizer
+
+DATES = {
+    "data": {"n_train": 50_000, "n_test": 2_000, "seed": 0, "val_fraction": 0.02,
+             "max_src_len": 32, "max_tgt_len": 12},  # inputs are at most 29 characters; ISO + BOS is 11
+    "model": {"n_encoder_layer": 2, "n_decoder_layer": 2, "n_head": 4, "n_embd": 64},
+    "train": {"batch_size": 64, "max_iters": 3_000, "lr": 2e-3, "min_lr": 1e-4, "warmup_iters": 200,
+              "weight_decay": 0.01, "eval_interval": 500, "eval_iters": 10},
+}
+
+BRACKETS = {
+    "data": {"n_train": 40_000, "n_test": 2_000, "seed": 0, "val_fraction": 0.05,
+             "max_len": 32},  # strings are at most 24 brackets
+    "model": {"n_layer": 3, "n_head": 4, "n_embd": 64, "pooling": "mean"},
+    "train": {"batch_size": 64, "max_iters": 4_000, "lr": 2e-3, "min_lr": 1e-4, "warmup_iters": 200,
+              "weight_decay": 0.01, "eval_interval": 500, "eval_iters": 10},
+}
+
+RECIPES = {"dates": DATES, "brackets": BRACKETS}
+
+
+def recipe(task):
+    """A copy of the task's recipe (safe to modify)."""
+    try:
+        return copy.deepcopy(RECIPES[task])
+    except KeyError:
+        raise ValueError(f"unknown task {task!r}; choose from {sorted(RECIPES)}") from None
+
+
+class TokenizerPair:
+    """The source and target tokenizers of a seq2seq model, saved together in its checkpoints."""
+
+    def __init__(self, src, tgt):
+        self.src, self.tgt = src, tgt
+
+    def to_dict(self):
+        return {"type": "pair", "src": self.src.to_dict(), "tgt": self.tgt.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d):
+        if d.get("type") != "pair":
+            raise ValueError(f"not a tokenizer pair: {d.get('type')!r}")
+        return cls(SeqTokenizer.from_dict(d["src"]), SeqTokenizer.from_dict(d["tgt"]))
