@@ -37,3 +37,25 @@ def assert_grad_close(name, analytic, numeric, tol=1e-6):
     print(f"gradcheck {name}: max relative error {err:.2e}")
     assert analytic.shape == numeric.shape, f"{name}: shape {analytic.shape} != {numeric.shape}"
     assert err < tol, f"{name}: max relative error {err:.2e} exceeds {tol:.0e}"
+
+
+def check_model_gradients(model, batch, min_tensors=1):
+    """Whole-model check: backward() against finite differences of the loss, parameter by parameter.
+
+    `model` must be float64; dropout masks are held fixed by resetting the model's forward counter
+    before every evaluation.
+    """
+    def loss():
+        model.forward_count = 0  # the same dropout masks on every evaluation
+        return model.forward(*batch)[1]
+
+    loss()
+    model.zero_grad()
+    model.backward()
+    analytic = model.gradients()
+    # The numeric gradient is laid out like the flat buffer: put it there to read it back by name.
+    model.grads[:] = numerical_grad(loss, model.params)
+    numeric = model.gradients()
+    assert set(analytic) == set(numeric) and len(analytic) >= min_tensors
+    for name in analytic:
+        assert_grad_close(name, analytic[name], numeric[name])

@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from gradcheck import assert_grad_close, numerical_grad
+from gradcheck import check_model_gradients
 from transformer_jit import Seq2SeqConfig, Seq2SeqTransformer, TrainConfig, Trainer, beam_search, greedy_decode
 from transformer_jit.attention import CrossAttention
 from transformer_jit.decoding import length_penalty
@@ -40,20 +40,7 @@ def random_model(rng, dtype=np.float64, std=0.3, **options):
 def test_whole_seq2seq_gradient_matches_finite_differences(rng, options):
     model = random_model(rng, **options)
     batch = padded_batch(rng)
-
-    def loss():
-        model.forward_count = 0  # the same dropout masks on every evaluation
-        return model.forward(*batch)[1]
-
-    loss()
-    model.zero_grad()
-    model.backward()
-    analytic = model.gradients()
-    model.grads[:] = numerical_grad(loss, model.params)  # laid out like the flat buffer: read back by name
-    numeric = model.gradients()
-    assert set(analytic) == set(numeric) and len(analytic) >= 30
-    for name in analytic:
-        assert_grad_close(name, analytic[name], numeric[name])
+    check_model_gradients(model, batch, min_tensors=30)
 
 
 def test_state_dict_names_read_like_the_paper():

@@ -1,8 +1,8 @@
 """Tuned settings for the built-in tasks, shared by the command line and the scripts.
 
-Each recipe is what reached its target on a 2-core CPU (see README): exact match >= 99% on
-held-out dates, accuracy >= 98% on held-out bracket strings, each in well under 10 minutes of
-training. `data` says how many examples to generate and how long they may be; `model` and
+Each recipe is what reached its target on a 2-core CPU (see README): 100% exact match on held-out
+dates after about 2 minutes of training, 98.65% accuracy on bracket strings of held-out lengths
+after 16,000 steps (20 minutes on a machine shared with other jobs). `data` says how many examples to generate and how long they may be; `model` and
 `train` are keyword arguments of the model's config and of TrainConfig.
 """
 import copy
@@ -20,9 +20,9 @@ DATES = {
 BRACKETS = {
     "data": {"n_train": 40_000, "n_test": 2_000, "seed": 0, "val_fraction": 0.05,
              "max_len": 32},  # strings are at most 24 brackets
-    "model": {"n_layer": 3, "n_head": 4, "n_embd": 64, "pooling": "mean"},
-    "train": {"batch_size": 64, "max_iters": 4_000, "lr": 2e-3, "min_lr": 1e-4, "warmup_iters": 200,
-              "weight_decay": 0.01, "eval_interval": 500, "eval_iters": 10},
+    "model": {"n_layer": 3, "n_head": 8, "n_embd": 64, "pooling": "mean"},
+    "train": {"batch_size": 64, "max_iters": 16_000, "lr": 1e-3, "min_lr": 1e-4, "warmup_iters": 200,
+              "weight_decay": 0.01, "eval_interval": 1000, "eval_iters": 10},
 }
 
 RECIPES = {"dates": DATES, "brackets": BRACKETS}
