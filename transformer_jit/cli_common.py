@@ -21,6 +21,8 @@ def add_optimisation_args(parser, defaults):
                      help="cosine: linear warm-up, then cosine decay to --min-lr; noam: the paper's linear "
                           "warm-up, then lr ~ 1/sqrt(step)")
     opt.add_argument("--weight-decay", type=float, default=d["weight_decay"])
+    opt.add_argument("--beta1", type=float, default=d["beta1"], help="Adam/AdamW first-moment decay")
+    opt.add_argument("--beta2", type=float, default=d["beta2"], help="Adam/AdamW second-moment decay")
     opt.add_argument("--grad-clip", type=float, default=d["grad_clip"])
     opt.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=d["optimizer"])
     opt.add_argument("--eval-interval", type=int, default=d["eval_interval"])
@@ -35,6 +37,7 @@ def add_optimisation_args(parser, defaults):
 def train_config_from_args(args, out_dir, data=""):
     return TrainConfig(batch_size=args.batch_size, max_iters=args.max_iters or args.default_max_iters, lr=args.lr,
                        min_lr=args.min_lr, warmup_iters=args.warmup_iters, weight_decay=args.weight_decay,
+                       beta1=args.beta1, beta2=args.beta2,
                        grad_clip=args.grad_clip, optimizer=args.optimizer, eval_interval=args.eval_interval,
                        eval_iters=args.eval_iters, patience=args.patience, seed=args.seed, out_dir=str(out_dir),
                        data=data, schedule=args.schedule)

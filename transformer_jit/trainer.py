@@ -10,6 +10,7 @@ takes exactly the steps the uninterrupted run would have taken.
 """
 import csv
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -65,11 +66,11 @@ class TrainConfig:
 
 
 class Trainer:
-    def __init__(self, model, data, config, tokenizer=None, kind="gpt", log=tqdm.write, info=None):
+    def __init__(self, model, data, config, tokenizer=None, kind="gpt", log=None, info=None):
         """`kind` names the model type in checkpoints ("gpt", "seq2seq", "classifier"); `info` is
         any JSON-serialisable description of the run (e.g. which task and data) saved with them."""
         self.model, self.data, self.config = model, data, config
-        self.tokenizer, self.kind, self.log = tokenizer, kind, log
+        self.tokenizer, self.kind, self.log = tokenizer, kind, log or log_line
         self.info = info or {}
         self.optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay,
                                         (config.beta1, config.beta2))
@@ -209,6 +210,12 @@ class Trainer:
         self.best_val_loss = meta["best_val_loss"]
         self.evals_since_best = meta["evals_since_best"]
         return meta
+
+
+def log_line(message):
+    """Print above the progress bar, and flush, so redirected output shows each evaluation as it happens."""
+    tqdm.write(message)
+    sys.stdout.flush()
 
 
 def write_run_config(out_dir, **sections):
