@@ -25,6 +25,12 @@ access then goes through runtime strides and LLVM does not vectorize the head-si
 backward pass it cannot even prove that stores into dk do not overlap loads from q). The copy
 costs O((T + S) hs) per head against O(T S hs) arithmetic, and made both kernels several times
 faster in a float32 measurement (T = S = 128, hs = 64).
+
+The keys (forward) and values (backward) are copied transposed, (hs, S), so that a row of scores
+q_t . k_s is built one channel at a time with the inner loop along s: 16 scores per vector
+instruction. A dot product per (t, s) instead ends in a sum across one vector per score, which at
+hs = 32 costs as much as the multiplies. The exponentials use exp64 (fast_exp.py), which
+vectorizes where math.exp does not.
 """
 import math
 
@@ -32,6 +38,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import parallel_kernel
+from .fast_exp import exp64
 
 
 @parallel_kernel
@@ -59,64 +66,60 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal):
         b = bh // n_head
         h = bh % n_head
         c0 = h * hs  # first channel of this head
-        # Contiguous copies of this head's keys and values, read T times each (see module doc).
-        kh = np.empty((S, hs), dtype=probs.dtype)
+        # Contiguous copies of this head's keys, transposed, and values (see module doc).
+        kt = np.empty((hs, S), dtype=probs.dtype)
         vh = np.empty((S, hs), dtype=probs.dtype)
         for s in range(S):
             for i in range(hs):
-                kh[s, i] = k[b, s, c0 + i]
+                kt[i, s] = k[b, s, c0 + i]
                 vh[s, i] = v[b, s, c0 + i]
-        qt = np.empty(hs, dtype=probs.dtype)  # query row t
-        ot = np.empty(hs, dtype=probs.dtype)  # output row t, before normalisation
+        ot = np.empty(hs, dtype=probs.dtype)  # output row t
         for t in range(T):
-            s_end = t + 1 if causal else S  # causal: keys after t are outside the loop bound
+            s_end = t + 1 if causal else S  # causal: keys after t are outside the loop bounds
+            a = probs[b, h, t]  # this row of probs holds the scores until they become P
+            # Scores A[t, s] = (q_t . k_s) * scale, summed one channel i at a time so that the
+            # inner loop runs along s, over contiguous memory, with no sum across a vector.
+            a[:s_end] = zero
             for i in range(hs):
-                qt[i] = q[b, t, c0 + i]
-            # Pass 1: scores A[t, s] = (q_t . k_s) * scale into the probs row (used as scratch),
-            # and their maximum over allowed keys: softmax(a) = softmax(a - max), and with the
+                qi = q[b, t, c0 + i] * scale
+                for s in range(s_end):
+                    a[s] += qi * kt[i, s]
+            # Their maximum over allowed keys: softmax(a) = softmax(a - max), and with the
             # maximum subtracted no exp can overflow.
             n_allowed = 0
             a_max = zero
             for s in range(s_end):
-                if key_mask is not None and not key_mask[b, s]:
-                    continue
-                dot = zero
-                for i in range(hs):
-                    dot += qt[i] * kh[s, i]
-                a = dot * scale
-                probs[b, h, t, s] = a
-                if n_allowed == 0 or a > a_max:
-                    a_max = a
-                n_allowed += 1
+                if key_mask is None or key_mask[b, s]:
+                    if n_allowed == 0 or a[s] > a_max:
+                        a_max = a[s]
+                    n_allowed += 1
             if n_allowed == 0:
                 # Fully masked query: there is no distribution to normalise, so P and O are 0.
-                for s in range(S):
-                    probs[b, h, t, s] = zero
+                a[:] = zero
                 for i in range(hs):
                     out[b, t, c0 + i] = zero
                 continue
-            # Pass 2: e_s = exp(A[t, s] - max), their sum, and the unnormalised output
-            # sum_s e_s v_s in one sweep; both are divided by the sum afterwards.
-            for i in range(hs):
-                ot[i] = zero
+            # e_s = exp(A[t, s] - max) for allowed keys, exactly 0 for the others, and their sum
+            # (>= 1: the maximal key contributes exp(0) = 1); P = e / sum.
             denom = zero
             for s in range(s_end):
+                e = dt(exp64(a[s] - a_max))
                 if key_mask is not None and not key_mask[b, s]:
-                    probs[b, h, t, s] = zero  # padding key: probability exactly 0
-                    continue
-                e = math.exp(probs[b, h, t, s] - a_max)
-                probs[b, h, t, s] = e
+                    e = zero
+                a[s] = e
                 denom += e
-                for i in range(hs):
-                    ot[i] += e * vh[s, i]
-            for s in range(s_end, S):  # causal: future keys get probability exactly 0
-                probs[b, h, t, s] = zero
-            # denom >= 1: the maximal allowed key contributes exp(0) = 1.
             inv = one / denom
             for s in range(s_end):
-                probs[b, h, t, s] *= inv
+                a[s] *= inv
+            a[s_end:] = zero  # causal: future keys get probability exactly 0
+            # O_t = sum_s P[t, s] v_s
+            ot[:] = zero
+            for s in range(s_end):
+                p = a[s]
+                for i in range(hs):
+                    ot[i] += p * vh[s, i]
             for i in range(hs):
-                out[b, t, c0 + i] = ot[i] * inv
+                out[b, t, c0 + i] = ot[i]
 
 
 @parallel_kernel
@@ -142,8 +145,8 @@ def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causa
                                           (softmax_vjp in kernels/softmax.py, inlined here)
         dQ = dA K * scale                 A = q k^T * scale is bilinear in q and k
         dK = dA^T Q * scale
-    Disallowed keys have P = 0, so they receive no gradient (dA = 0 and their dV row is
-    untouched); they are skipped by the same bounds and checks as in the forward pass. A fully
+    Disallowed keys have P = 0, so every term they would receive (dV, dA and through it dK) is
+    0 without a mask check: only causal future keys are skipped, by the loop bounds. A fully
     masked query row has P = 0 and gets dq = 0.
     """
     B, T, C = q.shape
@@ -156,12 +159,12 @@ def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causa
         b = bh // n_head
         h = bh % n_head
         c0 = h * hs
-        # Contiguous copies of this head's inputs, and contiguous gradient accumulators that are
-        # added into dq, dk, dv once at the end (see module doc for why).
+        # Contiguous copies of this head's inputs (values transposed), and contiguous gradient
+        # accumulators that are added into dq, dk, dv once at the end (see module doc for why).
         qh = np.empty((T, hs), dtype=probs.dtype)
         gh = np.empty((T, hs), dtype=probs.dtype)  # dout
         kh = np.empty((S, hs), dtype=probs.dtype)
-        vh = np.empty((S, hs), dtype=probs.dtype)
+        vt = np.empty((hs, S), dtype=probs.dtype)
         for t in range(T):
             for i in range(hs):
                 qh[t, i] = q[b, t, c0 + i]
@@ -169,35 +172,35 @@ def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causa
         for s in range(S):
             for i in range(hs):
                 kh[s, i] = k[b, s, c0 + i]
-                vh[s, i] = v[b, s, c0 + i]
+                vt[i, s] = v[b, s, c0 + i]
         dqh = np.zeros((T, hs), dtype=probs.dtype)
         dkh = np.zeros((S, hs), dtype=probs.dtype)
         dvh = np.zeros((S, hs), dtype=probs.dtype)
-        dp = np.empty(S, dtype=probs.dtype)  # one row of dP, reused for every query t
+        da = np.empty(S, dtype=probs.dtype)  # one row of dP, then of dA, reused for every query t
         for t in range(T):
             s_end = t + 1 if causal else S
-            # dP[t, s] = dO_t . v_s  and  dV_s += P[t, s] dO_t, over allowed keys;
-            # alongside, the row dot <P[t], dP[t]> that the softmax VJP needs.
+            p = probs[b, h, t]
+            # dP[t, s] = dO_t . v_s, one channel at a time (inner loop along s, contiguous)
+            da[:s_end] = zero
+            for i in range(hs):
+                g = gh[t, i]
+                for s in range(s_end):
+                    da[s] += g * vt[i, s]
+            # the row dot <P[t], dP[t]> that the softmax VJP needs, then
+            # dA[t, s] = P[t, s] (dP[t, s] - <P[t], dP[t]>), with the scale of A folded in
             row_dot = zero
             for s in range(s_end):
-                if key_mask is not None and not key_mask[b, s]:
-                    continue
-                p = probs[b, h, t, s]
-                dot = zero
-                for i in range(hs):
-                    dot += gh[t, i] * vh[s, i]
-                    dvh[s, i] += p * gh[t, i]
-                dp[s] = dot
-                row_dot += p * dot
-            # dA[t, s] = P[t, s] (dP[t, s] - <P[t], dP[t]>), with the scale of A folded in; then
-            # dq_t += dA[t, s] * scale * k_s  and  dk_s += dA[t, s] * scale * q_t.
+                row_dot += p[s] * da[s]
             for s in range(s_end):
-                if key_mask is not None and not key_mask[b, s]:
-                    continue
-                da = probs[b, h, t, s] * (dp[s] - row_dot) * scale
+                da[s] = p[s] * (da[s] - row_dot) * scale
+            # dV_s += P[t, s] dO_t;  dq_t += dA[t, s] k_s;  dk_s += dA[t, s] q_t
+            for s in range(s_end):
+                ps = p[s]
+                ds = da[s]
                 for i in range(hs):
-                    dqh[t, i] += da * kh[s, i]
-                    dkh[s, i] += da * qh[t, i]
+                    dvh[s, i] += ps * gh[t, i]
+                    dqh[t, i] += ds * kh[s, i]
+                    dkh[s, i] += ds * qh[t, i]
         # Accumulate (+=) this head's gradients into the caller's buffers.
         for t in range(T):
             for i in range(hs):

@@ -10,8 +10,10 @@ error; nine squarings then raise it to the 512th power, which multiplies the rel
 512, to ~2e-13. The work is done in float64 whatever the caller's dtype: in float32 the squarings
 would magnify float32 rounding the same way (to ~3e-5).
 
-`exp64` clamps its argument, so it is only for `sigmoid64`, where that is harmless: at |z| = 40
-the sigmoid is already 1 or 4e-18, and past -40 it returns exactly 0.
+`exp64` clamps its argument, so it is only for uses where that is harmless: `sigmoid64` (at
+|z| = 40 the sigmoid is already 1 or 4e-18, and past -40 it returns exactly 0) and the softmax in
+attention, whose arguments a - max(a) are <= 0, where the clamp changes a weight of at most 4e-18
+relative to the largest.
 """
 from ._jit import kernel
 

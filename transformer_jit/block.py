@@ -86,8 +86,7 @@ class Residual(Layer):
         N = B * T
         if self.norm_first:
             K.residual_forward(dinp.reshape(-1), dinp.reshape(-1), dout.reshape(-1))  # identity path
-            dh = self.zeros("dh", (B, T, C), dout.dtype)
-            self.drop.backward(dout, dh)
+            dh = self._dropout_backward(dout)
             dln = self.zeros("dln", (B, T, C), dout.dtype)
             self.fn.backward(dh, dln, *extra)
             self.norm.backward(dln.reshape(N, C), dinp.reshape(N, C))
@@ -95,9 +94,15 @@ class Residual(Layer):
         ds = self.zeros("ds", (B, T, C), dout.dtype)  # dL/ds, s = x + dropout(f(x))
         self.norm.backward(dout.reshape(N, C), ds.reshape(N, C))
         K.residual_forward(dinp.reshape(-1), dinp.reshape(-1), ds.reshape(-1))  # identity path
-        dh = self.zeros("dh", (B, T, C), dout.dtype)
-        self.drop.backward(ds, dh)
-        self.fn.backward(dh, dinp, *extra)
+        self.fn.backward(self._dropout_backward(ds), dinp, *extra)
+
+    def _dropout_backward(self, dout):
+        """dL/dh for h = dropout(f(...)): dout itself when dropout is off (no copy)."""
+        if not self.drop.active:
+            return dout
+        dh = self.zeros("dh", dout.shape, dout.dtype)
+        self.drop.backward(dout, dh)
+        return dh
 
 
 class Block(Layer):

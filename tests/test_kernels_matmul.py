@@ -1,0 +1,70 @@
+"""The packed matrix multiply behind every linear layer: against NumPy for every layout, edge tiles,
+several depth slices, bias, accumulation, float32, and its interpreted loops."""
+import numpy as np
+import pytest
+
+from transformer_jit.kernels.matmul import KC, MR, NR, matmul, micro_kernel
+
+# (M, K, N): one row short of / past a tile, a column short of / past a panel, depths of one slice,
+# exactly one slice and three slices (the last one partial).
+SHAPES = [(1, 1, 1), (MR - 1, 7, NR + 1), (MR + 1, KC, NR - 1), (4 * MR + 5, 2 * KC + 3, 3 * NR + 7), (61, 70, 96)]
+
+
+def operands(rng, M, K, N, a_transposed, b_transposed, dtype=np.float64):
+    A = rng.standard_normal((M, K)).astype(dtype)
+    B = rng.standard_normal((K, N)).astype(dtype)
+    a = np.ascontiguousarray(A.T) if a_transposed else A
+    b = np.ascontiguousarray(B.T) if b_transposed else B
+    return A, B, a, b
+
+
+@pytest.mark.parametrize("M,K,N", SHAPES)
+@pytest.mark.parametrize("a_transposed", [False, True])
+@pytest.mark.parametrize("b_transposed", [False, True])
+def test_matches_numpy_for_every_layout(rng, M, K, N, a_transposed, b_transposed):
+    A, B, a, b = operands(rng, M, K, N, a_transposed, b_transposed)
+    out = np.full((M, N), np.nan)  # overwritten, never read
+    matmul(out, a, a_transposed, b, b_transposed, None, False)
+    np.testing.assert_allclose(out, A @ B, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("M,K,N", SHAPES[1:4])
+def test_bias_and_accumulate(rng, M, K, N):
+    A, B, a, b = operands(rng, M, K, N, False, True)
+    bias = rng.standard_normal(N)
+    out = np.full((M, N), np.nan)
+    matmul(out, a, False, b, True, bias, False)
+    np.testing.assert_allclose(out, A @ B + bias, rtol=1e-12, atol=1e-12)
+    start = rng.standard_normal((M, N))
+    out = start.copy()
+    matmul(out, a, False, b, True, None, True)
+    np.testing.assert_allclose(out, start + A @ B, rtol=1e-12, atol=1e-12)
+    out = start.copy()
+    matmul(out, a, False, b, True, bias, True)
+    np.testing.assert_allclose(out, start + A @ B + bias, rtol=1e-12, atol=1e-12)
+
+
+def test_float32_stays_float32(rng):
+    M, K, N = SHAPES[3]
+    A, B, a, b = operands(rng, M, K, N, True, False, np.float32)
+    out = np.empty((M, N), np.float32)
+    matmul(out, a, True, b, False, None, False)
+    ref = A.astype(np.float64) @ B.astype(np.float64)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_interpreted_matches_compiled(rng):
+    M, K, N = MR + 1, 9, NR + 3
+    A, B, a, b = operands(rng, M, K, N, True, True)
+    jit_out, py_out = np.empty((M, N)), np.empty((M, N))
+    matmul(jit_out, a, True, b, True, None, False)
+    matmul.py_func(py_out, a, True, b, True, None, False)
+    np.testing.assert_allclose(py_out, jit_out, rtol=1e-13, atol=1e-13)
+    tile = rng.standard_normal((MR, NR))
+    a_block, b_panels = rng.standard_normal((2, KC, MR)), rng.standard_normal((3, KC, NR))
+    jit_tile, py_tile = tile.copy(), tile.copy()
+    micro_kernel(jit_tile, a_block, 1, b_panels, 2, 5)
+    micro_kernel.py_func(py_tile, a_block, 1, b_panels, 2, 5)
+    np.testing.assert_allclose(py_tile, jit_tile, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(jit_tile, tile + a_block[1, :5].T @ b_panels[2, :5], rtol=1e-13, atol=1e-13)
