@@ -224,20 +224,23 @@ def _pack_b(b_panels, b, b_transposed, k0, kc):
 @kernel
 def _pack_a(a_block, a, a_transposed, i0, M, k0, kc):
     """a_block[t, k, i] = A[i0 + t * MR + i, k0 + k], zero past the last row."""
-    for t in range(a_block.shape[0]):
+    n_tiles = a_block.shape[0]
+    if a_transposed:  # A[i, k] = a[k, i]: row k0 + k of a holds the whole block's values side by side
+        for k in range(kc):
+            for t in range(n_tiles):
+                r0 = i0 + t * MR
+                for i in range(MR):
+                    a_block[t, k, i] = a[k0 + k, r0 + i] if r0 + i < M else 0
+        return
+    for t in range(n_tiles):
         r0 = i0 + t * MR
-        mr = max(0, min(MR, M - r0))
-        if a_transposed:  # A[i, k] = a[k, i]: each row of a holds the tile's 6 values side by side
-            for k in range(kc):
-                for i in range(mr):
-                    a_block[t, k, i] = a[k0 + k, r0 + i]
-        else:
-            for i in range(mr):
+        for i in range(MR):
+            if r0 + i < M:
                 for k in range(kc):
                     a_block[t, k, i] = a[r0 + i, k0 + k]
-        for k in range(kc):
-            for i in range(mr, MR):
-                a_block[t, k, i] = 0
+            else:
+                for k in range(kc):
+                    a_block[t, k, i] = 0
 
 
 @slp_kernel(parallel=True)
