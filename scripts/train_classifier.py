@@ -48,6 +48,7 @@ def main():
     model, tokenizer, meta = load_trained(f"{args.out_dir}/best.npz")
     score = accuracy(model, tokenizer, task.test, progress=True)
     print(f"held-out accuracy: {score} (best checkpoint, step {meta['step']})")
+    print(score.lengths_line())
     for text, label, got in score.mistakes:
         print(f"  wrong: {text!r} -> {got} (expected {label})")
 

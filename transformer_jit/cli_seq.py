@@ -201,6 +201,7 @@ def train_classifier(args):
     step = _best(model, out_dir)
     score = accuracy(model, task.tokenizer, task.test, progress=True)
     print(f"held-out accuracy: {score} on the {info['task']} test split, best checkpoint (step {step})")
+    print(score.lengths_line())
     for text, label, got in score.mistakes:
         print(f"  wrong: {text!r} -> {got} (expected {label})")
     return 0
