@@ -94,6 +94,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from transformer_jit import kernels as K  # noqa: E402
+from transformer_jit.kernels._jit import vector_bits  # noqa: E402
 
 torch = None
 if not ARGS.no_torch:
@@ -811,9 +812,9 @@ def main_table(configs, cases):
         rows.append(f"[{cfg.describe()}]")
         for c in group:
             r = c.result
-            interp = fmt_num(r["interp_ns_per_unit"])
             rows.append([c.op, c.shape, fmt_time(median(r, "jit")), fmt_num(r["gflops"]), fmt_time(median(r, "numpy")),
-                         fmt_time(median(r, "torch")), c.unit, fmt_num(r["jit_ns_per_unit"]), interp,
+                         fmt_time(median(r, "torch")), c.unit, fmt_num(r["jit_ns_per_unit"]),
+                         fmt_num(r["interp_ns_per_unit"]),
                          fmt_num(r["x_interp"], "x"), fmt_num(r["x_numpy"], "x"), fmt_num(r["x_torch"], "x")])
     return table(headers, rows)
 
@@ -866,7 +867,7 @@ def environment(args, startup):
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "numba_cache_dir": "fresh temporary directory" if not args.keep_cache else os.environ.get(
             "NUMBA_CACHE_DIR", "default (next to the sources)"),
-        "slp_vectorize": bool(numba.config.SLP_VECTORIZE), "python": sys.version.split()[0],
+        "vector_bits": vector_bits(), "python": sys.version.split()[0],
         "cpu_count": os.cpu_count(), "load_average": os.getloadavg()[0], "startup_s": startup,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
     }
@@ -938,7 +939,8 @@ def main():
         print(ltable)
         print(f"{n_ok} of {n_all} linear products reach the target")
         print()
-    print(f"Numba {env['numba']}: {env['numba_threads']} threads, threading layer '{env['threading_layer']}'; "
+    print(f"Numba {env['numba']}: {env['numba_threads']} threads, threading layer '{env['threading_layer']}', "
+          f"{env['vector_bits']}-bit vectors; "
           f"NumPy {env['numpy']} with {env['blas']} ({env['blas_threads']} threads); "
           + (f"PyTorch {env['torch']} ({env['torch_threads']} threads)" if torch is not None else "PyTorch not used")
           + f"; {env['cpu_count']} CPUs, load average {env['load_average']:.1f} at the end; float32"
