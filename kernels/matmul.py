@@ -272,7 +272,7 @@ def matmul(out, a, a_transposed, b, b_transposed, bias, accumulate):
             i0 = blk * tiles_per_block * MR
             a_block = np.empty((tiles_per_block, kc_max, MR), out.dtype)
             _pack_a(a_block, a, a_transposed, i0, M, k0, kc)
-            tile = np.empty((MR, NR), out.dtype)
+            tile = np.zeros((MR, NR), out.dtype)  # rows/columns past an edge: computed, never stored
             for p in range(n_panels):
                 j0 = p * NR
                 nr = min(NR, N - j0)
