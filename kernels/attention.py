@@ -12,36 +12,90 @@ For batch element b and head h (channels h*hs:(h+1)*hs), with scale = 1 / sqrt(h
     O[t]    = sum_s P[t, s] v_s                     output           (T, hs)
 Key s is allowed for query t when key_mask[b, s] is True (or key_mask is None) and, if causal,
 s <= t. Disallowed keys are skipped by loop bounds and mask checks, never given a score of -inf,
-so they get probability exactly 0 and cost no work. A query with no allowed key at all (a fully
+so they get probability exactly 0. A query with no allowed key at all (a fully
 padded source) gets P = 0 and O = 0 rather than 0/0 = NaN.
 
 Heads and batch elements are independent, so both kernels run one `prange` over the B * NH
 (b, h) pairs; each pair reads and writes only its own head's channels of batch b, so there are no
 write races even when dq, dk and dv view one fused gradient buffer.
 
-Why each (b, h) first copies its head into small contiguous scratch arrays: q, k, v are usually
-strided views (thirds of a fused (B, T, 3C) buffer), which Numba types with layout 'A'. Every
-access then goes through runtime strides and LLVM does not vectorize the head-size loops (in the
-backward pass it cannot even prove that stores into dk do not overlap loads from q). The copy
-costs O((T + S) hs) per head against O(T S hs) arithmetic, and made both kernels several times
-faster in a float32 measurement (T = S = 128, hs = 64).
-
-The keys (forward) and values (backward) are copied transposed, (hs, S), so that a row of scores
-q_t . k_s is built one channel at a time with the inner loop along s: 16 scores per vector
-instruction. A dot product per (t, s) instead ends in a sum across one vector per score, which at
-hs = 32 costs as much as the multiplies. The exponentials use exp64 (fast_exp.py), which
-vectorizes where math.exp does not.
+Every product of the two passes (q k^T, P v in the forward; P^T dO, dO v^T, dA k, dA^T q in the
+backward) is a small matrix multiply, done per head with the matrix multiply's packed operands and
+register-tile micro-kernel (matmul.py): the head's operands are copied into MR-row tiles and
+NR-column panels (which also turns strided views, such as the q/k/v thirds of a fused (B, T, 3C)
+buffer, into contiguous memory), and `_head_product` runs the micro-kernel over them. Causal
+attention computes only the tiles that touch the lower triangle (the `part` constants below), so
+it does about half the work of the full product. The scale 1/sqrt(hs) is applied inside the
+exponential in the forward and folded into dA in the backward. The exponentials use exp64
+(fast_exp.py), which vectorizes where math.exp does not.
 """
 import math
 
 import numpy as np
 from numba import prange
 
-from ._jit import parallel_kernel
+from ._jit import kernel, slp_kernel
 from .fast_exp import exp64
+from .matmul import MR, NR, micro_kernel, pack_a, pack_b_panel
+
+# Which part of a product `_head_product` computes. With causal masking, P[t, s] = 0 for s > t:
+FULL = 0            # all of it (no causal mask)
+KEYS_UP_TO_ROW = 1  # out[t, s] for keys s up to the row tile's last query, where s <= t lies:
+                    # the scores q k^T and dP = dO v^T
+DEPTH_UP_TO_ROW = 2  # sum over s only up to the row tile's last row: P v and dA k (row t of P is 0
+                     # past s = t)
+DEPTH_FROM_ROW = 3  # sum over t only from the row tile's first row: P^T dO and dA^T q (row s of
+                    # P^T is 0 before t = s)
 
 
-@parallel_kernel
+@kernel
+def _pack_panels(panels, b, b_transposed, depth):
+    """panels[p, k, j] = B[k, p * NR + j] for all panels, B = b or b^T (see pack_b_panel)."""
+    for p in range(panels.shape[0]):
+        pack_b_panel(panels, p, b, b_transposed, 0, depth)
+
+
+@kernel
+def _tiles(n):
+    return (n + MR - 1) // MR
+
+
+@kernel
+def _panels(n):
+    return (n + NR - 1) // NR
+
+
+@slp_kernel
+def _head_product(out, accumulate, a_tiles, b_panels, depth, part, tile):
+    """out (M, N) = A @ B, or += when `accumulate`, over the `part` a causal product needs.
+
+    a_tiles (ceil(M / MR), depth, MR) and b_panels (ceil(N / NR), depth, NR) are A and B packed
+    as for the matrix multiply (pack_a, pack_b_panel); tile is an (MR, NR) scratch array. With
+    part KEYS_UP_TO_ROW, the columns past the tile's last row are not written."""
+    M, N = out.shape
+    for t in range(_tiles(M)):
+        r0 = t * MR
+        mr = min(MR, M - r0)
+        n_end, k0, k1 = N, 0, depth
+        if part == KEYS_UP_TO_ROW:
+            n_end = min(N, r0 + mr)
+        elif part == DEPTH_UP_TO_ROW:
+            k1 = min(depth, r0 + mr)
+        elif part == DEPTH_FROM_ROW:
+            k0 = r0
+        for p in range(_panels(n_end)):
+            j0 = p * NR
+            nr = min(NR, n_end - j0)
+            for i in range(mr):
+                for j in range(nr):
+                    tile[i, j] = out[r0 + i, j0 + j] if accumulate else 0
+            micro_kernel(tile, a_tiles, t, b_panels, p, k0, k1)
+            for i in range(mr):
+                for j in range(nr):
+                    out[r0 + i, j0 + j] = tile[i, j]
+
+
+@slp_kernel(parallel=True)
 def attention_forward(out, probs, q, k, v, key_mask, n_head, causal):
     """Multi-head attention: out = softmax(q k^T / sqrt(hs), masked) v, one head per channel block.
 
@@ -61,49 +115,46 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal):
     dt = q.dtype.type
     zero = dt(0)
     one = dt(1)
-    scale = dt(1.0 / math.sqrt(hs))
+    scale = 1.0 / math.sqrt(hs)
     for bh in prange(B * n_head):
         b = bh // n_head
         h = bh % n_head
         c0 = h * hs  # first channel of this head
-        # Contiguous copies of this head's keys, transposed, and values (see module doc).
-        kt = np.empty((hs, S), dtype=probs.dtype)
-        vh = np.empty((S, hs), dtype=probs.dtype)
-        for s in range(S):
-            for i in range(hs):
-                kt[i, s] = k[b, s, c0 + i]
-                vh[s, i] = v[b, s, c0 + i]
-        ot = np.empty(hs, dtype=probs.dtype)  # output row t
+        p_bh = probs[b, h]
+        tile = np.zeros((MR, NR), probs.dtype)
+        # Scores A = q k^T, unscaled, into probs (they become P row by row below).
+        q_tiles = np.empty((_tiles(T), hs, MR), probs.dtype)
+        pack_a(q_tiles, q[b, :, c0:c0 + hs], False, 0, T, 0, hs)
+        kt_panels = np.empty((_panels(S), hs, NR), probs.dtype)
+        _pack_panels(kt_panels, k[b, :, c0:c0 + hs], True, hs)
+        _head_product(p_bh, False, q_tiles, kt_panels, hs, KEYS_UP_TO_ROW if causal else FULL, tile)
         for t in range(T):
-            s_end = t + 1 if causal else S  # causal: keys after t are outside the loop bounds
-            a = probs[b, h, t]  # this row of probs holds the scores until they become P
-            # Scores A[t, s] = (q_t . k_s) * scale, summed one channel i at a time so that the
-            # inner loop runs along s, over contiguous memory, with no sum across a vector.
-            a[:s_end] = zero
-            for i in range(hs):
-                qi = q[b, t, c0 + i] * scale
-                for s in range(s_end):
-                    a[s] += qi * kt[i, s]
-            # Their maximum over allowed keys: softmax(a) = softmax(a - max), and with the
+            s_end = t + 1 if causal else S  # causal: keys after t get P = 0 and no exp
+            a = p_bh[t]
+            # The maximum score over allowed keys: softmax(a) = softmax(a - max), and with the
             # maximum subtracted no exp can overflow.
-            n_allowed = 0
-            a_max = zero
-            for s in range(s_end):
-                if key_mask is None or key_mask[b, s]:
-                    if n_allowed == 0 or a[s] > a_max:
-                        a_max = a[s]
-                    n_allowed += 1
+            if key_mask is None:
+                n_allowed = s_end
+                a_max = a[0] if s_end > 0 else zero
+                for s in range(1, s_end):
+                    a_max = max(a_max, a[s])
+            else:
+                n_allowed = 0
+                a_max = zero
+                for s in range(s_end):
+                    if key_mask[b, s]:
+                        if n_allowed == 0 or a[s] > a_max:
+                            a_max = a[s]
+                        n_allowed += 1
             if n_allowed == 0:
-                # Fully masked query: there is no distribution to normalise, so P and O are 0.
+                # Fully masked query: there is no distribution to normalise, so P = 0 (and O = 0).
                 a[:] = zero
-                for i in range(hs):
-                    out[b, t, c0 + i] = zero
                 continue
-            # e_s = exp(A[t, s] - max) for allowed keys, exactly 0 for the others, and their sum
-            # (>= 1: the maximal key contributes exp(0) = 1); P = e / sum.
+            # e_s = exp(scale (A[t, s] - max)) for allowed keys, exactly 0 for the others, and
+            # their sum (>= 1: the maximal key contributes exp(0) = 1); P = e / sum.
             denom = zero
             for s in range(s_end):
-                e = dt(exp64(a[s] - a_max))
+                e = dt(exp64((a[s] - a_max) * scale))
                 if key_mask is not None and not key_mask[b, s]:
                     e = zero
                 a[s] = e
@@ -111,18 +162,17 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal):
             inv = one / denom
             for s in range(s_end):
                 a[s] *= inv
-            a[s_end:] = zero  # causal: future keys get probability exactly 0
-            # O_t = sum_s P[t, s] v_s
-            ot[:] = zero
-            for s in range(s_end):
-                p = a[s]
-                for i in range(hs):
-                    ot[i] += p * vh[s, i]
-            for i in range(hs):
-                out[b, t, c0 + i] = ot[i]
+            a[s_end:] = zero
+        # O = P v, written into this head's channels of out.
+        p_tiles = np.empty((_tiles(T), S, MR), probs.dtype)
+        pack_a(p_tiles, p_bh, False, 0, T, 0, S)
+        v_panels = np.empty((_panels(hs), S, NR), probs.dtype)
+        _pack_panels(v_panels, v[b, :, c0:c0 + hs], False, S)
+        _head_product(out[b, :, c0:c0 + hs], False, p_tiles, v_panels, S,
+                      DEPTH_UP_TO_ROW if causal else FULL, tile)
 
 
-@parallel_kernel
+@slp_kernel(parallel=True)
 def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causal):
     """Backward of attention_forward; ACCUMULATES (+=) into dq, dk and dv.
 
@@ -159,53 +209,42 @@ def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causa
         b = bh // n_head
         h = bh % n_head
         c0 = h * hs
-        # Contiguous copies of this head's inputs (values transposed), and contiguous gradient
-        # accumulators that are added into dq, dk, dv once at the end (see module doc for why).
-        qh = np.empty((T, hs), dtype=probs.dtype)
-        gh = np.empty((T, hs), dtype=probs.dtype)  # dout
-        kh = np.empty((S, hs), dtype=probs.dtype)
-        vt = np.empty((hs, S), dtype=probs.dtype)
-        for t in range(T):
-            for i in range(hs):
-                qh[t, i] = q[b, t, c0 + i]
-                gh[t, i] = dout[b, t, c0 + i]
-        for s in range(S):
-            for i in range(hs):
-                kh[s, i] = k[b, s, c0 + i]
-                vt[i, s] = v[b, s, c0 + i]
-        dqh = np.zeros((T, hs), dtype=probs.dtype)
-        dkh = np.zeros((S, hs), dtype=probs.dtype)
-        dvh = np.zeros((S, hs), dtype=probs.dtype)
-        da = np.empty(S, dtype=probs.dtype)  # one row of dP, then of dA, reused for every query t
+        p_bh = probs[b, h]
+        qh, kh, vh = q[b, :, c0:c0 + hs], k[b, :, c0:c0 + hs], v[b, :, c0:c0 + hs]
+        gh = dout[b, :, c0:c0 + hs]
+        tile = np.zeros((MR, NR), probs.dtype)
+        # dV += P^T dO
+        pt_tiles = np.empty((_tiles(S), T, MR), probs.dtype)
+        pack_a(pt_tiles, p_bh, True, 0, S, 0, T)
+        g_panels = np.empty((_panels(hs), T, NR), probs.dtype)
+        _pack_panels(g_panels, gh, False, T)
+        _head_product(dv[b, :, c0:c0 + hs], True, pt_tiles, g_panels, T, DEPTH_FROM_ROW if causal else FULL, tile)
+        # dP = dO v^T
+        g_tiles = np.empty((_tiles(T), hs, MR), probs.dtype)
+        pack_a(g_tiles, gh, False, 0, T, 0, hs)
+        vt_panels = np.empty((_panels(S), hs, NR), probs.dtype)
+        _pack_panels(vt_panels, vh, True, hs)
+        da = np.empty((T, S), probs.dtype)
+        _head_product(da, False, g_tiles, vt_panels, hs, KEYS_UP_TO_ROW if causal else FULL, tile)
+        # dA[t, s] = P[t, s] (dP[t, s] - <P[t], dP[t]>), with the scale of A folded in; 0 past t
         for t in range(T):
             s_end = t + 1 if causal else S
-            p = probs[b, h, t]
-            # dP[t, s] = dO_t . v_s, one channel at a time (inner loop along s, contiguous)
-            da[:s_end] = zero
-            for i in range(hs):
-                g = gh[t, i]
-                for s in range(s_end):
-                    da[s] += g * vt[i, s]
-            # the row dot <P[t], dP[t]> that the softmax VJP needs, then
-            # dA[t, s] = P[t, s] (dP[t, s] - <P[t], dP[t]>), with the scale of A folded in
+            p = p_bh[t]
             row_dot = zero
             for s in range(s_end):
-                row_dot += p[s] * da[s]
+                row_dot += p[s] * da[t, s]
             for s in range(s_end):
-                da[s] = p[s] * (da[s] - row_dot) * scale
-            # dV_s += P[t, s] dO_t;  dq_t += dA[t, s] k_s;  dk_s += dA[t, s] q_t
-            for s in range(s_end):
-                ps = p[s]
-                ds = da[s]
-                for i in range(hs):
-                    dvh[s, i] += ps * gh[t, i]
-                    dqh[t, i] += ds * kh[s, i]
-                    dkh[s, i] += ds * qh[t, i]
-        # Accumulate (+=) this head's gradients into the caller's buffers.
-        for t in range(T):
-            for i in range(hs):
-                dq[b, t, c0 + i] += dqh[t, i]
-        for s in range(S):
-            for i in range(hs):
-                dk[b, s, c0 + i] += dkh[s, i]
-                dv[b, s, c0 + i] += dvh[s, i]
+                da[t, s] = p[s] * (da[t, s] - row_dot) * scale
+            da[t, s_end:] = zero
+        # dQ += dA k
+        da_tiles = np.empty((_tiles(T), S, MR), probs.dtype)
+        pack_a(da_tiles, da, False, 0, T, 0, S)
+        k_panels = np.empty((_panels(hs), S, NR), probs.dtype)
+        _pack_panels(k_panels, kh, False, S)
+        _head_product(dq[b, :, c0:c0 + hs], True, da_tiles, k_panels, S, DEPTH_UP_TO_ROW if causal else FULL, tile)
+        # dK += dA^T q
+        dat_tiles = np.empty((_tiles(S), T, MR), probs.dtype)
+        pack_a(dat_tiles, da, True, 0, S, 0, T)
+        q_panels = np.empty((_panels(hs), T, NR), probs.dtype)
+        _pack_panels(q_panels, qh, False, T)
+        _head_product(dk[b, :, c0:c0 + hs], True, dat_tiles, q_panels, T, DEPTH_FROM_ROW if causal else FULL, tile)

@@ -33,8 +33,8 @@ KC = 256   # depth of one slice of a panel
 
 
 @slp_kernel(reassociate=False)
-def micro_kernel(tile, a_block, t, b_panels, p, kc):
-    """tile (MR, NR) += a_block[t, :kc].T @ b_panels[p, :kc]: one row tile times one B panel.
+def micro_kernel(tile, a_block, t, b_panels, p, k0, k1):
+    """tile (MR, NR) += a_block[t, k0:k1].T @ b_panels[p, k0:k1]: one row tile times one B panel.
 
     Written out in scalars so that every accumulator can live in a register: c{i}_{j} is
     tile[i, j], a is A[row i, k] and b{j} is B[k, column j]. The statements go row by row: in
@@ -88,7 +88,7 @@ def micro_kernel(tile, a_block, t, b_panels, p, kc):
     c5_20 = tile[5, 20]; c5_21 = tile[5, 21]; c5_22 = tile[5, 22]; c5_23 = tile[5, 23]
     c5_24 = tile[5, 24]; c5_25 = tile[5, 25]; c5_26 = tile[5, 26]; c5_27 = tile[5, 27]
     c5_28 = tile[5, 28]; c5_29 = tile[5, 29]; c5_30 = tile[5, 30]; c5_31 = tile[5, 31]
-    for k in range(kc):
+    for k in range(k0, k1):
         b0 = b_panels[p, k, 0]; b1 = b_panels[p, k, 1]; b2 = b_panels[p, k, 2]; b3 = b_panels[p, k, 3]
         b4 = b_panels[p, k, 4]; b5 = b_panels[p, k, 5]; b6 = b_panels[p, k, 6]; b7 = b_panels[p, k, 7]
         b8 = b_panels[p, k, 8]; b9 = b_panels[p, k, 9]; b10 = b_panels[p, k, 10]; b11 = b_panels[p, k, 11]
@@ -201,28 +201,34 @@ def micro_kernel(tile, a_block, t, b_panels, p, kc):
     tile[5, 28] = c5_28; tile[5, 29] = c5_29; tile[5, 30] = c5_30; tile[5, 31] = c5_31
 
 
-@parallel_kernel
-def _pack_b(b_panels, b, b_transposed, k0, kc):
+@kernel
+def pack_b_panel(b_panels, p, b, b_transposed, k0, kc):
     """b_panels[p, k, j] = B[k0 + k, p * NR + j], zero past the last column."""
     N = b.shape[0] if b_transposed else b.shape[1]
-    for p in prange(b_panels.shape[0]):
-        j0 = p * NR
-        nr = min(NR, N - j0)
-        if b_transposed:  # B[k, j] = b[j, k]: read rows of b, contiguous along k
-            for j in range(nr):
-                for k in range(kc):
-                    b_panels[p, k, j] = b[j0 + j, k0 + k]
-        else:             # B[k, j] = b[k, j]: copy the panel's slice of each row
+    j0 = p * NR
+    nr = min(NR, N - j0)
+    if b_transposed:  # B[k, j] = b[j, k]: read rows of b, contiguous along k
+        for j in range(nr):
             for k in range(kc):
-                for j in range(nr):
-                    b_panels[p, k, j] = b[k0 + k, j0 + j]
+                b_panels[p, k, j] = b[j0 + j, k0 + k]
+    else:             # B[k, j] = b[k, j]: copy the panel's slice of each row
         for k in range(kc):
-            for j in range(nr, NR):
-                b_panels[p, k, j] = 0
+            for j in range(nr):
+                b_panels[p, k, j] = b[k0 + k, j0 + j]
+    for k in range(kc):
+        for j in range(nr, NR):
+            b_panels[p, k, j] = 0
+
+
+@parallel_kernel
+def _pack_b(b_panels, b, b_transposed, k0, kc):
+    """Every panel of B's depth slice k0:k0+kc (see pack_b_panel), one panel per thread."""
+    for p in prange(b_panels.shape[0]):
+        pack_b_panel(b_panels, p, b, b_transposed, k0, kc)
 
 
 @kernel
-def _pack_a(a_block, a, a_transposed, i0, M, k0, kc):
+def pack_a(a_block, a, a_transposed, i0, M, k0, kc):
     """a_block[t, k, i] = A[i0 + t * MR + i, k0 + k], zero past the last row."""
     n_tiles = a_block.shape[0]
     if a_transposed:  # A[i, k] = a[k, i]: row k0 + k of a holds the whole block's values side by side
@@ -271,7 +277,7 @@ def matmul(out, a, a_transposed, b, b_transposed, bias, accumulate):
         for blk in prange(n_blocks):
             i0 = blk * tiles_per_block * MR
             a_block = np.empty((tiles_per_block, kc_max, MR), out.dtype)
-            _pack_a(a_block, a, a_transposed, i0, M, k0, kc)
+            pack_a(a_block, a, a_transposed, i0, M, k0, kc)
             tile = np.zeros((MR, NR), out.dtype)  # rows/columns past an edge: computed, never stored
             for p in range(n_panels):
                 j0 = p * NR
@@ -287,7 +293,7 @@ def matmul(out, a, a_transposed, b, b_transposed, bias, accumulate):
                             tile[i, j] = out[r0 + i, j0 + j] if accumulate or not first else 0
                             if first and bias is not None:
                                 tile[i, j] += bias[j0 + j]
-                    micro_kernel(tile, a_block, t, b_panels, p, kc)
+                    micro_kernel(tile, a_block, t, b_panels, p, 0, kc)
                     for i in range(mr):
                         for j in range(nr):
                             out[r0 + i, j0 + j] = tile[i, j]

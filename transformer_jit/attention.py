@@ -45,9 +45,9 @@ class SelfAttention(Layer):
 
     def backward(self, dout, dinp):
         B, T, C = dout.shape
-        dy = self.zeros("dy", (B * T, C), dout.dtype)
+        dy = self.scratch("dy", (B * T, C), dout.dtype)
         self.c_proj.backward(dout.reshape(B * T, C), dy)
-        dqkv = self.zeros("dqkv", (B, T, 3 * C), dout.dtype)
+        dqkv = self.scratch("dqkv", (B, T, 3 * C), dout.dtype)
         K.attention_backward(dqkv[:, :, :C], dqkv[:, :, C:2 * C], dqkv[:, :, 2 * C:], dy.reshape(B, T, C),
                              self.probs, self.q, self.k, self.v, self.key_mask, self.n_head, self.causal)
         self.c_attn.backward(dqkv.reshape(B * T, 3 * C), dinp.reshape(B * T, C))
@@ -81,10 +81,10 @@ class CrossAttention(Layer):
         """Accumulates dL/dx into dinp (B, T, C) and dL/dmemory into dmemory (B, S, C)."""
         B, T, C = dout.shape
         S = self.k.shape[1]
-        dy = self.zeros("dy", (B * T, C), dout.dtype)
+        dy = self.scratch("dy", (B * T, C), dout.dtype)
         self.c_proj.backward(dout.reshape(B * T, C), dy)
-        dq = self.zeros("dq", (B, T, C), dout.dtype)
-        dkv = self.zeros("dkv", (B, S, 2 * C), dout.dtype)
+        dq = self.scratch("dq", (B, T, C), dout.dtype)
+        dkv = self.scratch("dkv", (B, S, 2 * C), dout.dtype)
         K.attention_backward(dq, dkv[:, :, :C], dkv[:, :, C:], dy.reshape(B, T, C),
                              self.probs, self.q, self.k, self.v, self.memory_mask, self.n_head, False)
         self.c_q.backward(dq.reshape(B * T, C), dinp.reshape(B * T, C))

@@ -47,9 +47,9 @@ class MLP(Layer):
 
     def backward(self, dout, dinp):
         C = dout.shape[-1]
-        dh = self.zeros("dh", self.act.x.shape, dout.dtype)
+        dh = self.scratch("dh", self.act.x.shape, dout.dtype)
         self.c_proj.backward(dout.reshape(-1, C), dh)
-        dpre = self.zeros("dpre", self.act.x.shape, dout.dtype)
+        dpre = self.scratch("dpre", self.act.x.shape, dout.dtype)
         self.act.backward(dh, dpre)
         self.c_fc.backward(dpre, dinp.reshape(-1, C))
 
@@ -87,11 +87,11 @@ class Residual(Layer):
         if self.norm_first:
             K.residual_forward(dinp.reshape(-1), dinp.reshape(-1), dout.reshape(-1))  # identity path
             dh = self._dropout_backward(dout)
-            dln = self.zeros("dln", (B, T, C), dout.dtype)
+            dln = self.scratch("dln", (B, T, C), dout.dtype)
             self.fn.backward(dh, dln, *extra)
             self.norm.backward(dln.reshape(N, C), dinp.reshape(N, C))
             return
-        ds = self.zeros("ds", (B, T, C), dout.dtype)  # dL/ds, s = x + dropout(f(x))
+        ds = self.scratch("ds", (B, T, C), dout.dtype)  # dL/ds, s = x + dropout(f(x))
         self.norm.backward(dout.reshape(N, C), ds.reshape(N, C))
         K.residual_forward(dinp.reshape(-1), dinp.reshape(-1), ds.reshape(-1))  # identity path
         self.fn.backward(self._dropout_backward(ds), dinp, *extra)
@@ -100,7 +100,7 @@ class Residual(Layer):
         """dL/dh for h = dropout(f(...)): dout itself when dropout is off (no copy)."""
         if not self.drop.active:
             return dout
-        dh = self.zeros("dh", dout.shape, dout.dtype)
+        dh = self.scratch("dh", dout.shape, dout.dtype)
         self.drop.backward(dout, dh)
         return dh
 
@@ -167,7 +167,7 @@ class Block(Layer):
         # Each sub-layer's input gradient goes to a zeroed buffer that the sub-layer before it
         # reads; the first sub-layer adds into the caller's dinp.
         for i in range(len(self.sublayers) - 1, 0, -1):
-            dprev = self.zeros(f"dx{i}", dout.shape, dout.dtype)
+            dprev = self.scratch(f"dx{i}", dout.shape, dout.dtype)
             sub = self.sublayers[i]
             if sub.fn is self.cross_attn:
                 sub.backward(dout, dprev, dmemory)
