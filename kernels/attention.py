@@ -65,13 +65,25 @@ def _panels(n):
     return (n + NR - 1) // NR
 
 
+@kernel
+def _add_head(dx, b, c0, grad):
+    """dx[b, :, c0:c0 + hs] += grad (rows, hs): one head's gradient into a (B, rows, C) buffer."""
+    for t in range(grad.shape[0]):
+        for i in range(grad.shape[1]):
+            dx[b, t, c0 + i] += grad[t, i]
+
+
 @slp_kernel
-def _head_product(out, accumulate, a_tiles, b_panels, depth, part, tile):
-    """out (M, N) = A @ B, or += when `accumulate`, over the `part` a causal product needs.
+def _head_product(out, a_tiles, b_panels, depth, part, tile):
+    """out (M, N) = A @ B over the `part` a causal product needs; out is C-contiguous.
 
     a_tiles (ceil(M / MR), depth, MR) and b_panels (ceil(N / NR), depth, NR) are A and B packed
     as for the matrix multiply (pack_a, pack_b_panel); tile is an (MR, NR) scratch array. With
-    part KEYS_UP_TO_ROW, the columns past the tile's last row are not written."""
+    part KEYS_UP_TO_ROW, the columns past the tile's last row are not written.
+
+    Every product writes a contiguous array (the callers copy results into strided views), so
+    this function, and the micro-kernel inlined in it, is compiled once per dtype: each compiled
+    copy of the micro-kernel costs about a second of compile time."""
     M, N = out.shape
     for t in range(_tiles(M)):
         r0 = t * MR
@@ -86,9 +98,7 @@ def _head_product(out, accumulate, a_tiles, b_panels, depth, part, tile):
         for p in range(_panels(n_end)):
             j0 = p * NR
             nr = min(NR, n_end - j0)
-            for i in range(mr):
-                for j in range(nr):
-                    tile[i, j] = out[r0 + i, j0 + j] if accumulate else 0
+            tile[:, :] = 0
             micro_kernel(tile, a_tiles, t, b_panels, p, k0, k1)
             for i in range(mr):
                 for j in range(nr):
@@ -127,7 +137,7 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal):
         pack_a(q_tiles, q[b, :, c0:c0 + hs], False, 0, T, 0, hs)
         kt_panels = np.empty((_panels(S), hs, NR), probs.dtype)
         _pack_panels(kt_panels, k[b, :, c0:c0 + hs], True, hs)
-        _head_product(p_bh, False, q_tiles, kt_panels, hs, KEYS_UP_TO_ROW if causal else FULL, tile)
+        _head_product(p_bh, q_tiles, kt_panels, hs, KEYS_UP_TO_ROW if causal else FULL, tile)
         for t in range(T):
             s_end = t + 1 if causal else S  # causal: keys after t get P = 0 and no exp
             a = p_bh[t]
@@ -168,8 +178,11 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal):
         pack_a(p_tiles, p_bh, False, 0, T, 0, S)
         v_panels = np.empty((_panels(hs), S, NR), probs.dtype)
         _pack_panels(v_panels, v[b, :, c0:c0 + hs], False, S)
-        _head_product(out[b, :, c0:c0 + hs], False, p_tiles, v_panels, S,
-                      DEPTH_UP_TO_ROW if causal else FULL, tile)
+        oh = np.empty((T, hs), probs.dtype)
+        _head_product(oh, p_tiles, v_panels, S, DEPTH_UP_TO_ROW if causal else FULL, tile)
+        for t in range(T):
+            for i in range(hs):
+                out[b, t, c0 + i] = oh[t, i]
 
 
 @slp_kernel(parallel=True)
@@ -218,14 +231,18 @@ def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causa
         pack_a(pt_tiles, p_bh, True, 0, S, 0, T)
         g_panels = np.empty((_panels(hs), T, NR), probs.dtype)
         _pack_panels(g_panels, gh, False, T)
-        _head_product(dv[b, :, c0:c0 + hs], True, pt_tiles, g_panels, T, DEPTH_FROM_ROW if causal else FULL, tile)
+        # one head's dV or dK, then dQ, before it is added into the caller's buffer
+        grad_s = np.empty((S, hs), probs.dtype)
+        grad_t = np.empty((T, hs), probs.dtype)
+        _head_product(grad_s, pt_tiles, g_panels, T, DEPTH_FROM_ROW if causal else FULL, tile)
+        _add_head(dv, b, c0, grad_s)
         # dP = dO v^T
         g_tiles = np.empty((_tiles(T), hs, MR), probs.dtype)
         pack_a(g_tiles, gh, False, 0, T, 0, hs)
         vt_panels = np.empty((_panels(S), hs, NR), probs.dtype)
         _pack_panels(vt_panels, vh, True, hs)
         da = np.empty((T, S), probs.dtype)
-        _head_product(da, False, g_tiles, vt_panels, hs, KEYS_UP_TO_ROW if causal else FULL, tile)
+        _head_product(da, g_tiles, vt_panels, hs, KEYS_UP_TO_ROW if causal else FULL, tile)
         # dA[t, s] = P[t, s] (dP[t, s] - <P[t], dP[t]>), with the scale of A folded in; 0 past t
         for t in range(T):
             s_end = t + 1 if causal else S
@@ -241,10 +258,12 @@ def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causa
         pack_a(da_tiles, da, False, 0, T, 0, S)
         k_panels = np.empty((_panels(hs), S, NR), probs.dtype)
         _pack_panels(k_panels, kh, False, S)
-        _head_product(dq[b, :, c0:c0 + hs], True, da_tiles, k_panels, S, DEPTH_UP_TO_ROW if causal else FULL, tile)
+        _head_product(grad_t, da_tiles, k_panels, S, DEPTH_UP_TO_ROW if causal else FULL, tile)
+        _add_head(dq, b, c0, grad_t)
         # dK += dA^T q
         dat_tiles = np.empty((_tiles(S), T, MR), probs.dtype)
         pack_a(dat_tiles, da, True, 0, S, 0, T)
         q_panels = np.empty((_panels(hs), T, NR), probs.dtype)
         _pack_panels(q_panels, qh, False, T)
-        _head_product(dk[b, :, c0:c0 + hs], True, dat_tiles, q_panels, T, DEPTH_FROM_ROW if causal else FULL, tile)
+        _head_product(grad_s, dat_tiles, q_panels, T, DEPTH_FROM_ROW if causal else FULL, tile)
+        _add_head(dk, b, c0, grad_s)
