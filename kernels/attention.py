@@ -36,7 +36,7 @@ from numba import prange
 
 from ._jit import kernel, slp_kernel
 from .fast_exp import exp64
-from .matmul import MR, NR, micro_kernel, pack_a, pack_b_panel
+from .matmul import MR, NR, aligned_empty, micro_kernel, pack_a, pack_b_panel
 
 # Which part of a product `_head_product` computes. With causal masking, P[t, s] = 0 for s > t:
 FULL = 0            # all of it (no causal mask)
@@ -131,11 +131,11 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal):
         h = bh % n_head
         c0 = h * hs  # first channel of this head
         p_bh = probs[b, h]
-        tile = np.zeros((MR, NR), probs.dtype)
+        tile = aligned_empty((MR, NR), probs.dtype)
         # Scores A = q k^T, unscaled, into probs (they become P row by row below).
-        q_tiles = np.empty((_tiles(T), hs, MR), probs.dtype)
+        q_tiles = aligned_empty((_tiles(T), hs, MR), probs.dtype)
         pack_a(q_tiles, q[b, :, c0:c0 + hs], False, 0, T, 0, hs)
-        kt_panels = np.empty((_panels(S), hs, NR), probs.dtype)
+        kt_panels = aligned_empty((_panels(S), hs, NR), probs.dtype)
         _pack_panels(kt_panels, k[b, :, c0:c0 + hs], True, hs)
         _head_product(p_bh, q_tiles, kt_panels, hs, KEYS_UP_TO_ROW if causal else FULL, tile)
         for t in range(T):
@@ -174,11 +174,11 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal):
                 a[s] *= inv
             a[s_end:] = zero
         # O = P v, written into this head's channels of out.
-        p_tiles = np.empty((_tiles(T), S, MR), probs.dtype)
+        p_tiles = aligned_empty((_tiles(T), S, MR), probs.dtype)
         pack_a(p_tiles, p_bh, False, 0, T, 0, S)
-        v_panels = np.empty((_panels(hs), S, NR), probs.dtype)
+        v_panels = aligned_empty((_panels(hs), S, NR), probs.dtype)
         _pack_panels(v_panels, v[b, :, c0:c0 + hs], False, S)
-        oh = np.empty((T, hs), probs.dtype)
+        oh = aligned_empty((T, hs), probs.dtype)
         _head_product(oh, p_tiles, v_panels, S, DEPTH_UP_TO_ROW if causal else FULL, tile)
         for t in range(T):
             for i in range(hs):
@@ -225,23 +225,23 @@ def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causa
         p_bh = probs[b, h]
         qh, kh, vh = q[b, :, c0:c0 + hs], k[b, :, c0:c0 + hs], v[b, :, c0:c0 + hs]
         gh = dout[b, :, c0:c0 + hs]
-        tile = np.zeros((MR, NR), probs.dtype)
+        tile = aligned_empty((MR, NR), probs.dtype)
         # dV += P^T dO
-        pt_tiles = np.empty((_tiles(S), T, MR), probs.dtype)
+        pt_tiles = aligned_empty((_tiles(S), T, MR), probs.dtype)
         pack_a(pt_tiles, p_bh, True, 0, S, 0, T)
-        g_panels = np.empty((_panels(hs), T, NR), probs.dtype)
+        g_panels = aligned_empty((_panels(hs), T, NR), probs.dtype)
         _pack_panels(g_panels, gh, False, T)
         # one head's dV or dK, then dQ, before it is added into the caller's buffer
-        grad_s = np.empty((S, hs), probs.dtype)
-        grad_t = np.empty((T, hs), probs.dtype)
+        grad_s = aligned_empty((S, hs), probs.dtype)
+        grad_t = aligned_empty((T, hs), probs.dtype)
         _head_product(grad_s, pt_tiles, g_panels, T, DEPTH_FROM_ROW if causal else FULL, tile)
         _add_head(dv, b, c0, grad_s)
         # dP = dO v^T
-        g_tiles = np.empty((_tiles(T), hs, MR), probs.dtype)
+        g_tiles = aligned_empty((_tiles(T), hs, MR), probs.dtype)
         pack_a(g_tiles, gh, False, 0, T, 0, hs)
-        vt_panels = np.empty((_panels(S), hs, NR), probs.dtype)
+        vt_panels = aligned_empty((_panels(S), hs, NR), probs.dtype)
         _pack_panels(vt_panels, vh, True, hs)
-        da = np.empty((T, S), probs.dtype)
+        da = aligned_empty((T, S), probs.dtype)
         _head_product(da, g_tiles, vt_panels, hs, KEYS_UP_TO_ROW if causal else FULL, tile)
         # dA[t, s] = P[t, s] (dP[t, s] - <P[t], dP[t]>), with the scale of A folded in; 0 past t
         for t in range(T):
@@ -254,16 +254,16 @@ def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causa
                 da[t, s] = p[s] * (da[t, s] - row_dot) * scale
             da[t, s_end:] = zero
         # dQ += dA k
-        da_tiles = np.empty((_tiles(T), S, MR), probs.dtype)
+        da_tiles = aligned_empty((_tiles(T), S, MR), probs.dtype)
         pack_a(da_tiles, da, False, 0, T, 0, S)
-        k_panels = np.empty((_panels(hs), S, NR), probs.dtype)
+        k_panels = aligned_empty((_panels(hs), S, NR), probs.dtype)
         _pack_panels(k_panels, kh, False, S)
         _head_product(grad_t, da_tiles, k_panels, S, DEPTH_UP_TO_ROW if causal else FULL, tile)
         _add_head(dq, b, c0, grad_t)
         # dK += dA^T q
-        dat_tiles = np.empty((_tiles(S), T, MR), probs.dtype)
+        dat_tiles = aligned_empty((_tiles(S), T, MR), probs.dtype)
         pack_a(dat_tiles, da, True, 0, S, 0, T)
-        q_panels = np.empty((_panels(hs), T, NR), probs.dtype)
+        q_panels = aligned_empty((_panels(hs), T, NR), probs.dtype)
         _pack_panels(q_panels, qh, False, T)
         _head_product(grad_s, dat_tiles, q_panels, T, DEPTH_FROM_ROW if causal else FULL, tile)
         _add_head(dk, b, c0, grad_s)

@@ -32,6 +32,21 @@ NR = 32    # columns of the register tile (two 16-float vectors)
 KC = 256   # depth of one slice of a panel
 
 
+@kernel
+def aligned_empty(shape, dtype):
+    """np.empty(shape, dtype) starting on a 64-byte boundary.
+
+    Numba's allocator aligns arrays to 32 bytes, so about half of them start mid-cache-line, and
+    then every 64-byte vector load from them straddles two cache lines. The micro-kernel ran at
+    124 GFLOP/s on one core with aligned operands and 117 with operands 32 bytes off."""
+    n = 1
+    for d in shape:
+        n *= d
+    raw = np.empty(n + 64, dtype)
+    offset = (-raw.ctypes.data) % 64 // raw.itemsize
+    return raw[offset:offset + n].reshape(shape)
+
+
 @slp_kernel(reassociate=False)
 def micro_kernel(tile, a_block, t, b_panels, p, k0, k1):
     """tile (MR, NR) += a_block[t, k0:k1].T @ b_panels[p, k0:k1]: one row tile times one B panel.
@@ -269,16 +284,17 @@ def matmul(out, a, a_transposed, b, b_transposed, bias, accumulate):
     tiles_per_block = min(8, max(1, (n_tiles + 3) // 4))
     n_blocks = (n_tiles + tiles_per_block - 1) // tiles_per_block
     kc_max = min(KC, K)
-    b_panels = np.empty((n_panels, kc_max, NR), out.dtype)
+    b_panels = aligned_empty((n_panels, kc_max, NR), out.dtype)
     for k0 in range(0, K, KC):
         kc = min(KC, K - k0)
         first = k0 == 0
         _pack_b(b_panels, b, b_transposed, k0, kc)
         for blk in prange(n_blocks):
             i0 = blk * tiles_per_block * MR
-            a_block = np.empty((tiles_per_block, kc_max, MR), out.dtype)
+            a_block = aligned_empty((tiles_per_block, kc_max, MR), out.dtype)
             pack_a(a_block, a, a_transposed, i0, M, k0, kc)
-            tile = np.zeros((MR, NR), out.dtype)  # rows/columns past an edge: computed, never stored
+            tile = aligned_empty((MR, NR), out.dtype)
+            tile[:, :] = 0  # rows/columns past an edge: computed, never stored
             for p in range(n_panels):
                 j0 = p * NR
                 nr = min(NR, N - j0)

@@ -44,3 +44,21 @@ def test_scratch_is_per_thread():
     thread.join()
     assert not np.shares_memory(mine, theirs[0])
 
+
+
+def test_model_buffers_start_on_64_byte_boundaries():
+    from transformer_jit import GPT, AdamW, GPTConfig
+    from transformer_jit.memory import empty_aligned
+
+    for shape, dtype in (((3, 5), np.float32), (7, np.float64), ((2, 3, 4), np.int64)):
+        x = empty_aligned(shape, dtype)
+        assert x.ctypes.data % 64 == 0 and x.flags.c_contiguous and x.dtype == dtype
+        assert x.shape == ((shape,) if isinstance(shape, int) else shape)
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16))
+    opt = AdamW(model, lr=1e-3)
+    x = np.zeros((2, 8), dtype=np.int64)
+    model.forward(x, x)
+    model.backward()
+    arrays = [model.params, model.grads, opt.m, opt.v, model.blocks[0].attn.probs,
+              model.blocks[0].mlp.c_fc.forward(np.zeros((4, 16), np.float32))]
+    assert all(a.ctypes.data % 64 == 0 for a in arrays)

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import kernels as K
 from .checks import check_array
+from .memory import empty_aligned
 from .params import constant, normal
 
 
@@ -29,7 +30,7 @@ class Layer:
     def buffer(self, key, shape, dtype):
         buf = self._buffers.get(key)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = np.empty(shape, dtype=dtype)
+            buf = empty_aligned(shape, dtype)
             self._buffers[key] = buf
         return buf
 
@@ -53,7 +54,7 @@ class Layer:
         size = int(np.prod(shape))
         flat = pool.get(name)
         if flat is None or flat.size < size:
-            flat = pool[name] = np.empty(size, dtype=dtype)
+            flat = pool[name] = empty_aligned(size, dtype)
         buf = flat[:size].reshape(shape)
         buf.fill(0)
         return buf

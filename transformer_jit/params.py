@@ -10,6 +10,8 @@ exempt ones (biases, layer-norm gains) follow: the exemption is just a length.
 """
 import numpy as np
 
+from .memory import zeros_aligned
+
 
 class Parameter:
     """A named view into the flat buffers: `.data` holds the value, `.grad` its gradient."""
@@ -53,8 +55,8 @@ class ParameterStore:
         """Allocate the buffers, give every parameter its views, and initialise in declaration order."""
         ordered = [p for p in self.params.values() if p.decay] + [p for p in self.params.values() if not p.decay]
         total = sum(p.size for p in ordered)
-        self.data = np.zeros(total, dtype=dtype)
-        self.grad = np.zeros(total, dtype=dtype)
+        self.data = zeros_aligned(total, dtype)
+        self.grad = zeros_aligned(total, dtype)
         self.n_decay = sum(p.size for p in ordered if p.decay)
         offset = 0
         for p in ordered:
