@@ -82,8 +82,9 @@ def _head_product(out, a_tiles, b_panels, depth, part, tile):
     part KEYS_UP_TO_ROW, the columns past the tile's last row are not written.
 
     Every product writes a contiguous array (the callers copy results into strided views), so
-    this function, and the micro-kernel inlined in it, is compiled once per dtype: each compiled
-    copy of the micro-kernel costs about a second of compile time."""
+    this function, and the micro-kernel inlined in it, is compiled once per dtype. Writing strided
+    views directly took a second specialization, and the pair of attention kernels then took
+    18.5 s instead of 13.5 s to compile cold."""
     M, N = out.shape
     for t in range(_tiles(M)):
         r0 = t * MR
