@@ -50,7 +50,7 @@ class Layer:
         pool = getattr(_workspace, "pool", None)
         if pool is None:
             pool = _workspace.pool = {}
-        name = (type(self).__name__, key, np.dtype(dtype))
+        name = (type(self), key, np.dtype(dtype))
         size = int(np.prod(shape))
         flat = pool.get(name)
         if flat is None or flat.size < size:
