@@ -2,8 +2,9 @@
 
 Each recipe is the best measured on a 2-core CPU (see README): 99.9% exact match on held-out
 dates after about 2 minutes of training, and 97.90% accuracy on bracket strings of held-out lengths
-after 16,000 steps (8.6 minutes) at the default seed (84-87% at two others). `data` says how many examples to generate and how long they may
-be; `model` and `train` are keyword arguments of the model's config and of TrainConfig.
+after 16,000 steps (8.6 minutes) at the default seed (84-87% at two others). `data` says how many
+examples to generate and how long they may be; `model` and `train` are keyword arguments of the
+model's config and of TrainConfig.
 """
 import copy
 
