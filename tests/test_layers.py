@@ -48,10 +48,10 @@ def test_scratch_is_per_thread():
 
 def test_model_buffers_start_on_64_byte_boundaries():
     from transformer_jit import GPT, AdamW, GPTConfig
-    from transformer_jit.memory import empty_aligned
+    from transformer_jit.memory import aligned_empty
 
     for shape, dtype in (((3, 5), np.float32), (7, np.float64), ((2, 3, 4), np.int64)):
-        x = empty_aligned(shape, dtype)
+        x = aligned_empty(shape, dtype)
         assert x.ctypes.data % 64 == 0 and x.flags.c_contiguous and x.dtype == dtype
         assert x.shape == ((shape,) if isinstance(shape, int) else shape)
     model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16))

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import kernels as K
 from .checks import check_array
-from .memory import empty_aligned
+from .memory import aligned_empty
 from .params import constant, normal
 
 
@@ -30,7 +30,7 @@ class Layer:
     def buffer(self, key, shape, dtype):
         buf = self._buffers.get(key)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = empty_aligned(shape, dtype)
+            buf = aligned_empty(shape, dtype)
             self._buffers[key] = buf
         return buf
 
@@ -54,7 +54,7 @@ class Layer:
         size = int(np.prod(shape))
         flat = pool.get(name)
         if flat is None or flat.size < size:
-            flat = pool[name] = empty_aligned(size, dtype)
+            flat = pool[name] = aligned_empty(size, dtype)
         buf = flat[:size].reshape(shape)
         buf.fill(0)
         return buf

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from . import kernels as K
-from .memory import zeros_aligned
+from .memory import aligned_zeros
 
 
 class Optimizer:
@@ -24,7 +24,7 @@ class Optimizer:
         self.lr = lr
         self.step_count = 0
         for name in self.state_buffers:
-            setattr(self, name, zeros_aligned(model.params.shape, model.params.dtype))
+            setattr(self, name, aligned_zeros(model.params.shape, model.params.dtype))
 
     def step(self):
         self.step_count += 1

@@ -10,7 +10,7 @@ exempt ones (biases, layer-norm gains) follow: the exemption is just a length.
 """
 import numpy as np
 
-from .memory import zeros_aligned
+from .memory import aligned_zeros
 
 
 class Parameter:
@@ -55,8 +55,8 @@ class ParameterStore:
         """Allocate the buffers, give every parameter its views, and initialise in declaration order."""
         ordered = [p for p in self.params.values() if p.decay] + [p for p in self.params.values() if not p.decay]
         total = sum(p.size for p in ordered)
-        self.data = zeros_aligned(total, dtype)
-        self.grad = zeros_aligned(total, dtype)
+        self.data = aligned_zeros(total, dtype)
+        self.grad = aligned_zeros(total, dtype)
         self.n_decay = sum(p.size for p in ordered if p.decay)
         offset = 0
         for p in ordered:
