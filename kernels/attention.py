@@ -74,10 +74,10 @@ def _add_head(dx, b, c0, grad):
 
 
 @slp_kernel
-def _head_product(out, a_tiles, b_panels, depth, part, tile):
+def _head_product(out, a_rows, b_panels, depth, part, tile):
     """out (M, N) = A @ B over the `part` a causal product needs; out is C-contiguous.
 
-    a_tiles (ceil(M / MR), depth, MR) and b_panels (ceil(N / NR), depth, NR) are A and B packed
+    a_rows (MR * ceil(M / MR), depth) and b_panels (ceil(N / NR), depth, NR) are A and B packed
     as for the matrix multiply (pack_a, pack_b_panel); tile is an (MR, NR) scratch array. With
     part KEYS_UP_TO_ROW, the columns past the tile's last row are not written.
 
@@ -100,7 +100,7 @@ def _head_product(out, a_tiles, b_panels, depth, part, tile):
             j0 = p * NR
             nr = min(NR, n_end - j0)
             tile[:, :] = 0
-            micro_kernel(tile, a_tiles, t, b_panels, p, k0, k1)
+            micro_kernel(tile, 0, 0, a_rows, r0, 0, b_panels, p, k0, k1)
             for i in range(mr):
                 for j in range(nr):
                     out[r0 + i, j0 + j] = tile[i, j]
@@ -134,11 +134,11 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal):
         p_bh = probs[b, h]
         tile = aligned_empty((MR, NR), probs.dtype)
         # Scores A = q k^T, unscaled, into probs (they become P row by row below).
-        q_tiles = aligned_empty((_tiles(T), hs, MR), probs.dtype)
-        pack_a(q_tiles, q[b, :, c0:c0 + hs], False, 0, T, 0, hs)
+        q_rows = aligned_empty((_tiles(T) * MR, hs), probs.dtype)
+        pack_a(q_rows, q[b, :, c0:c0 + hs], False, 0, T, 0, hs)
         kt_panels = aligned_empty((_panels(S), hs, NR), probs.dtype)
         _pack_panels(kt_panels, k[b, :, c0:c0 + hs], True, hs)
-        _head_product(p_bh, q_tiles, kt_panels, hs, KEYS_UP_TO_ROW if causal else FULL, tile)
+        _head_product(p_bh, q_rows, kt_panels, hs, KEYS_UP_TO_ROW if causal else FULL, tile)
         for t in range(T):
             s_end = t + 1 if causal else S  # causal: keys after t get P = 0 and no exp
             a = p_bh[t]
@@ -175,12 +175,12 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal):
                 a[s] *= inv
             a[s_end:] = zero
         # O = P v, written into this head's channels of out.
-        p_tiles = aligned_empty((_tiles(T), S, MR), probs.dtype)
-        pack_a(p_tiles, p_bh, False, 0, T, 0, S)
+        p_rows = aligned_empty((_tiles(T) * MR, S), probs.dtype)
+        pack_a(p_rows, p_bh, False, 0, T, 0, S)
         v_panels = aligned_empty((_panels(hs), S, NR), probs.dtype)
         _pack_panels(v_panels, v[b, :, c0:c0 + hs], False, S)
         oh = aligned_empty((T, hs), probs.dtype)
-        _head_product(oh, p_tiles, v_panels, S, DEPTH_UP_TO_ROW if causal else FULL, tile)
+        _head_product(oh, p_rows, v_panels, S, DEPTH_UP_TO_ROW if causal else FULL, tile)
         for t in range(T):
             for i in range(hs):
                 out[b, t, c0 + i] = oh[t, i]
@@ -228,22 +228,22 @@ def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causa
         gh = dout[b, :, c0:c0 + hs]
         tile = aligned_empty((MR, NR), probs.dtype)
         # dV += P^T dO
-        pt_tiles = aligned_empty((_tiles(S), T, MR), probs.dtype)
-        pack_a(pt_tiles, p_bh, True, 0, S, 0, T)
+        pt_rows = aligned_empty((_tiles(S) * MR, T), probs.dtype)
+        pack_a(pt_rows, p_bh, True, 0, S, 0, T)
         g_panels = aligned_empty((_panels(hs), T, NR), probs.dtype)
         _pack_panels(g_panels, gh, False, T)
         # one head's dV or dK, then dQ, before it is added into the caller's buffer
         grad_s = aligned_empty((S, hs), probs.dtype)
         grad_t = aligned_empty((T, hs), probs.dtype)
-        _head_product(grad_s, pt_tiles, g_panels, T, DEPTH_FROM_ROW if causal else FULL, tile)
+        _head_product(grad_s, pt_rows, g_panels, T, DEPTH_FROM_ROW if causal else FULL, tile)
         _add_head(dv, b, c0, grad_s)
         # dP = dO v^T
-        g_tiles = aligned_empty((_tiles(T), hs, MR), probs.dtype)
-        pack_a(g_tiles, gh, False, 0, T, 0, hs)
+        g_rows = aligned_empty((_tiles(T) * MR, hs), probs.dtype)
+        pack_a(g_rows, gh, False, 0, T, 0, hs)
         vt_panels = aligned_empty((_panels(S), hs, NR), probs.dtype)
         _pack_panels(vt_panels, vh, True, hs)
         da = aligned_empty((T, S), probs.dtype)
-        _head_product(da, g_tiles, vt_panels, hs, KEYS_UP_TO_ROW if causal else FULL, tile)
+        _head_product(da, g_rows, vt_panels, hs, KEYS_UP_TO_ROW if causal else FULL, tile)
         # dA[t, s] = P[t, s] (dP[t, s] - <P[t], dP[t]>), with the scale of A folded in; 0 past t
         for t in range(T):
             s_end = t + 1 if causal else S
@@ -255,16 +255,16 @@ def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causa
                 da[t, s] = p[s] * (da[t, s] - row_dot) * scale
             da[t, s_end:] = zero
         # dQ += dA k
-        da_tiles = aligned_empty((_tiles(T), S, MR), probs.dtype)
-        pack_a(da_tiles, da, False, 0, T, 0, S)
+        da_rows = aligned_empty((_tiles(T) * MR, S), probs.dtype)
+        pack_a(da_rows, da, False, 0, T, 0, S)
         k_panels = aligned_empty((_panels(hs), S, NR), probs.dtype)
         _pack_panels(k_panels, kh, False, S)
-        _head_product(grad_t, da_tiles, k_panels, S, DEPTH_UP_TO_ROW if causal else FULL, tile)
+        _head_product(grad_t, da_rows, k_panels, S, DEPTH_UP_TO_ROW if causal else FULL, tile)
         _add_head(dq, b, c0, grad_t)
         # dK += dA^T q
-        dat_tiles = aligned_empty((_tiles(S), T, MR), probs.dtype)
-        pack_a(dat_tiles, da, True, 0, S, 0, T)
+        dat_rows = aligned_empty((_tiles(S) * MR, T), probs.dtype)
+        pack_a(dat_rows, da, True, 0, S, 0, T)
         q_panels = aligned_empty((_panels(hs), T, NR), probs.dtype)
         _pack_panels(q_panels, qh, False, T)
-        _head_product(grad_s, dat_tiles, q_panels, T, DEPTH_FROM_ROW if causal else FULL, tile)
+        _head_product(grad_s, dat_rows, q_panels, T, DEPTH_FROM_ROW if causal else FULL, tile)
         _add_head(dk, b, c0, grad_s)

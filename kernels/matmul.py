@@ -12,12 +12,16 @@ multiply-adds with them. LLVM's SLP vectorizer packs each row's 32 accumulators 
 AVX-512 registers, so one step is 12 vector multiply-adds fed by 2 vector loads and 6 broadcasts,
 and the 12 independent accumulators keep both multiply-add units busy despite their latency.
 
-Packing makes those loads contiguous. Before the multiply, B is copied into panels of NR columns,
-`b_panels[p, k, j] = B[k, p * NR + j]`, and a block of rows of A into `a_block[t, k, i] =
-A[row of tile t + i, k]`, so the micro-kernel reads both with unit stride whatever the layout of
-the original arrays (padding past the edge with zeros). The depth K is cut into slices of KC = 256:
-one B panel slice (256 x 32 floats = 32 KB) stays in the 48 KB L1 cache while every row tile of a
-block of A runs over it, and the block of A (a few times 6 KB) stays in L2.
+Packing makes the loads of B contiguous. Before the multiply, B is copied into panels of NR
+columns, `b_panels[p, k, j] = B[k, p * NR + j]` (zero past the last column), so the micro-kernel
+reads 32 neighbouring numbers per step whatever the layout of b. A needs less: per step the
+micro-kernel reads one number from each of its 6 rows, and the rows of a row-major array are six
+streams the hardware prefetches well. So A is read where it lies when stored row by row (the
+forward and input-gradient products), and only a transposed A (dout^T in the weight gradient), or
+a block of rows that runs past the last row, is first copied into rows, `a_rows[r, k] = A[i0 + r,
+k]`. With 128 output columns, copying A had cost up to a fifth of the multiply. The depth K is cut
+into slices of KC = 256: one B panel slice (256 x 32 floats = 32 KB) stays in the 48 KB L1 cache
+while every row tile of a block of A runs over it, and the block of A stays in L2.
 
 Threads take blocks of rows of `out`; each owns its rows, so there are no races, and the sum over k
 is done in the same order whatever the thread count.
@@ -48,62 +52,76 @@ def aligned_empty(shape, dtype):
 
 
 @slp_kernel(reassociate=False)
-def micro_kernel(tile, a_block, t, b_panels, p, k0, k1):
-    """tile (MR, NR) += a_block[t, k0:k1].T @ b_panels[p, k0:k1]: one row tile times one B panel.
+def micro_kernel(c, cr, cj, a_rows, r0, a_k0, b_panels, p, k0, k1):
+    """C += A @ B over depth k0:k1 for one MR x NR tile C = c[cr:cr + MR, cj:cj + NR], where
+    A[i, k] = a_rows[r0 + i, a_k0 + k] (MR rows of A) and B[k, j] = b_panels[p, k, j].
 
     Written out in scalars so that every accumulator can live in a register: c{i}_{j} is
-    tile[i, j], a is A[row i, k] and b{j} is B[k, column j]. The statements go row by row: in
+    C[i, j], a is A[row i, k] and b{j} is B[k, column j]. The statements go row by row: in
     this order LLVM's SLP vectorizer turns each row's 32 multiply-adds into two vector ones
-    (ordered column by column, it still vectorized but ran about 25x slower)."""
-    c0_0 = tile[0, 0]; c0_1 = tile[0, 1]; c0_2 = tile[0, 2]; c0_3 = tile[0, 3]
-    c0_4 = tile[0, 4]; c0_5 = tile[0, 5]; c0_6 = tile[0, 6]; c0_7 = tile[0, 7]
-    c0_8 = tile[0, 8]; c0_9 = tile[0, 9]; c0_10 = tile[0, 10]; c0_11 = tile[0, 11]
-    c0_12 = tile[0, 12]; c0_13 = tile[0, 13]; c0_14 = tile[0, 14]; c0_15 = tile[0, 15]
-    c0_16 = tile[0, 16]; c0_17 = tile[0, 17]; c0_18 = tile[0, 18]; c0_19 = tile[0, 19]
-    c0_20 = tile[0, 20]; c0_21 = tile[0, 21]; c0_22 = tile[0, 22]; c0_23 = tile[0, 23]
-    c0_24 = tile[0, 24]; c0_25 = tile[0, 25]; c0_26 = tile[0, 26]; c0_27 = tile[0, 27]
-    c0_28 = tile[0, 28]; c0_29 = tile[0, 29]; c0_30 = tile[0, 30]; c0_31 = tile[0, 31]
-    c1_0 = tile[1, 0]; c1_1 = tile[1, 1]; c1_2 = tile[1, 2]; c1_3 = tile[1, 3]
-    c1_4 = tile[1, 4]; c1_5 = tile[1, 5]; c1_6 = tile[1, 6]; c1_7 = tile[1, 7]
-    c1_8 = tile[1, 8]; c1_9 = tile[1, 9]; c1_10 = tile[1, 10]; c1_11 = tile[1, 11]
-    c1_12 = tile[1, 12]; c1_13 = tile[1, 13]; c1_14 = tile[1, 14]; c1_15 = tile[1, 15]
-    c1_16 = tile[1, 16]; c1_17 = tile[1, 17]; c1_18 = tile[1, 18]; c1_19 = tile[1, 19]
-    c1_20 = tile[1, 20]; c1_21 = tile[1, 21]; c1_22 = tile[1, 22]; c1_23 = tile[1, 23]
-    c1_24 = tile[1, 24]; c1_25 = tile[1, 25]; c1_26 = tile[1, 26]; c1_27 = tile[1, 27]
-    c1_28 = tile[1, 28]; c1_29 = tile[1, 29]; c1_30 = tile[1, 30]; c1_31 = tile[1, 31]
-    c2_0 = tile[2, 0]; c2_1 = tile[2, 1]; c2_2 = tile[2, 2]; c2_3 = tile[2, 3]
-    c2_4 = tile[2, 4]; c2_5 = tile[2, 5]; c2_6 = tile[2, 6]; c2_7 = tile[2, 7]
-    c2_8 = tile[2, 8]; c2_9 = tile[2, 9]; c2_10 = tile[2, 10]; c2_11 = tile[2, 11]
-    c2_12 = tile[2, 12]; c2_13 = tile[2, 13]; c2_14 = tile[2, 14]; c2_15 = tile[2, 15]
-    c2_16 = tile[2, 16]; c2_17 = tile[2, 17]; c2_18 = tile[2, 18]; c2_19 = tile[2, 19]
-    c2_20 = tile[2, 20]; c2_21 = tile[2, 21]; c2_22 = tile[2, 22]; c2_23 = tile[2, 23]
-    c2_24 = tile[2, 24]; c2_25 = tile[2, 25]; c2_26 = tile[2, 26]; c2_27 = tile[2, 27]
-    c2_28 = tile[2, 28]; c2_29 = tile[2, 29]; c2_30 = tile[2, 30]; c2_31 = tile[2, 31]
-    c3_0 = tile[3, 0]; c3_1 = tile[3, 1]; c3_2 = tile[3, 2]; c3_3 = tile[3, 3]
-    c3_4 = tile[3, 4]; c3_5 = tile[3, 5]; c3_6 = tile[3, 6]; c3_7 = tile[3, 7]
-    c3_8 = tile[3, 8]; c3_9 = tile[3, 9]; c3_10 = tile[3, 10]; c3_11 = tile[3, 11]
-    c3_12 = tile[3, 12]; c3_13 = tile[3, 13]; c3_14 = tile[3, 14]; c3_15 = tile[3, 15]
-    c3_16 = tile[3, 16]; c3_17 = tile[3, 17]; c3_18 = tile[3, 18]; c3_19 = tile[3, 19]
-    c3_20 = tile[3, 20]; c3_21 = tile[3, 21]; c3_22 = tile[3, 22]; c3_23 = tile[3, 23]
-    c3_24 = tile[3, 24]; c3_25 = tile[3, 25]; c3_26 = tile[3, 26]; c3_27 = tile[3, 27]
-    c3_28 = tile[3, 28]; c3_29 = tile[3, 29]; c3_30 = tile[3, 30]; c3_31 = tile[3, 31]
-    c4_0 = tile[4, 0]; c4_1 = tile[4, 1]; c4_2 = tile[4, 2]; c4_3 = tile[4, 3]
-    c4_4 = tile[4, 4]; c4_5 = tile[4, 5]; c4_6 = tile[4, 6]; c4_7 = tile[4, 7]
-    c4_8 = tile[4, 8]; c4_9 = tile[4, 9]; c4_10 = tile[4, 10]; c4_11 = tile[4, 11]
-    c4_12 = tile[4, 12]; c4_13 = tile[4, 13]; c4_14 = tile[4, 14]; c4_15 = tile[4, 15]
-    c4_16 = tile[4, 16]; c4_17 = tile[4, 17]; c4_18 = tile[4, 18]; c4_19 = tile[4, 19]
-    c4_20 = tile[4, 20]; c4_21 = tile[4, 21]; c4_22 = tile[4, 22]; c4_23 = tile[4, 23]
-    c4_24 = tile[4, 24]; c4_25 = tile[4, 25]; c4_26 = tile[4, 26]; c4_27 = tile[4, 27]
-    c4_28 = tile[4, 28]; c4_29 = tile[4, 29]; c4_30 = tile[4, 30]; c4_31 = tile[4, 31]
-    c5_0 = tile[5, 0]; c5_1 = tile[5, 1]; c5_2 = tile[5, 2]; c5_3 = tile[5, 3]
-    c5_4 = tile[5, 4]; c5_5 = tile[5, 5]; c5_6 = tile[5, 6]; c5_7 = tile[5, 7]
-    c5_8 = tile[5, 8]; c5_9 = tile[5, 9]; c5_10 = tile[5, 10]; c5_11 = tile[5, 11]
-    c5_12 = tile[5, 12]; c5_13 = tile[5, 13]; c5_14 = tile[5, 14]; c5_15 = tile[5, 15]
-    c5_16 = tile[5, 16]; c5_17 = tile[5, 17]; c5_18 = tile[5, 18]; c5_19 = tile[5, 19]
-    c5_20 = tile[5, 20]; c5_21 = tile[5, 21]; c5_22 = tile[5, 22]; c5_23 = tile[5, 23]
-    c5_24 = tile[5, 24]; c5_25 = tile[5, 25]; c5_26 = tile[5, 26]; c5_27 = tile[5, 27]
-    c5_28 = tile[5, 28]; c5_29 = tile[5, 29]; c5_30 = tile[5, 30]; c5_31 = tile[5, 31]
+    (ordered column by column, it still vectorized but ran about 25x slower).
+
+    C is read and written through one view per row, `row{i} = c[cr + i, cj:cj + NR]`, indexed
+    by constants. Indexing c[cr + i, cj + j] directly runs 12x slower: Numba turns a negative
+    index into one counted from the end, and with cj unknown that check comes with every
+    index, so the loads and stores can no longer be packed into vectors. Working on the
+    caller's array in place, instead of on a copy of the tile, saved 6-7% of every product."""
+    row0 = c[cr, cj:cj + NR]
+    row1 = c[cr + 1, cj:cj + NR]
+    row2 = c[cr + 2, cj:cj + NR]
+    row3 = c[cr + 3, cj:cj + NR]
+    row4 = c[cr + 4, cj:cj + NR]
+    row5 = c[cr + 5, cj:cj + NR]
+    c0_0 = row0[0]; c0_1 = row0[1]; c0_2 = row0[2]; c0_3 = row0[3]
+    c0_4 = row0[4]; c0_5 = row0[5]; c0_6 = row0[6]; c0_7 = row0[7]
+    c0_8 = row0[8]; c0_9 = row0[9]; c0_10 = row0[10]; c0_11 = row0[11]
+    c0_12 = row0[12]; c0_13 = row0[13]; c0_14 = row0[14]; c0_15 = row0[15]
+    c0_16 = row0[16]; c0_17 = row0[17]; c0_18 = row0[18]; c0_19 = row0[19]
+    c0_20 = row0[20]; c0_21 = row0[21]; c0_22 = row0[22]; c0_23 = row0[23]
+    c0_24 = row0[24]; c0_25 = row0[25]; c0_26 = row0[26]; c0_27 = row0[27]
+    c0_28 = row0[28]; c0_29 = row0[29]; c0_30 = row0[30]; c0_31 = row0[31]
+    c1_0 = row1[0]; c1_1 = row1[1]; c1_2 = row1[2]; c1_3 = row1[3]
+    c1_4 = row1[4]; c1_5 = row1[5]; c1_6 = row1[6]; c1_7 = row1[7]
+    c1_8 = row1[8]; c1_9 = row1[9]; c1_10 = row1[10]; c1_11 = row1[11]
+    c1_12 = row1[12]; c1_13 = row1[13]; c1_14 = row1[14]; c1_15 = row1[15]
+    c1_16 = row1[16]; c1_17 = row1[17]; c1_18 = row1[18]; c1_19 = row1[19]
+    c1_20 = row1[20]; c1_21 = row1[21]; c1_22 = row1[22]; c1_23 = row1[23]
+    c1_24 = row1[24]; c1_25 = row1[25]; c1_26 = row1[26]; c1_27 = row1[27]
+    c1_28 = row1[28]; c1_29 = row1[29]; c1_30 = row1[30]; c1_31 = row1[31]
+    c2_0 = row2[0]; c2_1 = row2[1]; c2_2 = row2[2]; c2_3 = row2[3]
+    c2_4 = row2[4]; c2_5 = row2[5]; c2_6 = row2[6]; c2_7 = row2[7]
+    c2_8 = row2[8]; c2_9 = row2[9]; c2_10 = row2[10]; c2_11 = row2[11]
+    c2_12 = row2[12]; c2_13 = row2[13]; c2_14 = row2[14]; c2_15 = row2[15]
+    c2_16 = row2[16]; c2_17 = row2[17]; c2_18 = row2[18]; c2_19 = row2[19]
+    c2_20 = row2[20]; c2_21 = row2[21]; c2_22 = row2[22]; c2_23 = row2[23]
+    c2_24 = row2[24]; c2_25 = row2[25]; c2_26 = row2[26]; c2_27 = row2[27]
+    c2_28 = row2[28]; c2_29 = row2[29]; c2_30 = row2[30]; c2_31 = row2[31]
+    c3_0 = row3[0]; c3_1 = row3[1]; c3_2 = row3[2]; c3_3 = row3[3]
+    c3_4 = row3[4]; c3_5 = row3[5]; c3_6 = row3[6]; c3_7 = row3[7]
+    c3_8 = row3[8]; c3_9 = row3[9]; c3_10 = row3[10]; c3_11 = row3[11]
+    c3_12 = row3[12]; c3_13 = row3[13]; c3_14 = row3[14]; c3_15 = row3[15]
+    c3_16 = row3[16]; c3_17 = row3[17]; c3_18 = row3[18]; c3_19 = row3[19]
+    c3_20 = row3[20]; c3_21 = row3[21]; c3_22 = row3[22]; c3_23 = row3[23]
+    c3_24 = row3[24]; c3_25 = row3[25]; c3_26 = row3[26]; c3_27 = row3[27]
+    c3_28 = row3[28]; c3_29 = row3[29]; c3_30 = row3[30]; c3_31 = row3[31]
+    c4_0 = row4[0]; c4_1 = row4[1]; c4_2 = row4[2]; c4_3 = row4[3]
+    c4_4 = row4[4]; c4_5 = row4[5]; c4_6 = row4[6]; c4_7 = row4[7]
+    c4_8 = row4[8]; c4_9 = row4[9]; c4_10 = row4[10]; c4_11 = row4[11]
+    c4_12 = row4[12]; c4_13 = row4[13]; c4_14 = row4[14]; c4_15 = row4[15]
+    c4_16 = row4[16]; c4_17 = row4[17]; c4_18 = row4[18]; c4_19 = row4[19]
+    c4_20 = row4[20]; c4_21 = row4[21]; c4_22 = row4[22]; c4_23 = row4[23]
+    c4_24 = row4[24]; c4_25 = row4[25]; c4_26 = row4[26]; c4_27 = row4[27]
+    c4_28 = row4[28]; c4_29 = row4[29]; c4_30 = row4[30]; c4_31 = row4[31]
+    c5_0 = row5[0]; c5_1 = row5[1]; c5_2 = row5[2]; c5_3 = row5[3]
+    c5_4 = row5[4]; c5_5 = row5[5]; c5_6 = row5[6]; c5_7 = row5[7]
+    c5_8 = row5[8]; c5_9 = row5[9]; c5_10 = row5[10]; c5_11 = row5[11]
+    c5_12 = row5[12]; c5_13 = row5[13]; c5_14 = row5[14]; c5_15 = row5[15]
+    c5_16 = row5[16]; c5_17 = row5[17]; c5_18 = row5[18]; c5_19 = row5[19]
+    c5_20 = row5[20]; c5_21 = row5[21]; c5_22 = row5[22]; c5_23 = row5[23]
+    c5_24 = row5[24]; c5_25 = row5[25]; c5_26 = row5[26]; c5_27 = row5[27]
+    c5_28 = row5[28]; c5_29 = row5[29]; c5_30 = row5[30]; c5_31 = row5[31]
     for k in range(k0, k1):
+        ka = a_k0 + k
         b0 = b_panels[p, k, 0]; b1 = b_panels[p, k, 1]; b2 = b_panels[p, k, 2]; b3 = b_panels[p, k, 3]
         b4 = b_panels[p, k, 4]; b5 = b_panels[p, k, 5]; b6 = b_panels[p, k, 6]; b7 = b_panels[p, k, 7]
         b8 = b_panels[p, k, 8]; b9 = b_panels[p, k, 9]; b10 = b_panels[p, k, 10]; b11 = b_panels[p, k, 11]
@@ -112,7 +130,7 @@ def micro_kernel(tile, a_block, t, b_panels, p, k0, k1):
         b20 = b_panels[p, k, 20]; b21 = b_panels[p, k, 21]; b22 = b_panels[p, k, 22]; b23 = b_panels[p, k, 23]
         b24 = b_panels[p, k, 24]; b25 = b_panels[p, k, 25]; b26 = b_panels[p, k, 26]; b27 = b_panels[p, k, 27]
         b28 = b_panels[p, k, 28]; b29 = b_panels[p, k, 29]; b30 = b_panels[p, k, 30]; b31 = b_panels[p, k, 31]
-        a = a_block[t, k, 0]
+        a = a_rows[r0, ka]
         c0_0 += a * b0; c0_1 += a * b1; c0_2 += a * b2; c0_3 += a * b3
         c0_4 += a * b4; c0_5 += a * b5; c0_6 += a * b6; c0_7 += a * b7
         c0_8 += a * b8; c0_9 += a * b9; c0_10 += a * b10; c0_11 += a * b11
@@ -121,7 +139,7 @@ def micro_kernel(tile, a_block, t, b_panels, p, k0, k1):
         c0_20 += a * b20; c0_21 += a * b21; c0_22 += a * b22; c0_23 += a * b23
         c0_24 += a * b24; c0_25 += a * b25; c0_26 += a * b26; c0_27 += a * b27
         c0_28 += a * b28; c0_29 += a * b29; c0_30 += a * b30; c0_31 += a * b31
-        a = a_block[t, k, 1]
+        a = a_rows[r0 + 1, ka]
         c1_0 += a * b0; c1_1 += a * b1; c1_2 += a * b2; c1_3 += a * b3
         c1_4 += a * b4; c1_5 += a * b5; c1_6 += a * b6; c1_7 += a * b7
         c1_8 += a * b8; c1_9 += a * b9; c1_10 += a * b10; c1_11 += a * b11
@@ -130,7 +148,7 @@ def micro_kernel(tile, a_block, t, b_panels, p, k0, k1):
         c1_20 += a * b20; c1_21 += a * b21; c1_22 += a * b22; c1_23 += a * b23
         c1_24 += a * b24; c1_25 += a * b25; c1_26 += a * b26; c1_27 += a * b27
         c1_28 += a * b28; c1_29 += a * b29; c1_30 += a * b30; c1_31 += a * b31
-        a = a_block[t, k, 2]
+        a = a_rows[r0 + 2, ka]
         c2_0 += a * b0; c2_1 += a * b1; c2_2 += a * b2; c2_3 += a * b3
         c2_4 += a * b4; c2_5 += a * b5; c2_6 += a * b6; c2_7 += a * b7
         c2_8 += a * b8; c2_9 += a * b9; c2_10 += a * b10; c2_11 += a * b11
@@ -139,7 +157,7 @@ def micro_kernel(tile, a_block, t, b_panels, p, k0, k1):
         c2_20 += a * b20; c2_21 += a * b21; c2_22 += a * b22; c2_23 += a * b23
         c2_24 += a * b24; c2_25 += a * b25; c2_26 += a * b26; c2_27 += a * b27
         c2_28 += a * b28; c2_29 += a * b29; c2_30 += a * b30; c2_31 += a * b31
-        a = a_block[t, k, 3]
+        a = a_rows[r0 + 3, ka]
         c3_0 += a * b0; c3_1 += a * b1; c3_2 += a * b2; c3_3 += a * b3
         c3_4 += a * b4; c3_5 += a * b5; c3_6 += a * b6; c3_7 += a * b7
         c3_8 += a * b8; c3_9 += a * b9; c3_10 += a * b10; c3_11 += a * b11
@@ -148,7 +166,7 @@ def micro_kernel(tile, a_block, t, b_panels, p, k0, k1):
         c3_20 += a * b20; c3_21 += a * b21; c3_22 += a * b22; c3_23 += a * b23
         c3_24 += a * b24; c3_25 += a * b25; c3_26 += a * b26; c3_27 += a * b27
         c3_28 += a * b28; c3_29 += a * b29; c3_30 += a * b30; c3_31 += a * b31
-        a = a_block[t, k, 4]
+        a = a_rows[r0 + 4, ka]
         c4_0 += a * b0; c4_1 += a * b1; c4_2 += a * b2; c4_3 += a * b3
         c4_4 += a * b4; c4_5 += a * b5; c4_6 += a * b6; c4_7 += a * b7
         c4_8 += a * b8; c4_9 += a * b9; c4_10 += a * b10; c4_11 += a * b11
@@ -157,7 +175,7 @@ def micro_kernel(tile, a_block, t, b_panels, p, k0, k1):
         c4_20 += a * b20; c4_21 += a * b21; c4_22 += a * b22; c4_23 += a * b23
         c4_24 += a * b24; c4_25 += a * b25; c4_26 += a * b26; c4_27 += a * b27
         c4_28 += a * b28; c4_29 += a * b29; c4_30 += a * b30; c4_31 += a * b31
-        a = a_block[t, k, 5]
+        a = a_rows[r0 + 5, ka]
         c5_0 += a * b0; c5_1 += a * b1; c5_2 += a * b2; c5_3 += a * b3
         c5_4 += a * b4; c5_5 += a * b5; c5_6 += a * b6; c5_7 += a * b7
         c5_8 += a * b8; c5_9 += a * b9; c5_10 += a * b10; c5_11 += a * b11
@@ -166,54 +184,54 @@ def micro_kernel(tile, a_block, t, b_panels, p, k0, k1):
         c5_20 += a * b20; c5_21 += a * b21; c5_22 += a * b22; c5_23 += a * b23
         c5_24 += a * b24; c5_25 += a * b25; c5_26 += a * b26; c5_27 += a * b27
         c5_28 += a * b28; c5_29 += a * b29; c5_30 += a * b30; c5_31 += a * b31
-    tile[0, 0] = c0_0; tile[0, 1] = c0_1; tile[0, 2] = c0_2; tile[0, 3] = c0_3
-    tile[0, 4] = c0_4; tile[0, 5] = c0_5; tile[0, 6] = c0_6; tile[0, 7] = c0_7
-    tile[0, 8] = c0_8; tile[0, 9] = c0_9; tile[0, 10] = c0_10; tile[0, 11] = c0_11
-    tile[0, 12] = c0_12; tile[0, 13] = c0_13; tile[0, 14] = c0_14; tile[0, 15] = c0_15
-    tile[0, 16] = c0_16; tile[0, 17] = c0_17; tile[0, 18] = c0_18; tile[0, 19] = c0_19
-    tile[0, 20] = c0_20; tile[0, 21] = c0_21; tile[0, 22] = c0_22; tile[0, 23] = c0_23
-    tile[0, 24] = c0_24; tile[0, 25] = c0_25; tile[0, 26] = c0_26; tile[0, 27] = c0_27
-    tile[0, 28] = c0_28; tile[0, 29] = c0_29; tile[0, 30] = c0_30; tile[0, 31] = c0_31
-    tile[1, 0] = c1_0; tile[1, 1] = c1_1; tile[1, 2] = c1_2; tile[1, 3] = c1_3
-    tile[1, 4] = c1_4; tile[1, 5] = c1_5; tile[1, 6] = c1_6; tile[1, 7] = c1_7
-    tile[1, 8] = c1_8; tile[1, 9] = c1_9; tile[1, 10] = c1_10; tile[1, 11] = c1_11
-    tile[1, 12] = c1_12; tile[1, 13] = c1_13; tile[1, 14] = c1_14; tile[1, 15] = c1_15
-    tile[1, 16] = c1_16; tile[1, 17] = c1_17; tile[1, 18] = c1_18; tile[1, 19] = c1_19
-    tile[1, 20] = c1_20; tile[1, 21] = c1_21; tile[1, 22] = c1_22; tile[1, 23] = c1_23
-    tile[1, 24] = c1_24; tile[1, 25] = c1_25; tile[1, 26] = c1_26; tile[1, 27] = c1_27
-    tile[1, 28] = c1_28; tile[1, 29] = c1_29; tile[1, 30] = c1_30; tile[1, 31] = c1_31
-    tile[2, 0] = c2_0; tile[2, 1] = c2_1; tile[2, 2] = c2_2; tile[2, 3] = c2_3
-    tile[2, 4] = c2_4; tile[2, 5] = c2_5; tile[2, 6] = c2_6; tile[2, 7] = c2_7
-    tile[2, 8] = c2_8; tile[2, 9] = c2_9; tile[2, 10] = c2_10; tile[2, 11] = c2_11
-    tile[2, 12] = c2_12; tile[2, 13] = c2_13; tile[2, 14] = c2_14; tile[2, 15] = c2_15
-    tile[2, 16] = c2_16; tile[2, 17] = c2_17; tile[2, 18] = c2_18; tile[2, 19] = c2_19
-    tile[2, 20] = c2_20; tile[2, 21] = c2_21; tile[2, 22] = c2_22; tile[2, 23] = c2_23
-    tile[2, 24] = c2_24; tile[2, 25] = c2_25; tile[2, 26] = c2_26; tile[2, 27] = c2_27
-    tile[2, 28] = c2_28; tile[2, 29] = c2_29; tile[2, 30] = c2_30; tile[2, 31] = c2_31
-    tile[3, 0] = c3_0; tile[3, 1] = c3_1; tile[3, 2] = c3_2; tile[3, 3] = c3_3
-    tile[3, 4] = c3_4; tile[3, 5] = c3_5; tile[3, 6] = c3_6; tile[3, 7] = c3_7
-    tile[3, 8] = c3_8; tile[3, 9] = c3_9; tile[3, 10] = c3_10; tile[3, 11] = c3_11
-    tile[3, 12] = c3_12; tile[3, 13] = c3_13; tile[3, 14] = c3_14; tile[3, 15] = c3_15
-    tile[3, 16] = c3_16; tile[3, 17] = c3_17; tile[3, 18] = c3_18; tile[3, 19] = c3_19
-    tile[3, 20] = c3_20; tile[3, 21] = c3_21; tile[3, 22] = c3_22; tile[3, 23] = c3_23
-    tile[3, 24] = c3_24; tile[3, 25] = c3_25; tile[3, 26] = c3_26; tile[3, 27] = c3_27
-    tile[3, 28] = c3_28; tile[3, 29] = c3_29; tile[3, 30] = c3_30; tile[3, 31] = c3_31
-    tile[4, 0] = c4_0; tile[4, 1] = c4_1; tile[4, 2] = c4_2; tile[4, 3] = c4_3
-    tile[4, 4] = c4_4; tile[4, 5] = c4_5; tile[4, 6] = c4_6; tile[4, 7] = c4_7
-    tile[4, 8] = c4_8; tile[4, 9] = c4_9; tile[4, 10] = c4_10; tile[4, 11] = c4_11
-    tile[4, 12] = c4_12; tile[4, 13] = c4_13; tile[4, 14] = c4_14; tile[4, 15] = c4_15
-    tile[4, 16] = c4_16; tile[4, 17] = c4_17; tile[4, 18] = c4_18; tile[4, 19] = c4_19
-    tile[4, 20] = c4_20; tile[4, 21] = c4_21; tile[4, 22] = c4_22; tile[4, 23] = c4_23
-    tile[4, 24] = c4_24; tile[4, 25] = c4_25; tile[4, 26] = c4_26; tile[4, 27] = c4_27
-    tile[4, 28] = c4_28; tile[4, 29] = c4_29; tile[4, 30] = c4_30; tile[4, 31] = c4_31
-    tile[5, 0] = c5_0; tile[5, 1] = c5_1; tile[5, 2] = c5_2; tile[5, 3] = c5_3
-    tile[5, 4] = c5_4; tile[5, 5] = c5_5; tile[5, 6] = c5_6; tile[5, 7] = c5_7
-    tile[5, 8] = c5_8; tile[5, 9] = c5_9; tile[5, 10] = c5_10; tile[5, 11] = c5_11
-    tile[5, 12] = c5_12; tile[5, 13] = c5_13; tile[5, 14] = c5_14; tile[5, 15] = c5_15
-    tile[5, 16] = c5_16; tile[5, 17] = c5_17; tile[5, 18] = c5_18; tile[5, 19] = c5_19
-    tile[5, 20] = c5_20; tile[5, 21] = c5_21; tile[5, 22] = c5_22; tile[5, 23] = c5_23
-    tile[5, 24] = c5_24; tile[5, 25] = c5_25; tile[5, 26] = c5_26; tile[5, 27] = c5_27
-    tile[5, 28] = c5_28; tile[5, 29] = c5_29; tile[5, 30] = c5_30; tile[5, 31] = c5_31
+    row0[0] = c0_0; row0[1] = c0_1; row0[2] = c0_2; row0[3] = c0_3
+    row0[4] = c0_4; row0[5] = c0_5; row0[6] = c0_6; row0[7] = c0_7
+    row0[8] = c0_8; row0[9] = c0_9; row0[10] = c0_10; row0[11] = c0_11
+    row0[12] = c0_12; row0[13] = c0_13; row0[14] = c0_14; row0[15] = c0_15
+    row0[16] = c0_16; row0[17] = c0_17; row0[18] = c0_18; row0[19] = c0_19
+    row0[20] = c0_20; row0[21] = c0_21; row0[22] = c0_22; row0[23] = c0_23
+    row0[24] = c0_24; row0[25] = c0_25; row0[26] = c0_26; row0[27] = c0_27
+    row0[28] = c0_28; row0[29] = c0_29; row0[30] = c0_30; row0[31] = c0_31
+    row1[0] = c1_0; row1[1] = c1_1; row1[2] = c1_2; row1[3] = c1_3
+    row1[4] = c1_4; row1[5] = c1_5; row1[6] = c1_6; row1[7] = c1_7
+    row1[8] = c1_8; row1[9] = c1_9; row1[10] = c1_10; row1[11] = c1_11
+    row1[12] = c1_12; row1[13] = c1_13; row1[14] = c1_14; row1[15] = c1_15
+    row1[16] = c1_16; row1[17] = c1_17; row1[18] = c1_18; row1[19] = c1_19
+    row1[20] = c1_20; row1[21] = c1_21; row1[22] = c1_22; row1[23] = c1_23
+    row1[24] = c1_24; row1[25] = c1_25; row1[26] = c1_26; row1[27] = c1_27
+    row1[28] = c1_28; row1[29] = c1_29; row1[30] = c1_30; row1[31] = c1_31
+    row2[0] = c2_0; row2[1] = c2_1; row2[2] = c2_2; row2[3] = c2_3
+    row2[4] = c2_4; row2[5] = c2_5; row2[6] = c2_6; row2[7] = c2_7
+    row2[8] = c2_8; row2[9] = c2_9; row2[10] = c2_10; row2[11] = c2_11
+    row2[12] = c2_12; row2[13] = c2_13; row2[14] = c2_14; row2[15] = c2_15
+    row2[16] = c2_16; row2[17] = c2_17; row2[18] = c2_18; row2[19] = c2_19
+    row2[20] = c2_20; row2[21] = c2_21; row2[22] = c2_22; row2[23] = c2_23
+    row2[24] = c2_24; row2[25] = c2_25; row2[26] = c2_26; row2[27] = c2_27
+    row2[28] = c2_28; row2[29] = c2_29; row2[30] = c2_30; row2[31] = c2_31
+    row3[0] = c3_0; row3[1] = c3_1; row3[2] = c3_2; row3[3] = c3_3
+    row3[4] = c3_4; row3[5] = c3_5; row3[6] = c3_6; row3[7] = c3_7
+    row3[8] = c3_8; row3[9] = c3_9; row3[10] = c3_10; row3[11] = c3_11
+    row3[12] = c3_12; row3[13] = c3_13; row3[14] = c3_14; row3[15] = c3_15
+    row3[16] = c3_16; row3[17] = c3_17; row3[18] = c3_18; row3[19] = c3_19
+    row3[20] = c3_20; row3[21] = c3_21; row3[22] = c3_22; row3[23] = c3_23
+    row3[24] = c3_24; row3[25] = c3_25; row3[26] = c3_26; row3[27] = c3_27
+    row3[28] = c3_28; row3[29] = c3_29; row3[30] = c3_30; row3[31] = c3_31
+    row4[0] = c4_0; row4[1] = c4_1; row4[2] = c4_2; row4[3] = c4_3
+    row4[4] = c4_4; row4[5] = c4_5; row4[6] = c4_6; row4[7] = c4_7
+    row4[8] = c4_8; row4[9] = c4_9; row4[10] = c4_10; row4[11] = c4_11
+    row4[12] = c4_12; row4[13] = c4_13; row4[14] = c4_14; row4[15] = c4_15
+    row4[16] = c4_16; row4[17] = c4_17; row4[18] = c4_18; row4[19] = c4_19
+    row4[20] = c4_20; row4[21] = c4_21; row4[22] = c4_22; row4[23] = c4_23
+    row4[24] = c4_24; row4[25] = c4_25; row4[26] = c4_26; row4[27] = c4_27
+    row4[28] = c4_28; row4[29] = c4_29; row4[30] = c4_30; row4[31] = c4_31
+    row5[0] = c5_0; row5[1] = c5_1; row5[2] = c5_2; row5[3] = c5_3
+    row5[4] = c5_4; row5[5] = c5_5; row5[6] = c5_6; row5[7] = c5_7
+    row5[8] = c5_8; row5[9] = c5_9; row5[10] = c5_10; row5[11] = c5_11
+    row5[12] = c5_12; row5[13] = c5_13; row5[14] = c5_14; row5[15] = c5_15
+    row5[16] = c5_16; row5[17] = c5_17; row5[18] = c5_18; row5[19] = c5_19
+    row5[20] = c5_20; row5[21] = c5_21; row5[22] = c5_22; row5[23] = c5_23
+    row5[24] = c5_24; row5[25] = c5_25; row5[26] = c5_26; row5[27] = c5_27
+    row5[28] = c5_28; row5[29] = c5_29; row5[30] = c5_30; row5[31] = c5_31
 
 
 @kernel
@@ -226,7 +244,11 @@ def pack_b_panel(b_panels, p, b, b_transposed, k0, kc):
         for j in range(nr):
             for k in range(kc):
                 b_panels[p, k, j] = b[j0 + j, k0 + k]
-    else:             # B[k, j] = b[k, j]: copy the panel's slice of each row
+    elif nr == NR:    # a whole panel: copy NR values of each row (a fixed count, so LLVM copies
+        for k in range(kc):  # with vector moves: measured 2x faster than the general loop below)
+            for j in range(NR):
+                b_panels[p, k, j] = b[k0 + k, j0 + j]
+    else:
         for k in range(kc):
             for j in range(nr):
                 b_panels[p, k, j] = b[k0 + k, j0 + j]
@@ -243,25 +265,29 @@ def _pack_b(b_panels, b, b_transposed, k0, kc):
 
 
 @kernel
-def pack_a(a_block, a, a_transposed, i0, M, k0, kc):
-    """a_block[t, k, i] = A[i0 + t * MR + i, k0 + k], zero past the last row."""
-    n_tiles = a_block.shape[0]
-    if a_transposed:  # A[i, k] = a[k, i]: row k0 + k of a holds the whole block's values side by side
+def pack_a(a_rows, a, a_transposed, i0, M, k0, kc):
+    """a_rows[r, k] = A[i0 + r, k0 + k], zero past the last row of A."""
+    n = max(0, min(a_rows.shape[0], M - i0))
+    if a_transposed:  # A[i, k] = a[k, i]: a transpose, eight values of k at a time (eight loads
+        k = 0         # from eight rows of a, then eight stores side by side: 2.5x faster than one
+        while k + 8 <= kc:  # value at a time)
+            for r in range(n):
+                c = i0 + r
+                x0 = a[k0 + k, c]; x1 = a[k0 + k + 1, c]; x2 = a[k0 + k + 2, c]; x3 = a[k0 + k + 3, c]
+                x4 = a[k0 + k + 4, c]; x5 = a[k0 + k + 5, c]; x6 = a[k0 + k + 6, c]; x7 = a[k0 + k + 7, c]
+                a_rows[r, k] = x0; a_rows[r, k + 1] = x1; a_rows[r, k + 2] = x2; a_rows[r, k + 3] = x3
+                a_rows[r, k + 4] = x4; a_rows[r, k + 5] = x5; a_rows[r, k + 6] = x6; a_rows[r, k + 7] = x7
+            k += 8
+        for kk in range(k, kc):
+            for r in range(n):
+                a_rows[r, kk] = a[k0 + kk, i0 + r]
+    else:
+        for r in range(n):
+            for k in range(kc):
+                a_rows[r, k] = a[i0 + r, k0 + k]
+    for r in range(n, a_rows.shape[0]):
         for k in range(kc):
-            for t in range(n_tiles):
-                r0 = i0 + t * MR
-                for i in range(MR):
-                    a_block[t, k, i] = a[k0 + k, r0 + i] if r0 + i < M else 0
-        return
-    for t in range(n_tiles):
-        r0 = i0 + t * MR
-        for i in range(MR):
-            if r0 + i < M:
-                for k in range(kc):
-                    a_block[t, k, i] = a[r0 + i, k0 + k]
-            else:
-                for k in range(kc):
-                    a_block[t, k, i] = 0
+            a_rows[r, k] = 0
 
 
 @slp_kernel(parallel=True)
@@ -278,11 +304,12 @@ def matmul(out, a, a_transposed, b, b_transposed, bias, accumulate):
     K = a.shape[0] if a_transposed else a.shape[1]
     n_panels = (N + NR - 1) // NR
     n_tiles = (M + MR - 1) // MR
-    # Threads take blocks of up to 8 row tiles (every tile of a block reuses the B panel in L1),
-    # at least 4 blocks so that 2 threads get nearly equal shares. (Numba cannot cache a kernel
+    # Threads take blocks of up to 8 row tiles (every tile of a block reuses the B panel in L1).
+    # The number of blocks is a multiple of 4 (or every tile is a block), and block sizes differ
+    # by at most one tile, so that 2 or 4 threads get equal shares. (Numba cannot cache a kernel
     # that asks for the thread count.)
-    tiles_per_block = min(8, max(1, (n_tiles + 3) // 4))
-    n_blocks = (n_tiles + tiles_per_block - 1) // tiles_per_block
+    n_blocks = min(n_tiles, (n_tiles + 31) // 32 * 4)
+    tiles_per_block = (n_tiles + n_blocks - 1) // n_blocks
     kc_max = min(KC, K)
     b_panels = aligned_empty((n_panels, kc_max, NR), out.dtype)
     for k0 in range(0, K, KC):
@@ -290,26 +317,49 @@ def matmul(out, a, a_transposed, b, b_transposed, bias, accumulate):
         first = k0 == 0
         _pack_b(b_panels, b, b_transposed, k0, kc)
         for blk in prange(n_blocks):
-            i0 = blk * tiles_per_block * MR
-            a_block = aligned_empty((tiles_per_block, kc_max, MR), out.dtype)
-            pack_a(a_block, a, a_transposed, i0, M, k0, kc)
+            t0 = blk * n_tiles // n_blocks
+            t1 = (blk + 1) * n_tiles // n_blocks
+            i0 = t0 * MR
+            # A stored row by row is read where it lies; a transposed A, or a block whose last
+            # tile runs past the last row, is packed first (transposed, or padded with zeros).
+            in_place = not a_transposed and t1 * MR <= M
+            a_rows = a
+            a_r0, a_k0 = 0, k0  # where A[i0, k0] sits in a_rows: row i0 - a_r0, column a_k0
+            if not in_place:
+                a_rows = aligned_empty((tiles_per_block * MR, kc_max), out.dtype)
+                pack_a(a_rows, a, a_transposed, i0, M, k0, kc)
+                a_r0, a_k0 = i0, 0
             tile = aligned_empty((MR, NR), out.dtype)
             tile[:, :] = 0  # rows/columns past an edge: computed, never stored
             for p in range(n_panels):
                 j0 = p * NR
                 nr = min(NR, N - j0)
-                for t in range(tiles_per_block):
-                    r0 = i0 + t * MR
+                for t in range(t0, t1):
+                    r0 = t * MR
                     mr = min(MR, M - r0)
-                    if mr <= 0:
-                        break
-                    # the tile starts from out, or from zero on the first slice when overwriting
-                    for i in range(mr):
-                        for j in range(nr):
-                            tile[i, j] = out[r0 + i, j0 + j] if accumulate or not first else 0
-                            if first and bias is not None:
-                                tile[i, j] += bias[j0 + j]
-                    micro_kernel(tile, a_block, t, b_panels, p, 0, kc)
-                    for i in range(mr):
-                        for j in range(nr):
-                            out[r0 + i, j0 + j] = tile[i, j]
+                    whole = mr == MR and nr == NR
+                    if whole:  # the micro-kernel works on out in place
+                        if first and not accumulate:  # overwriting: start from the bias, or 0
+                            for i in range(MR):
+                                row = out[r0 + i, j0:j0 + NR]
+                                for j in range(NR):
+                                    row[j] = 0 if bias is None else bias[j0 + j]
+                        elif first and bias is not None:
+                            for i in range(MR):
+                                row = out[r0 + i, j0:j0 + NR]
+                                for j in range(NR):
+                                    row[j] += bias[j0 + j]
+                        c, cr, cj = out, r0, j0
+                    else:  # an edge tile: on a full-size copy, whose inside is stored back
+                        for i in range(mr):
+                            for j in range(nr):
+                                tile[i, j] = out[r0 + i, j0 + j] if accumulate or not first else 0
+                                if first and bias is not None:
+                                    tile[i, j] += bias[j0 + j]
+                        c, cr, cj = tile, 0, 0
+                    # one call site: a second would inline a second copy of the micro-kernel
+                    micro_kernel(c, cr, cj, a_rows, r0 - a_r0, a_k0, b_panels, p, 0, kc)
+                    if not whole:
+                        for i in range(mr):
+                            for j in range(nr):
+                                out[r0 + i, j0 + j] = tile[i, j]

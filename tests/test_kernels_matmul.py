@@ -6,8 +6,9 @@ import pytest
 from transformer_jit.kernels.matmul import KC, MR, NR, matmul, micro_kernel
 
 # (M, K, N): one row short of / past a tile, a column short of / past a panel, depths of one slice,
-# exactly one slice and three slices (the last one partial).
-SHAPES = [(1, 1, 1), (MR - 1, 7, NR + 1), (MR + 1, KC, NR - 1), (4 * MR + 5, 2 * KC + 3, 3 * NR + 7), (61, 70, 96)]
+# exactly one slice and three slices (the last one partial); 42 row tiles make 8 blocks of 5 or 6.
+SHAPES = [(1, 1, 1), (MR - 1, 7, NR + 1), (MR + 1, KC, NR - 1), (4 * MR + 5, 2 * KC + 3, 3 * NR + 7), (61, 70, 96),
+          (251, 19, 40)]
 
 
 def operands(rng, M, K, N, a_transposed, b_transposed, dtype=np.float64):
@@ -61,10 +62,13 @@ def test_interpreted_matches_compiled(rng):
     matmul(jit_out, a, True, b, True, None, False)
     matmul.py_func(py_out, a, True, b, True, None, False)
     np.testing.assert_allclose(py_out, jit_out, rtol=1e-13, atol=1e-13)
-    tile = rng.standard_normal((MR, NR))
-    a_block, b_panels = rng.standard_normal((2, KC, MR)), rng.standard_normal((3, KC, NR))
-    jit_tile, py_tile = tile.copy(), tile.copy()
-    micro_kernel(jit_tile, a_block, 1, b_panels, 2, 3, 8)
-    micro_kernel.py_func(py_tile, a_block, 1, b_panels, 2, 3, 8)
-    np.testing.assert_allclose(py_tile, jit_tile, rtol=1e-13, atol=1e-13)
-    np.testing.assert_allclose(jit_tile, tile + a_block[1, 3:8].T @ b_panels[2, 3:8], rtol=1e-13, atol=1e-13)
+    a_rows, b_panels = rng.standard_normal((2 * MR + 1, KC + 5)), rng.standard_normal((3, KC, NR))
+    c = rng.standard_normal((MR + 3, NR + 4))  # the tile is c[2:2 + MR, 1:1 + NR]
+    jit_c, py_c = c.copy(), c.copy()
+    # A: rows 7..12 and columns 8..12 of a_rows; B: depth 3..7 of panel 2
+    micro_kernel(jit_c, 2, 1, a_rows, MR + 1, 5, b_panels, 2, 3, 8)
+    micro_kernel.py_func(py_c, 2, 1, a_rows, MR + 1, 5, b_panels, 2, 3, 8)
+    np.testing.assert_allclose(py_c, jit_c, rtol=1e-13, atol=1e-13)
+    expected = c.copy()
+    expected[2:2 + MR, 1:1 + NR] += a_rows[MR + 1:2 * MR + 1, 8:13] @ b_panels[2, 3:8]
+    np.testing.assert_allclose(jit_c, expected, rtol=1e-13, atol=1e-13)
