@@ -26,8 +26,8 @@ NR-column panels (which also turns strided views, such as the q/k/v thirds of a 
 buffer, into contiguous memory), and `_head_product` runs the micro-kernel over them. Causal
 attention computes only the tiles that touch the lower triangle (the `part` constants below), so
 it does about half the work of the full product. The scale 1/sqrt(hs) is applied inside the
-exponential in the forward and folded into dA in the backward. The exponentials use exp64
-(fast_exp.py), which vectorizes where math.exp does not.
+exponential in the forward and folded into dA in the backward. The exponentials are fast_exp.py's,
+in the data's precision, which vectorize where math.exp does not.
 """
 import math
 
@@ -35,7 +35,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel, slp_kernel
-from .fast_exp import exp64
+from .fast_exp import exp
 from .matmul import MR, NR, aligned_empty, micro_kernel, pack_a, pack_b_panel
 
 # Which part of a product `_head_product` computes. With causal masking, P[t, s] = 0 for s > t:
@@ -126,7 +126,7 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal):
     dt = q.dtype.type
     zero = dt(0)
     one = dt(1)
-    scale = 1.0 / math.sqrt(hs)
+    scale = dt(1.0 / math.sqrt(hs))
     for bh in prange(B * n_head):
         b = bh // n_head
         h = bh % n_head
@@ -165,7 +165,7 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal):
             # their sum (>= 1: the maximal key contributes exp(0) = 1); P = e / sum.
             denom = zero
             for s in range(s_end):
-                e = dt(exp64((a[s] - a_max) * scale))
+                e = exp((a[s] - a_max) * scale)
                 if key_mask is not None and not key_mask[b, s]:
                     e = zero
                 a[s] = e

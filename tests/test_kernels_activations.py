@@ -149,6 +149,13 @@ def test_tanh_and_gelu_saturate_without_nan():
     d = np.zeros_like(x)
     act.gelu_backward(d, np.ones_like(x), x)
     np.testing.assert_array_equal(d, [0.0, 0.0, 1.0, 1.0])
+    # float32 has its own exponential, clamped where 2^n would leave the normal range
+    x32 = x.astype(np.float32)
+    y32, d32 = np.empty_like(x32), np.zeros_like(x32)
+    act.gelu_forward(y32, x32)
+    act.gelu_backward(d32, np.ones_like(x32), x32)
+    np.testing.assert_allclose(y32, [0.0, 0.0, 50.0, 1000.0], atol=1e-30)
+    np.testing.assert_allclose(d32, [0.0, 0.0, 1.0, 1.0], atol=1e-20)
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
