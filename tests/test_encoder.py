@@ -22,13 +22,35 @@ def padded_ids(rng, B=3, T=5, vocab=7):
 @pytest.mark.parametrize("options", [
     dict(),  # pre-LN, GELU, sinusoidal positions, mean pooling
     dict(norm_first=False, activation="relu", positional="learned", pooling="cls", dropout=0.2, bias=False,
-         label_smoothing=0.1),  # post-LN as in the paper, CLS token, dropout
+         label_smoothing=0.1, position_shift=3),  # post-LN as in the paper, CLS token, dropout, shifted
 ])
 def test_whole_classifier_gradient_matches_finite_differences(rng, options):
     model = EncoderClassifier(ClassifierConfig(**TINY, **options), seed=1, dtype=np.float64)
     model.params[:] = rng.normal(0, 0.3, model.params.shape)  # larger than init: every path matters
     ids, labels = padded_ids(rng), np.array([0, 2, 1])
     check_model_gradients(model, (ids, labels), min_tensors=16)
+
+
+def test_position_shift_moves_training_positions_only(rng):
+    config = ClassifierConfig(**TINY, positional="learned", position_shift=4)
+    model = EncoderClassifier(config, seed=0)
+    assert model.state_dict()["encoder.pos.weight"].shape == (TINY["max_len"] + 4, TINY["n_embd"])
+    ids = padded_ids(rng)
+    starts = []
+    for _ in range(30):
+        model.forward(ids)
+        starts.append(model.encoder.pos.start)
+    assert set(starts) == {0, 1, 2, 3, 4}  # uniform over [0, position_shift], one start per batch
+    again = EncoderClassifier(config, seed=0)
+    assert [again.forward(ids) and again.encoder.pos.start for _ in range(30)] == starts  # by seed and count
+    model.eval()
+    logits, _ = model.forward(ids)
+    assert model.encoder.pos.start == 0
+    unshifted = EncoderClassifier(ClassifierConfig(**TINY, positional="learned"), seed=0)
+    state = model.state_dict()
+    state["encoder.pos.weight"] = state["encoder.pos.weight"][:TINY["max_len"]]
+    unshifted.load_state_dict(state)
+    np.testing.assert_allclose(unshifted.eval().forward(ids)[0], logits, rtol=1e-6)
 
 
 def test_state_dict_names_read_like_the_paper():
@@ -119,6 +141,8 @@ def test_bad_inputs_get_clear_errors():
         model.backward()
     with pytest.raises(ValueError, match="pooling"):
         ClassifierConfig(**TINY, pooling="max")
+    with pytest.raises(ValueError, match="position_shift"):
+        ClassifierConfig(**TINY, position_shift=-1)
     with pytest.raises(ValueError, match="divisible"):
         ClassifierConfig(vocab_size=5, n_embd=10, n_head=3)
     with pytest.raises(ValueError, match="n_classes"):

@@ -30,7 +30,8 @@ class EncoderClassifier(Model):
         self.n_prefix = 1 if c.pooling == "cls" else 0  # the CLS token takes one position
         self.encoder = TransformerEncoder(self.store, "encoder", c.vocab_size, c.max_len + self.n_prefix, c.n_layer,
                                           c.n_head, c.n_embd, n_inner=c.n_inner, dropout=c.dropout, bias=c.bias,
-                                          positional=c.positional, norm_first=c.norm_first, activation=c.activation)
+                                          positional=c.positional, norm_first=c.norm_first, activation=c.activation,
+                                          position_shift=c.position_shift)
         self.classifier = Linear(self.store, "classifier", c.n_embd, c.n_classes)
         self._build()
         self._labels = None
@@ -64,7 +65,8 @@ class EncoderClassifier(Model):
         c = self.config
         ids, key_mask, self._pool_mask = self._prepare(ids)
         B = ids.shape[0]
-        h = self.encoder.forward(ids, key_mask, self._dropout_seeds(self.encoder.n_dropout))
+        h = self.encoder.forward(ids, key_mask, self._dropout_seeds(self.encoder.n_dropout),
+                                 first_position=self._first_position(c.position_shift))
         pooled = self.buffer("pooled", (B, c.n_embd), self.dtype)
         K.mean_pool_forward(pooled, h, self._pool_mask)
         logits = self.classifier.forward(pooled)

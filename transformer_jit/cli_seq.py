@@ -86,6 +86,8 @@ def add_commands(commands):
     _add_architecture_args(model, r["model"])
     model.add_argument("--pooling", choices=["mean", "cls"], default=r["model"]["pooling"],
                        help="mean over non-padding positions, or the state of a classification token")
+    model.add_argument("--position-shift", type=int, default=r["model"].get("position_shift", 0),
+                       help="training batches number their positions from a random start in [0, N]")
     add_optimisation_args(c, r["train"])
 
     t = commands.add_parser("translate", help="run a trained seq2seq model on texts (arguments, or stdin lines)",
@@ -185,7 +187,8 @@ def train_classifier(args):
         task = classifier_task(args.task, info["data"])
         model_config = ClassifierConfig(vocab_size=task.tokenizer.vocab_size, max_len=info["data"]["max_len"],
                                         n_classes=task.dataset.num_classes, n_layer=args.n_layer,
-                                        pooling=args.pooling, cls_id=SeqTokenizer.BOS, **_architecture(args))
+                                        pooling=args.pooling, position_shift=args.position_shift,
+                                        cls_id=SeqTokenizer.BOS, **_architecture(args))
         config = train_config_from_args(args, out_dir)
     model = EncoderClassifier(model_config, seed=config.seed)
     print(f"task: {info['task']}, {len(task.dataset):,} generated examples for training and validation, "

@@ -68,10 +68,14 @@ class EncoderConfig(_Config):
     activation: str = "gelu"      # or "relu", as in the original paper
     pad_id: int = 0               # padding token: masked out of attention and pooling
     label_smoothing: float = 0.0
+    # Training forwards number positions from a random start in [0, position_shift], one per
+    # batch (evaluation starts at 0), so that no position is tied to "the end of the string":
+    # the position table has max_len + position_shift rows.
+    position_shift: int = 0
 
     def __post_init__(self):
         self._check(positive=("vocab_size", "max_len", "n_layer", "n_head", "n_embd"),
-                    non_negative=("n_inner", "pad_id"))
+                    non_negative=("n_inner", "pad_id", "position_shift"))
         if self.pad_id >= self.vocab_size:
             raise ValueError(f"{type(self).__name__}.pad_id ({self.pad_id}) must be < vocab_size ({self.vocab_size})")
 

@@ -225,10 +225,16 @@ class PositionalEncoding(Layer):
             table = self._buffers["table"] = table.astype(dtype)
         return table
 
-    def forward(self, x):  # x (B, T, C), added to in place
-        K.positional_forward(x, x, self.table(x.dtype))
+    def forward(self, x, start=0):
+        """x (B, T, C), added to in place: position t gets row start + t of the table."""
+        T = x.shape[1]
+        if start + T > self.max_len:
+            raise ValueError(f"positions {start}..{start + T - 1} run past the table's {self.max_len} rows")
+        self.start = start
+        K.positional_forward(x, x, self.table(x.dtype)[start:start + T])
         return x
 
     def backward(self, dout):  # dL/dx is dout itself; only the learned table has a gradient
         if self.weight is not None:
-            K.positional_backward(self.weight.grad, dout)
+            T = dout.shape[1]
+            K.positional_backward(self.weight.grad[self.start:self.start + T], dout)

@@ -73,6 +73,15 @@ class Model(Layer):
         seeds = np.random.SeedSequence([self.seed, self.forward_count]).generate_state(n, np.uint64)
         return [int(s) >> 1 for s in seeds]  # 63-bit: numba passes Python ints as int64
 
+    def _first_position(self, position_shift):
+        """Where a training forward's positions start: uniform in [0, position_shift], drawn like
+        the dropout seeds from (model seed, forward count), so a resumed run draws the same; 0
+        outside training."""
+        if not (self.training and position_shift > 0):
+            return 0
+        self.forward_count += 1
+        return int(np.random.default_rng([self.seed, self.forward_count, 1]).integers(position_shift + 1))
+
     def _collect_attention(self, named_layers):
         """{name: copy of the layer's last probabilities (B, NH, T, S)} for (name, layer) pairs."""
         return {name: layer.probs.copy() for name, layer in named_layers}

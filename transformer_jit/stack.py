@@ -26,7 +26,8 @@ class TransformerStack(Layer):
     """
 
     def __init__(self, store, name, vocab_size, max_len, n_layer, n_head, n_embd, n_inner=0, dropout=0.0,
-                 bias=True, positional="sinusoidal", norm_first=True, activation="gelu", decoder=False):
+                 bias=True, positional="sinusoidal", norm_first=True, activation="gelu", decoder=False,
+                 position_shift=0):
         super().__init__()
         self.n_embd, self.max_len, self.decoder = n_embd, max_len, decoder
         # Paper, 3.4: embeddings are multiplied by sqrt(d_model). With init std d_model^-0.5 a token
@@ -35,7 +36,8 @@ class TransformerStack(Layer):
         # Every weight matrix of the blocks starts at N(0, 1/fan_in) to match (see Block).
         self.embed = Embedding(store, f"{name}.embed", vocab_size, n_embd, std=n_embd ** -0.5,
                                scale=math.sqrt(n_embd))
-        self.pos = PositionalEncoding(store, f"{name}.pos", max_len, n_embd, positional, std=math.sqrt(0.5))
+        self.pos = PositionalEncoding(store, f"{name}.pos", max_len + position_shift, n_embd, positional,
+                                      std=math.sqrt(0.5))
         self.drop = Dropout(dropout)
         self.layers = [Block(store, f"{name}.layers.{i}", n_embd, n_head, n_layer, causal=decoder, bias=bias,
                              dropout=dropout, norm_first=norm_first, activation=activation,
@@ -48,13 +50,14 @@ class TransformerStack(Layer):
         """Dropout seeds one forward takes: the embedding's plus one per sub-layer."""
         return 1 + sum(block.n_dropout for block in self.layers)
 
-    def forward(self, ids, key_mask, seeds, memory=None, memory_mask=None):
+    def forward(self, ids, key_mask, seeds, memory=None, memory_mask=None, first_position=0):
         """ids (B, T) int64 with T <= max_len; key_mask bool (B, T), True at real tokens.
-        Decoder: memory (B, S, C) and memory_mask bool (B, S). Returns (B, T, C)."""
+        Decoder: memory (B, S, C) and memory_mask bool (B, S). first_position: the position the
+        first token takes (up to position_shift). Returns (B, T, C)."""
         B, T = ids.shape
         N, C = B * T, self.n_embd
         x = self.embed.forward(ids.reshape(N)).reshape(B, T, C)
-        x = self.pos.forward(x)
+        x = self.pos.forward(x, first_position)
         x = self.drop.forward(x, seeds[0])
         at = 1
         for block in self.layers:
