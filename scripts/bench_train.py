@@ -6,8 +6,10 @@
 Each measurement is a fresh process that builds the model, runs warm-up steps (compilation, first
 touches of memory), then times `--steps` training steps (forward, backward, clipping, AdamW) on the
 same tinyshakespeare batches, and reports its median ms/step and its peak resident memory. The two
-implementations run interleaved (A B A B ...) for `--rounds` rounds so that drifts in machine load
-hit both alike; the table gives medians over rounds and the ratio.
+implementations run interleaved for `--rounds` rounds, in the order A B, B A, A B, ... so that
+drifts in machine load hit both alike. The table gives medians over rounds. Two ratios follow: of
+those medians, and the median of the per-round ratios (each run against its partner in the same
+round, a minute or less apart), which a drift between rounds does not move.
 
 MFU (model FLOPs utilisation) divides the model's FLOPs per step (6 N + 12 L C T per token, with N
 the parameter count) by the time, against a matmul peak measured here with NumPy/OpenBLAS on the
@@ -200,8 +202,8 @@ def main():
     rows = []
     for name in names:
         results = {impl: [] for impl in impls}
-        for _ in range(args.rounds):
-            for impl in impls:  # interleaved: jit, torch, jit, torch, ...
+        for round_ in range(args.rounds):
+            for impl in impls if round_ % 2 == 0 else impls[::-1]:  # jit torch, torch jit, ...
                 cmd = [sys.executable, __file__, "--child", impl, "--config", name, "--steps", str(args.steps),
                        "--warmup", str(args.warmup), "--threads", str(args.threads)]
                 out = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -214,7 +216,7 @@ def main():
             runs = results[impl]
             ms = statistics.median(r["ms"] for r in runs)
             gflop = flops_per_step(runs[0]["n_params"], CONFIGS[name]) / 1e9
-            rows.append({"config": name, "impl": impl, "ms": ms, "tok_s": B * T / ms * 1000,
+            rows.append({"config": name, "impl": impl, "ms": ms, "tok_s": B * T / ms * 1000, "runs": runs,
                          "mfu": gflop / (ms / 1000) / peak, "gflop": gflop,
                          "peak_mb": statistics.median(r["peak_mb"] for r in runs),
                          "before_mb": statistics.median(r["before_mb"] for r in runs),
@@ -229,7 +231,9 @@ def main():
     if "torch" in impls:
         for name in names:
             jit, torch_ = (next(r for r in rows if r["config"] == name and r["impl"] == i) for i in ("jit", "torch"))
-            print(f"{name}: transformer-jit tokens/s = {jit['tok_s'] / torch_['tok_s']:.2f}x PyTorch eager; "
+            per_round = statistics.median(t["ms"] / j["ms"] for j, t in zip(jit["runs"], torch_["runs"]))
+            print(f"{name}: transformer-jit tokens/s = {jit['tok_s'] / torch_['tok_s']:.2f}x PyTorch eager "
+                  f"(median of the per-round ratios: {per_round:.2f}x); "
                   f"peak memory {jit['peak_mb']:.0f} MB vs {torch_['peak_mb']:.0f} MB")
     print("setup MB: resident memory after building the model, before the first step; "
           "peak MB: the process's peak over the whole run.")
