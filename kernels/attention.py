@@ -68,9 +68,12 @@ def _panels(n):
 @kernel
 def _add_head(dx, b, c0, grad):
     """dx[b, :, c0:c0 + hs] += grad (rows, hs): one head's gradient into a (B, rows, C) buffer."""
+    hs = grad.shape[1]
     for t in range(grad.shape[0]):
-        for i in range(grad.shape[1]):
-            dx[b, t, c0 + i] += grad[t, i]
+        dst = dx[b, t, c0:c0 + hs]  # a row view: see pack_b_panel on why not dx[b, t, c0 + i]
+        src = grad[t]
+        for i in range(hs):
+            dst[i] += src[i]
 
 
 @slp_kernel
@@ -102,8 +105,10 @@ def _head_product(out, a_rows, b_panels, depth, part, tile):
             tile[:, :] = 0
             micro_kernel(tile, 0, 0, a_rows, r0, 0, b_panels, p, k0, k1)
             for i in range(mr):
+                dst = out[r0 + i, j0:j0 + nr]
+                src = tile[i]
                 for j in range(nr):
-                    out[r0 + i, j0 + j] = tile[i, j]
+                    dst[j] = src[j]
 
 
 @slp_kernel(parallel=True)
@@ -189,8 +194,10 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal):
             _pack_panels(v_panels, v[b, :, c0:c0 + hs], False, S)
             _head_product(oh, p_rows, v_panels, S, DEPTH_UP_TO_ROW if causal else FULL, tile)
             for t in range(T):
+                dst = out[b, t, c0:c0 + hs]
+                src = oh[t]
                 for i in range(hs):
-                    out[b, t, c0 + i] = oh[t, i]
+                    dst[i] = src[i]
 
 
 @slp_kernel(parallel=True)
