@@ -6,16 +6,19 @@ Every linear-layer product is one call: the forward and the two backward product
 whether A and B are read as stored or transposed, which `a_transposed`/`b_transposed` say.
 
 Why not three nested loops? A multiply-add needs two numbers; if both come from memory, the loads,
-not the arithmetic, set the speed. The micro-kernel keeps an MR x NR = 6 x 32 tile of `out` in
-192 scalar accumulators. Per step k it loads 6 numbers of A and 32 of B and does 6 * 32 = 192
+not the arithmetic, set the speed. The micro-kernel keeps an MR x NR = 8 x 32 tile of `out` in
+256 scalar accumulators. Per step k it loads 8 numbers of A and 32 of B and does 8 * 32 = 256
 multiply-adds with them. LLVM's SLP vectorizer packs each row's 32 accumulators into two 16-float
-AVX-512 registers, so one step is 12 vector multiply-adds fed by 2 vector loads and 6 broadcasts,
-and the 12 independent accumulators keep both multiply-add units busy despite their latency.
+AVX-512 registers, so one step is 16 vector multiply-adds fed by 2 vector loads and 8 broadcasts,
+and the 16 independent accumulators keep both multiply-add units busy despite their latency. That
+uses 26 of the 32 vector registers: 12 rows (24 accumulators) ran 30% slower, as LLVM then spills
+registers to memory, and 6 rows 3-5% slower (more loads and loop overhead per multiply-add, and
+6 does not divide the model's row counts, so more edge tiles).
 
 Packing makes the loads of B contiguous. Before the multiply, B is copied into panels of NR
 columns, `b_panels[p, k, j] = B[k, p * NR + j]` (zero past the last column), so the micro-kernel
 reads 32 neighbouring numbers per step whatever the layout of b. A needs less: per step the
-micro-kernel reads one number from each of its 6 rows, and the rows of a row-major array are six
+micro-kernel reads one number from each of its 8 rows, and the rows of a row-major array are eight
 streams the hardware prefetches well. So A is read where it lies when stored row by row (the
 forward and input-gradient products), and only a transposed A (dout^T in the weight gradient), or
 a block of rows that runs past the last row, is first copied into rows, `a_rows[r, k] = A[i0 + r,
@@ -31,7 +34,7 @@ from numba import prange
 
 from ._jit import kernel, parallel_kernel, slp_kernel
 
-MR = 6     # rows of the register tile
+MR = 8     # rows of the register tile
 NR = 32    # columns of the register tile (two 16-float vectors)
 KC = 256   # depth of one slice of a panel
 
@@ -75,6 +78,8 @@ def micro_kernel(c, cr, cj, a_rows, r0, a_k0, b_panels, p, k0, k1):
     row3 = c[cr + 3, cj:cj + NR]
     row4 = c[cr + 4, cj:cj + NR]
     row5 = c[cr + 5, cj:cj + NR]
+    row6 = c[cr + 6, cj:cj + NR]
+    row7 = c[cr + 7, cj:cj + NR]
     c0_0 = row0[0]; c0_1 = row0[1]; c0_2 = row0[2]; c0_3 = row0[3]
     c0_4 = row0[4]; c0_5 = row0[5]; c0_6 = row0[6]; c0_7 = row0[7]
     c0_8 = row0[8]; c0_9 = row0[9]; c0_10 = row0[10]; c0_11 = row0[11]
@@ -123,12 +128,30 @@ def micro_kernel(c, cr, cj, a_rows, r0, a_k0, b_panels, p, k0, k1):
     c5_20 = row5[20]; c5_21 = row5[21]; c5_22 = row5[22]; c5_23 = row5[23]
     c5_24 = row5[24]; c5_25 = row5[25]; c5_26 = row5[26]; c5_27 = row5[27]
     c5_28 = row5[28]; c5_29 = row5[29]; c5_30 = row5[30]; c5_31 = row5[31]
+    c6_0 = row6[0]; c6_1 = row6[1]; c6_2 = row6[2]; c6_3 = row6[3]
+    c6_4 = row6[4]; c6_5 = row6[5]; c6_6 = row6[6]; c6_7 = row6[7]
+    c6_8 = row6[8]; c6_9 = row6[9]; c6_10 = row6[10]; c6_11 = row6[11]
+    c6_12 = row6[12]; c6_13 = row6[13]; c6_14 = row6[14]; c6_15 = row6[15]
+    c6_16 = row6[16]; c6_17 = row6[17]; c6_18 = row6[18]; c6_19 = row6[19]
+    c6_20 = row6[20]; c6_21 = row6[21]; c6_22 = row6[22]; c6_23 = row6[23]
+    c6_24 = row6[24]; c6_25 = row6[25]; c6_26 = row6[26]; c6_27 = row6[27]
+    c6_28 = row6[28]; c6_29 = row6[29]; c6_30 = row6[30]; c6_31 = row6[31]
+    c7_0 = row7[0]; c7_1 = row7[1]; c7_2 = row7[2]; c7_3 = row7[3]
+    c7_4 = row7[4]; c7_5 = row7[5]; c7_6 = row7[6]; c7_7 = row7[7]
+    c7_8 = row7[8]; c7_9 = row7[9]; c7_10 = row7[10]; c7_11 = row7[11]
+    c7_12 = row7[12]; c7_13 = row7[13]; c7_14 = row7[14]; c7_15 = row7[15]
+    c7_16 = row7[16]; c7_17 = row7[17]; c7_18 = row7[18]; c7_19 = row7[19]
+    c7_20 = row7[20]; c7_21 = row7[21]; c7_22 = row7[22]; c7_23 = row7[23]
+    c7_24 = row7[24]; c7_25 = row7[25]; c7_26 = row7[26]; c7_27 = row7[27]
+    c7_28 = row7[28]; c7_29 = row7[29]; c7_30 = row7[30]; c7_31 = row7[31]
     a0 = a_rows[r0, a_k0:a_k0 + k1]
     a1 = a_rows[r0 + 1, a_k0:a_k0 + k1]
     a2 = a_rows[r0 + 2, a_k0:a_k0 + k1]
     a3 = a_rows[r0 + 3, a_k0:a_k0 + k1]
     a4 = a_rows[r0 + 4, a_k0:a_k0 + k1]
     a5 = a_rows[r0 + 5, a_k0:a_k0 + k1]
+    a6 = a_rows[r0 + 6, a_k0:a_k0 + k1]
+    a7 = a_rows[r0 + 7, a_k0:a_k0 + k1]
     for k in range(k0, k1):
         b0 = b_panels[p, k, 0]; b1 = b_panels[p, k, 1]; b2 = b_panels[p, k, 2]; b3 = b_panels[p, k, 3]
         b4 = b_panels[p, k, 4]; b5 = b_panels[p, k, 5]; b6 = b_panels[p, k, 6]; b7 = b_panels[p, k, 7]
@@ -192,6 +215,24 @@ def micro_kernel(c, cr, cj, a_rows, r0, a_k0, b_panels, p, k0, k1):
         c5_20 += a * b20; c5_21 += a * b21; c5_22 += a * b22; c5_23 += a * b23
         c5_24 += a * b24; c5_25 += a * b25; c5_26 += a * b26; c5_27 += a * b27
         c5_28 += a * b28; c5_29 += a * b29; c5_30 += a * b30; c5_31 += a * b31
+        a = a6[k]
+        c6_0 += a * b0; c6_1 += a * b1; c6_2 += a * b2; c6_3 += a * b3
+        c6_4 += a * b4; c6_5 += a * b5; c6_6 += a * b6; c6_7 += a * b7
+        c6_8 += a * b8; c6_9 += a * b9; c6_10 += a * b10; c6_11 += a * b11
+        c6_12 += a * b12; c6_13 += a * b13; c6_14 += a * b14; c6_15 += a * b15
+        c6_16 += a * b16; c6_17 += a * b17; c6_18 += a * b18; c6_19 += a * b19
+        c6_20 += a * b20; c6_21 += a * b21; c6_22 += a * b22; c6_23 += a * b23
+        c6_24 += a * b24; c6_25 += a * b25; c6_26 += a * b26; c6_27 += a * b27
+        c6_28 += a * b28; c6_29 += a * b29; c6_30 += a * b30; c6_31 += a * b31
+        a = a7[k]
+        c7_0 += a * b0; c7_1 += a * b1; c7_2 += a * b2; c7_3 += a * b3
+        c7_4 += a * b4; c7_5 += a * b5; c7_6 += a * b6; c7_7 += a * b7
+        c7_8 += a * b8; c7_9 += a * b9; c7_10 += a * b10; c7_11 += a * b11
+        c7_12 += a * b12; c7_13 += a * b13; c7_14 += a * b14; c7_15 += a * b15
+        c7_16 += a * b16; c7_17 += a * b17; c7_18 += a * b18; c7_19 += a * b19
+        c7_20 += a * b20; c7_21 += a * b21; c7_22 += a * b22; c7_23 += a * b23
+        c7_24 += a * b24; c7_25 += a * b25; c7_26 += a * b26; c7_27 += a * b27
+        c7_28 += a * b28; c7_29 += a * b29; c7_30 += a * b30; c7_31 += a * b31
     row0[0] = c0_0; row0[1] = c0_1; row0[2] = c0_2; row0[3] = c0_3
     row0[4] = c0_4; row0[5] = c0_5; row0[6] = c0_6; row0[7] = c0_7
     row0[8] = c0_8; row0[9] = c0_9; row0[10] = c0_10; row0[11] = c0_11
@@ -240,6 +281,23 @@ def micro_kernel(c, cr, cj, a_rows, r0, a_k0, b_panels, p, k0, k1):
     row5[20] = c5_20; row5[21] = c5_21; row5[22] = c5_22; row5[23] = c5_23
     row5[24] = c5_24; row5[25] = c5_25; row5[26] = c5_26; row5[27] = c5_27
     row5[28] = c5_28; row5[29] = c5_29; row5[30] = c5_30; row5[31] = c5_31
+    row6[0] = c6_0; row6[1] = c6_1; row6[2] = c6_2; row6[3] = c6_3
+    row6[4] = c6_4; row6[5] = c6_5; row6[6] = c6_6; row6[7] = c6_7
+    row6[8] = c6_8; row6[9] = c6_9; row6[10] = c6_10; row6[11] = c6_11
+    row6[12] = c6_12; row6[13] = c6_13; row6[14] = c6_14; row6[15] = c6_15
+    row6[16] = c6_16; row6[17] = c6_17; row6[18] = c6_18; row6[19] = c6_19
+    row6[20] = c6_20; row6[21] = c6_21; row6[22] = c6_22; row6[23] = c6_23
+    row6[24] = c6_24; row6[25] = c6_25; row6[26] = c6_26; row6[27] = c6_27
+    row6[28] = c6_28; row6[29] = c6_29; row6[30] = c6_30; row6[31] = c6_31
+    row7[0] = c7_0; row7[1] = c7_1; row7[2] = c7_2; row7[3] = c7_3
+    row7[4] = c7_4; row7[5] = c7_5; row7[6] = c7_6; row7[7] = c7_7
+    row7[8] = c7_8; row7[9] = c7_9; row7[10] = c7_10; row7[11] = c7_11
+    row7[12] = c7_12; row7[13] = c7_13; row7[14] = c7_14; row7[15] = c7_15
+    row7[16] = c7_16; row7[17] = c7_17; row7[18] = c7_18; row7[19] = c7_19
+    row7[20] = c7_20; row7[21] = c7_21; row7[22] = c7_22; row7[23] = c7_23
+    row7[24] = c7_24; row7[25] = c7_25; row7[26] = c7_26; row7[27] = c7_27
+    row7[28] = c7_28; row7[29] = c7_29; row7[30] = c7_30; row7[31] = c7_31
+
 
 
 @kernel

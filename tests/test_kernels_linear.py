@@ -5,7 +5,7 @@ import pytest
 from gradcheck import assert_grad_close, numerical_grad
 from transformer_jit.kernels.linear import linear_backward, linear_forward
 
-# Small shapes, all smaller than one 6 x 32 register tile: every edge case of the matrix multiply's
+# Small shapes, one or two 8 x 32 register tiles at most: the edge cases of the matrix multiply's
 # padding (tests/test_kernels_matmul.py covers shapes across several tiles and depth slices).
 SHAPES = [(1, 1, 1), (3, 5, 2), (4, 8, 4), (5, 3, 7), (6, 7, 9), (9, 4, 6)]
 

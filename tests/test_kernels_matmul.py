@@ -8,7 +8,7 @@ from transformer_jit.kernels.matmul import KC, MR, NR, matmul, micro_kernel
 # (M, K, N): one row short of / past a tile, a column short of / past a panel, depths of one slice,
 # exactly one slice and three slices (the last one partial); 42 row tiles make 8 blocks of 5 or 6.
 SHAPES = [(1, 1, 1), (MR - 1, 7, NR + 1), (MR + 1, KC, NR - 1), (4 * MR + 5, 2 * KC + 3, 3 * NR + 7), (61, 70, 96),
-          (251, 19, 40)]
+          (42 * MR - 5, 19, 40)]
 
 
 def operands(rng, M, K, N, a_transposed, b_transposed, dtype=np.float64):
