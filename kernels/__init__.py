@@ -15,6 +15,8 @@ Conventions (see each module):
 - `<op>_forward` and `<op>_backward` live side by side; arguments are outputs first, then inputs,
   then sizes and options.
 - Backward kernels ACCUMULATE (+=) into gradient buffers; the owner zeroes them once per step.
+  Those whose input gradient usually goes to a fresh temporary (activations, linear, attention)
+  take an `accumulate` flag: False overwrites that gradient instead, so it needs no zeroing.
 - Forward writes what backward needs (means, probabilities, masks) into caller-owned buffers.
 - Kernels are dtype-generic: float32 for training, float64 for gradient checks. Constants are
   made in the input's dtype, so float32 arithmetic never silently becomes float64.

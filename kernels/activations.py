@@ -5,7 +5,8 @@ DIAGONAL: dL/dx_i = dL/dy_i * f'(x_i). No activation backward ever needs a matri
 multiply per element.
 
 All kernels take 1-D C-contiguous arrays (callers pass flattened views, e.g. `x.reshape(-1)`) of
-one float dtype (float32 or float64), and run in parallel over elements.
+one float dtype (float32 or float64), and run in parallel over elements. Backwards add into dinp,
+or with accumulate=False overwrite it without reading it (a fresh temporary then needs no zeroing).
 
 In-place use: every forward reads inp[i] before it writes out[i] and touches no other element, so
 `out` may be the same array as `inp`. The backward then has only what survived: sigmoid and tanh
@@ -44,20 +45,21 @@ def relu_forward(out, inp):
 
 
 @parallel_kernel
-def relu_backward(dinp, dout, inp):
-    """dinp += dout * relu'(inp)   (accumulates).
+def relu_backward(dinp, dout, inp, accumulate):
+    """dinp += dout * relu'(inp), or dinp = dout * relu'(inp) when not `accumulate`.
 
     Forward: y = max(x, 0). Its Jacobian is diagonal with entries
         dy_i/dx_i = 1 if x_i > 0 else 0
     (at x = 0 we take 0, as PyTorch does), so dL/dx_i = dL/dy_i where x_i > 0 and 0 elsewhere.
     `inp` may be the forward's output instead of its input: only the sign test x > 0 is used.
 
-    dinp, dout, inp: (n,) same dtype, C-contiguous.
+    dinp, dout, inp: (n,) same dtype, C-contiguous. accumulate: False overwrites dinp without
+    reading it (a temporary then needs no zeroing first).
     """
     zero = inp.dtype.type(0)
     for i in prange(inp.shape[0]):
-        if inp[i] > zero:
-            dinp[i] += dout[i]
+        g = dout[i] if inp[i] > zero else zero
+        dinp[i] = dinp[i] + g if accumulate else g
 
 
 # ----------------------------------------------------------------------------------------------
@@ -78,21 +80,22 @@ def leaky_relu_forward(out, inp, negative_slope):
 
 
 @parallel_kernel
-def leaky_relu_backward(dinp, dout, inp, negative_slope):
-    """dinp += dout * leaky_relu'(inp)   (accumulates).
+def leaky_relu_backward(dinp, dout, inp, negative_slope, accumulate):
+    """dinp += dout * leaky_relu'(inp), or = when not `accumulate`.
 
     Forward: y = x if x > 0 else a x. Diagonal Jacobian:
         dy_i/dx_i = 1 if x_i > 0 else a
     (at x = 0 we take a, as PyTorch does). For a >= 0 the output has the sign of the input, so
     the forward's output may be passed as `inp`.
 
-    dinp, dout, inp: (n,) same dtype, C-contiguous. negative_slope: Python float.
+    dinp, dout, inp: (n,) same dtype, C-contiguous. negative_slope: Python float. accumulate: as
+    in relu_backward.
     """
     zero = inp.dtype.type(0)
     a = inp.dtype.type(negative_slope)
     for i in prange(inp.shape[0]):
-        g = dout[i]
-        dinp[i] += g if inp[i] > zero else a * g
+        g = dout[i] if inp[i] > zero else a * dout[i]
+        dinp[i] = dinp[i] + g if accumulate else g
 
 
 # ----------------------------------------------------------------------------------------------
@@ -123,19 +126,20 @@ def sigmoid_forward(out, inp):
 
 
 @parallel_kernel
-def sigmoid_backward(dinp, dout, out):
-    """dinp += dout * s (1 - s), from the forward's OUTPUT s   (accumulates).
+def sigmoid_backward(dinp, dout, out, accumulate):
+    """dinp += dout * s (1 - s), or = when not `accumulate`; from the forward's OUTPUT s.
 
     Forward: s = 1 / (1 + exp(-x)). Differentiating,
         ds/dx = exp(-x) / (1 + exp(-x))^2 = s * (1 - s),
     so the derivative is a function of the output alone and the input need not be kept.
 
-    dinp, dout, out: (n,) same dtype, C-contiguous.
+    dinp, dout, out: (n,) same dtype, C-contiguous. accumulate: as in relu_backward.
     """
     one = out.dtype.type(1)
     for i in prange(out.shape[0]):
         s = out[i]
-        dinp[i] += dout[i] * s * (one - s)
+        g = dout[i] * s * (one - s)
+        dinp[i] = dinp[i] + g if accumulate else g
 
 
 # ----------------------------------------------------------------------------------------------
@@ -153,17 +157,18 @@ def tanh_forward(out, inp):
 
 
 @parallel_kernel
-def tanh_backward(dinp, dout, out):
-    """dinp += dout * (1 - y^2), from the forward's OUTPUT y   (accumulates).
+def tanh_backward(dinp, dout, out, accumulate):
+    """dinp += dout * (1 - y^2), or = when not `accumulate`; from the forward's OUTPUT y.
 
     Forward: y = tanh(x). Differentiating, dy/dx = 1 / cosh(x)^2 = 1 - tanh(x)^2 = 1 - y^2.
 
-    dinp, dout, out: (n,) same dtype, C-contiguous.
+    dinp, dout, out: (n,) same dtype, C-contiguous. accumulate: as in relu_backward.
     """
     one = out.dtype.type(1)
     for i in prange(out.shape[0]):
         y = out[i]
-        dinp[i] += dout[i] * (one - y * y)
+        g = dout[i] * (one - y * y)
+        dinp[i] = dinp[i] + g if accumulate else g
 
 
 # ----------------------------------------------------------------------------------------------
@@ -191,8 +196,9 @@ def gelu_forward(out, inp):
 
 
 @parallel_kernel
-def gelu_backward(dinp, dout, inp):
-    """dinp += dout * gelu'(inp), from the forward's INPUT x   (accumulates).
+def gelu_backward(dinp, dout, inp, accumulate):
+    """dinp += dout * gelu'(inp), or dinp = dout * gelu'(inp) when not `accumulate`; from the
+    forward's INPUT x.
 
     Forward: y = 0.5 x (1 + tanh(u)) = x s with s = sigmoid(2u), u = k (x + c x^3).
     Product rule, with sigmoid' = s (1 - s) and d(2u)/dx = 2 k (1 + 3 c x^2):
@@ -200,7 +206,8 @@ def gelu_backward(dinp, dout, inp):
     (the same as 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx, since 1 + tanh u = 2 s and
     1 - tanh u = 2 (1 - s)). Arithmetic in the arrays' dtype, as in the forward.
 
-    dinp, dout, inp: (n,) same dtype, C-contiguous.
+    dinp, dout, inp: (n,) same dtype, C-contiguous. accumulate: False overwrites dinp without
+    reading it (a temporary then needs no zeroing first).
     """
     dt = inp.dtype.type
     k2, c, c3, one = dt(2 * GELU_SCALE), dt(GELU_CUBIC), dt(3 * GELU_CUBIC), dt(1)
@@ -209,4 +216,5 @@ def gelu_backward(dinp, dout, inp):
         x2 = x * x
         s = sigmoid(k2 * (x + c * x2 * x))
         dy_dx = s + x * s * (one - s) * k2 * (one + c3 * x2)
-        dinp[i] += dout[i] * dy_dx
+        g = dout[i] * dy_dx
+        dinp[i] = dinp[i] + g if accumulate else g

@@ -66,14 +66,19 @@ def _panels(n):
 
 
 @kernel
-def _add_head(dx, b, c0, grad):
-    """dx[b, :, c0:c0 + hs] += grad (rows, hs): one head's gradient into a (B, rows, C) buffer."""
+def _add_head(dx, b, c0, grad, accumulate):
+    """dx[b, :, c0:c0 + hs] += grad (rows, hs), or = when not accumulating: one head's gradient
+    into a (B, rows, C) buffer."""
     hs = grad.shape[1]
     for t in range(grad.shape[0]):
         dst = dx[b, t, c0:c0 + hs]  # a row view: see pack_b_panel on why not dx[b, t, c0 + i]
         src = grad[t]
-        for i in range(hs):
-            dst[i] += src[i]
+        if accumulate:
+            for i in range(hs):
+                dst[i] += src[i]
+        else:
+            for i in range(hs):
+                dst[i] = src[i]
 
 
 @slp_kernel
@@ -201,17 +206,19 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal):
 
 
 @slp_kernel(parallel=True)
-def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causal):
-    """Backward of attention_forward; ACCUMULATES (+=) into dq, dk and dv.
+def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causal, accumulate):
+    """Backward of attention_forward; ACCUMULATES (+=) into dq, dk and dv, or overwrites them.
 
-    dq:       (B, T, C); dk, dv: (B, S, C). Accumulated into. Like q, k, v they may be
-              non-contiguous views with a contiguous last axis (e.g. thirds of a fused
-              (B, T, 3C) gradient buffer), and may even be the same array (q = k = v = x gives
+    dq:       (B, T, C); dk, dv: (B, S, C). Like q, k, v they may be non-contiguous views with a
+              contiguous last axis (e.g. thirds of a fused (B, T, 3C) gradient buffer), and
+              when accumulating they may even be the same array (q = k = v = x gives
               dq = dk = dv = dx): each (b, h) pair adds into only its own head's channels of
               batch b, and its three adds into one element happen one after another.
     dout:     (B, T, C) gradient of the loss with respect to out.
     probs:    (B, NH, T, S) the probabilities written by attention_forward for these inputs.
     q, k, v, key_mask, n_head, causal: exactly as passed to attention_forward.
+    accumulate: False overwrites dq, dk and dv without reading them (temporaries then need no
+              zeroing first); they must then not overlap.
 
     Forward, per (b, h), with scale = 1 / sqrt(hs):
         A = q k^T * scale ;  P = softmax(A) row-wise (over allowed keys) ;  O = P V
@@ -261,7 +268,7 @@ def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causa
             pack_a(pt_rows, p_bh, True, 0, S, 0, T)
             _pack_panels(g_panels, gh, False, T)
             _head_product(grad_s, pt_rows, g_panels, T, DEPTH_FROM_ROW if causal else FULL, tile)
-            _add_head(dv, b, c0, grad_s)
+            _add_head(dv, b, c0, grad_s, accumulate)
             # dP = dO v^T
             pack_a(g_rows, gh, False, 0, T, 0, hs)
             _pack_panels(vt_panels, vh, True, hs)
@@ -280,9 +287,9 @@ def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causa
             pack_a(da_rows, da, False, 0, T, 0, S)
             _pack_panels(k_panels, kh, False, S)
             _head_product(grad_t, da_rows, k_panels, S, DEPTH_UP_TO_ROW if causal else FULL, tile)
-            _add_head(dq, b, c0, grad_t)
+            _add_head(dq, b, c0, grad_t, accumulate)
             # dK += dA^T q
             pack_a(dat_rows, da, True, 0, S, 0, T)
             _pack_panels(q_panels, qh, False, T)
             _head_product(grad_s, dat_rows, q_panels, T, DEPTH_FROM_ROW if causal else FULL, tile)
-            _add_head(dk, b, c0, grad_s)
+            _add_head(dk, b, c0, grad_s, accumulate)

@@ -23,15 +23,19 @@ def linear_forward(out, inp, weight, bias):
 
 
 @kernel
-def linear_backward(dinp, dweight, dbias, dout, inp, weight):
-    """Gradients of out = inp @ weight^T + bias   (accumulates into dinp, dweight, dbias).
+def linear_backward(dinp, dweight, dbias, dout, inp, weight, accumulate):
+    """Gradients of out = inp @ weight^T + bias   (accumulates into dweight, dbias, and dinp if asked).
 
-    dinp    (N, C)   += dout @ weight          or None (skip: e.g. the input is token data)
+    dinp    (N, C)   += dout @ weight, or = when not `accumulate`; or None (skip: e.g. the input
+                     is token data)
     dweight (OC, C)  += dout^T @ inp
     dbias   (OC,)    += dout summed over rows  or None (layer without bias)
     dout    (N, OC)  upstream gradient dL/dy
     inp     (N, C)   the forward's input x
     weight  (OC, C)
+    accumulate       False: dinp is overwritten and its old contents never read, which spares the
+                     caller zeroing a temporary first. The weight gradients always accumulate (a
+                     weight used twice, such as a tied embedding, sums its gradients).
     All arrays C-contiguous, one float dtype.
 
     Forward: y[n, o] = sum_c x[n, c] W[o, c] + b[o]. Each partial derivative is one term:
@@ -41,7 +45,7 @@ def linear_backward(dinp, dweight, dbias, dout, inp, weight):
     (In column-vector notation, y = W x + b per row: dL/dx = W^T dL/dy and dL/dW = dL/dy x^T.)
     """
     if dinp is not None:
-        matmul(dinp, dout, False, weight, False, None, True)
+        matmul(dinp, dout, False, weight, False, None, accumulate)
     matmul(dweight, dout, True, inp, False, None, True)
     if dbias is not None:
         _column_sums(dbias, dout)

@@ -251,11 +251,11 @@ def linear_cases(cfg, C, OC, label, bias=True):
              jit=lambda f, s: lambda: f(s.out, s.x, s.w, s.b), numpy=np_fwd,
              torch=lambda t: lambda: {"out": F.linear(t.x, t.w, t.b)}, **common),
         Case("linear bwd", work=lambda d: 2 * mm(d), kernel=K.linear_backward, outputs=("dx", "dw", "db"),
-             variant=no_bias and "dbias=None", jit=lambda f, s: lambda: f(s.dx, s.dw, s.db, s.dout, s.x, s.w),
+             variant=no_bias and "dbias=None", jit=lambda f, s: lambda: f(s.dx, s.dw, s.db, s.dout, s.x, s.w, True),
              numpy=np_bwd, torch=torch_bwd, **common),
         Case("linear bwd dW", work=mm, kernel=K.linear_backward, outputs=("dw", "db"),
              variant="dinp=None" + (no_bias and ", dbias=None"),
-             jit=lambda f, s: lambda: f(None, s.dw, s.db, s.dout, s.x, s.w),
+             jit=lambda f, s: lambda: f(None, s.dw, s.db, s.dout, s.x, s.w, True),
              numpy=lambda s: np_bwd(s, dx=False), torch=lambda t: torch_bwd(t, dx=False), **common),
         Case("linear bwd dx (~)", work=mm, kernel=None, derived=("linear bwd", "linear bwd dW"),
              numpy=lambda s: lambda: np.add(s.dx, s.dout @ s.w, out=s.dx),
@@ -360,7 +360,7 @@ def attention_cases(cfg):
     def jit_bwd(f, s):
         q, k, v = thirds(s.qkv)
         dq, dk, dv = thirds(s.dqkv)
-        return lambda: f(dq, dk, dv, s.dout, s.probs, q, k, v, None, s.NH, True)
+        return lambda: f(dq, dk, dv, s.dout, s.probs, q, k, v, None, s.NH, True, True)
 
     def np_fwd(s):
         def run():
@@ -465,7 +465,7 @@ def gelu_cases(cfg):
     return [
         Case("gelu fwd", kernel=K.gelu_forward, outputs=("out",), jit=lambda f, s: lambda: f(s.out, s.x),
              numpy=np_fwd, torch=lambda t: lambda: {"out": F.gelu(t.x, approximate="tanh")}, **common),
-        Case("gelu bwd", kernel=K.gelu_backward, outputs=("dx",), jit=lambda f, s: lambda: f(s.dx, s.dout, s.x),
+        Case("gelu bwd", kernel=K.gelu_backward, outputs=("dx",), jit=lambda f, s: lambda: f(s.dx, s.dout, s.x, True),
              numpy=np_bwd,
              torch=lambda t: lambda: t.dx.add_(torch.ops.aten.gelu_backward(t.dout, t.x, approximate="tanh")),
              **common),

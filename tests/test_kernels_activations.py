@@ -21,12 +21,13 @@ def np_sigmoid(x):
         return 1.0 / (1.0 + np.exp(-x))
 
 
-# name -> (forward(out, inp), backward(dinp, dout, saved), NumPy reference, backward saves output?)
+# name -> (forward(out, inp), backward(dinp, dout, saved, accumulate), NumPy reference,
+#          backward saves output?)
 ACTIVATIONS = {
     "relu": (act.relu_forward, act.relu_backward, lambda x: np.maximum(x, 0.0), False),
     "leaky_relu": (
         lambda out, inp: act.leaky_relu_forward(out, inp, SLOPE),
-        lambda dinp, dout, inp: act.leaky_relu_backward(dinp, dout, inp, SLOPE),
+        lambda dinp, dout, inp, accumulate: act.leaky_relu_backward(dinp, dout, inp, SLOPE, accumulate),
         lambda x: np.where(x > 0, x, SLOPE * x),
         False,
     ),
@@ -43,15 +44,15 @@ def sample(rng, n, dtype=np.float64):
     return x.astype(dtype)
 
 
-def run_backward(name, dinp, dout, x):
+def run_backward(name, dinp, dout, x, accumulate=True):
     """Call the backward with whatever it needs saved: the forward output or the input."""
     fwd, bwd, _, saves_output = ACTIVATIONS[name]
     if saves_output:
         y = np.empty_like(x)
         fwd(y, x)
-        bwd(dinp, dout, y)
+        bwd(dinp, dout, y, accumulate)
     else:
-        bwd(dinp, dout, x)
+        bwd(dinp, dout, x, accumulate)
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
@@ -100,6 +101,17 @@ def test_backward_accumulates(rng, name):
     np.testing.assert_allclose(acc, start + once, rtol=1e-14, atol=1e-14)
 
 
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_backward_overwrites_when_not_accumulating(rng, name):
+    x = sample(rng, 19)
+    dout = rng.standard_normal(x.shape)
+    once = np.zeros_like(x)
+    run_backward(name, once, dout, x)
+    written = np.full_like(x, np.nan)  # never read: NaN would spread into the result
+    run_backward(name, written, dout, x, accumulate=False)
+    np.testing.assert_array_equal(written, once)
+
+
 @pytest.mark.parametrize("name", ["relu", "leaky_relu"])
 def test_relu_backward_accepts_output(rng, name):
     """After an in-place forward only y is left; for (leaky) ReLU, y has x's sign, so it works."""
@@ -107,11 +119,11 @@ def test_relu_backward_accepts_output(rng, name):
     x = sample(rng, 31)
     dout = rng.standard_normal(x.shape)
     from_x = np.zeros_like(x)
-    bwd(from_x, dout, x)
+    bwd(from_x, dout, x, True)
     y = x.copy()
     fwd(y, y)
     from_y = np.zeros_like(x)
-    bwd(from_y, dout, y)
+    bwd(from_y, dout, y, True)
     np.testing.assert_array_equal(from_y, from_x)
 
 
@@ -119,10 +131,10 @@ def test_relu_gradient_at_zero_is_zero_and_leaky_is_slope():
     x = np.zeros(3)
     dout = np.ones(3)
     d = np.zeros(3)
-    act.relu_backward(d, dout, x)
+    act.relu_backward(d, dout, x, True)
     np.testing.assert_array_equal(d, 0.0)
     d = np.zeros(3)
-    act.leaky_relu_backward(d, dout, x, SLOPE)
+    act.leaky_relu_backward(d, dout, x, SLOPE, True)
     np.testing.assert_allclose(d, SLOPE)
 
 
@@ -135,7 +147,7 @@ def test_sigmoid_is_stable_for_large_inputs(dtype):
     assert s[0] == 0.0 and s[-1] == 1.0 and s[3] == 0.5
     assert np.all(np.diff(s) >= 0)
     d = np.zeros_like(x)
-    act.sigmoid_backward(d, np.ones_like(x), s)
+    act.sigmoid_backward(d, np.ones_like(x), s, True)
     assert np.all(np.isfinite(d)) and d[0] == 0.0 and d[-1] == 0.0 and d[3] == 0.25
 
 
@@ -147,13 +159,13 @@ def test_tanh_and_gelu_saturate_without_nan():
     act.gelu_forward(y, x)
     np.testing.assert_array_equal(y, [0.0, 0.0, 50.0, 1000.0])
     d = np.zeros_like(x)
-    act.gelu_backward(d, np.ones_like(x), x)
+    act.gelu_backward(d, np.ones_like(x), x, True)
     np.testing.assert_array_equal(d, [0.0, 0.0, 1.0, 1.0])
     # float32 has its own exponential, clamped where 2^n would leave the normal range
     x32 = x.astype(np.float32)
     y32, d32 = np.empty_like(x32), np.zeros_like(x32)
     act.gelu_forward(y32, x32)
-    act.gelu_backward(d32, np.ones_like(x32), x32)
+    act.gelu_backward(d32, np.ones_like(x32), x32, True)
     np.testing.assert_allclose(y32, [0.0, 0.0, 50.0, 1000.0], atol=1e-30)
     np.testing.assert_allclose(d32, [0.0, 0.0, 1.0, 1.0], atol=1e-20)
 
@@ -195,10 +207,11 @@ def test_interpreted_matches_compiled(rng):
         fwd.py_func(py_y, x, *extra)
         np.testing.assert_allclose(py_y, jit_y, rtol=1e-13, atol=1e-15, err_msg=fwd.__name__)
         saved = jit_y if bwd in (act.sigmoid_backward, act.tanh_backward) else x
-        jit_d, py_d = np.zeros_like(x), np.zeros_like(x)
-        bwd(jit_d, dout, saved, *extra)
-        bwd.py_func(py_d, dout, saved, *extra)
-        np.testing.assert_allclose(py_d, jit_d, rtol=1e-13, atol=1e-15, err_msg=bwd.__name__)
+        for accumulate in (True, False):
+            jit_d, py_d = np.ones_like(x), np.ones_like(x)
+            bwd(jit_d, dout, saved, *extra, accumulate)
+            bwd.py_func(py_d, dout, saved, *extra, accumulate)
+            np.testing.assert_allclose(py_d, jit_d, rtol=1e-13, atol=1e-15, err_msg=bwd.__name__)
 
     a, b = rng.standard_normal(5), rng.standard_normal(5)
     jit_y, py_y = np.empty(5), np.empty(5)

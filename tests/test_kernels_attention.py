@@ -93,12 +93,12 @@ def run_forward(case, leaves):
     return out, probs
 
 
-def run_backward(case, leaves, probs, dout, grads=None):
+def run_backward(case, leaves, probs, dout, grads=None, accumulate=True):
     if grads is None:
         grads = {n: np.zeros_like(a) for n, a in leaves.items()}
     q, k, v = case.split(leaves)
     dq, dk, dv = case.split(grads)
-    attention_backward(dq, dk, dv, dout, probs, q, k, v, case.key_mask(), case.NH, case.causal)
+    attention_backward(dq, dk, dv, dout, probs, q, k, v, case.key_mask(), case.NH, case.causal, accumulate)
     return grads
 
 
@@ -172,6 +172,19 @@ def test_backward_accumulates_into_gradient_buffers(rng):
     np.testing.assert_allclose(accumulated, start + fresh, rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.parametrize("name", [n for n in CASES if n != "shared_buffer"])  # dq, dk, dv must not overlap
+def test_backward_overwrites_when_not_accumulating(name, rng):
+    case = CASES[name]
+    leaves = case.make_leaves(rng)
+    dout = rng.standard_normal((case.B, case.T, case.C))
+    _, probs = run_forward(case, leaves)
+    fresh = run_backward(case, leaves, probs, dout)
+    nan_filled = {n: np.full_like(a, np.nan) for n, a in leaves.items()}  # never read
+    written = run_backward(case, leaves, probs, dout, nan_filled, accumulate=False)
+    for n in leaves:
+        np.testing.assert_array_equal(written[n], fresh[n])
+
+
 def test_causal_later_tokens_do_not_change_earlier_outputs(rng):
     case = CASES["causal_fused_qkv"]
     leaves = case.make_leaves(rng)
@@ -240,7 +253,7 @@ def test_py_func_agrees_with_compiled(name, rng):
         probs = np.full((case.B, case.NH, case.T, case.S), np.nan)
         fwd(out, probs, q, k, v, mask, case.NH, case.causal)
         grads = {n: np.zeros_like(a) for n, a in leaves.items()}
-        bwd(*case.split(grads), dout, probs, q, k, v, mask, case.NH, case.causal)
+        bwd(*case.split(grads), dout, probs, q, k, v, mask, case.NH, case.causal, True)
         results.append((out, probs, grads))
     (out_c, probs_c, grads_c), (out_p, probs_p, grads_p) = results
     np.testing.assert_allclose(out_p, out_c, rtol=1e-12, atol=1e-14)

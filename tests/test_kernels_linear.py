@@ -42,7 +42,7 @@ def test_backward_finite_differences(rng, N, C, OC, with_bias):
     dx = np.zeros_like(x)
     dw = np.zeros_like(w)
     db = np.zeros_like(b) if with_bias else None
-    linear_backward(dx, dw, db, R, x, w)
+    linear_backward(dx, dw, db, R, x, w, True)
 
     tag = "bias" if with_bias else "nobias"
     assert_grad_close(f"linear dinp ({tag})", dx, numerical_grad(loss, x))
@@ -59,8 +59,21 @@ def test_backward_matches_numpy_and_accumulates(rng, N, C, OC):
     dw0 = rng.standard_normal((OC, C))
     db0 = rng.standard_normal(OC)
     dx, dw, db = dx0.copy(), dw0.copy(), db0.copy()
-    linear_backward(dx, dw, db, dout, x, w)
+    linear_backward(dx, dw, db, dout, x, w, True)
     np.testing.assert_allclose(dx, dx0 + dout @ w, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dw, dw0 + dout.T @ x, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db, db0 + dout.sum(axis=0), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("N,C,OC", SHAPES)
+def test_backward_overwrites_dinp_when_not_accumulating(rng, N, C, OC):
+    """accumulate=False writes dinp without reading it; the weight gradients still accumulate."""
+    x, w, _ = make(rng, N, C, OC)
+    dout = rng.standard_normal((N, OC))
+    dw0, db0 = rng.standard_normal((OC, C)), rng.standard_normal(OC)
+    dx, dw, db = np.full((N, C), np.nan), dw0.copy(), db0.copy()
+    linear_backward(dx, dw, db, dout, x, w, False)
+    np.testing.assert_allclose(dx, dout @ w, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dw, dw0 + dout.T @ x, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(db, db0 + dout.sum(axis=0), rtol=1e-12, atol=1e-12)
 
@@ -72,9 +85,9 @@ def test_backward_without_dinp(rng, with_bias):
     x, w, _ = make(rng, N, C, OC)
     dout = rng.standard_normal((N, OC))
     dw_full, db_full = np.zeros((OC, C)), np.zeros(OC)
-    linear_backward(np.zeros((N, C)), dw_full, db_full, dout, x, w)
+    linear_backward(np.zeros((N, C)), dw_full, db_full, dout, x, w, True)
     dw, db = np.zeros((OC, C)), (np.zeros(OC) if with_bias else None)
-    linear_backward(None, dw, db, dout, x, w)
+    linear_backward(None, dw, db, dout, x, w, True)
     np.testing.assert_array_equal(dw, dw_full)
     if with_bias:
         np.testing.assert_array_equal(db, db_full)
@@ -94,9 +107,9 @@ def test_float32_agrees_with_float64(rng):
     np.testing.assert_allclose(out32, out64, rtol=1e-4, atol=1e-4)
 
     g64 = [np.zeros((N, C)), np.zeros((OC, C)), np.zeros(OC)]
-    linear_backward(*g64, dout, x, w)
+    linear_backward(*g64, dout, x, w, True)
     g32 = [np.zeros((N, C), np.float32), np.zeros((OC, C), np.float32), np.zeros(OC, np.float32)]
-    linear_backward(*g32, f32[3], f32[0], f32[1])
+    linear_backward(*g32, f32[3], f32[0], f32[1], True)
     for a32, a64 in zip(g32, g64):
         assert a32.dtype == np.float32
         np.testing.assert_allclose(a32, a64, rtol=1e-4, atol=1e-4)
@@ -112,9 +125,10 @@ def test_interpreted_matches_compiled(rng):
         linear_forward.py_func(py_out, x, w, bias)
         np.testing.assert_allclose(py_out, jit_out, rtol=1e-13, atol=1e-13)
 
-    jit_g = [np.zeros((N, C)), np.zeros((OC, C)), np.zeros(OC)]
-    py_g = [np.zeros((N, C)), np.zeros((OC, C)), np.zeros(OC)]
-    linear_backward(*jit_g, dout, x, w)
-    linear_backward.py_func(*py_g, dout, x, w)
-    for a, b_ in zip(py_g, jit_g):
-        np.testing.assert_allclose(a, b_, rtol=1e-13, atol=1e-13)
+    for accumulate in (True, False):
+        jit_g = [np.ones((N, C)), np.zeros((OC, C)), np.zeros(OC)]
+        py_g = [np.ones((N, C)), np.zeros((OC, C)), np.zeros(OC)]
+        linear_backward(*jit_g, dout, x, w, accumulate)
+        linear_backward.py_func(*py_g, dout, x, w, accumulate)
+        for a, b_ in zip(py_g, jit_g):
+            np.testing.assert_allclose(a, b_, rtol=1e-13, atol=1e-13)

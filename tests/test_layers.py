@@ -1,9 +1,13 @@
-"""Tests for the buffer bookkeeping of transformer_jit/layers.py."""
+"""Tests for the buffer bookkeeping of transformer_jit/layers.py and the layers' overwrite mode."""
 import threading
 
 import numpy as np
+import pytest
 
-from transformer_jit.layers import Layer
+from transformer_jit.attention import CrossAttention, SelfAttention
+from transformer_jit.block import MLP
+from transformer_jit.layers import GELU, Layer, Linear, ReLU
+from transformer_jit.params import ParameterStore
 
 
 class A(Layer):
@@ -24,6 +28,14 @@ def test_scratch_is_zeroed_and_shared_by_the_layers_of_one_class():
     assert not np.shares_memory(y, a2.scratch("other", (3, 4), np.float64))  # another key
     assert not np.shares_memory(y, b.scratch("dh", (3, 4), np.float64))      # another class
     assert not np.shares_memory(y, a1.scratch("dh", (3, 4), np.float32))     # another dtype
+
+
+def test_scratch_without_zeroing_keeps_the_old_contents():
+    a = A()
+    x = a.scratch("t", (3, 4), np.float64)
+    x[:] = 7.0
+    y = a.scratch("t", (3, 4), np.float64, zero=False)
+    assert np.shares_memory(x, y) and np.all(y == 7.0)
 
 
 def test_scratch_grows_and_serves_smaller_shapes_from_the_same_memory():
@@ -62,3 +74,35 @@ def test_model_buffers_start_on_64_byte_boundaries():
     arrays = [model.params, model.grads, opt.m, opt.v, model.blocks[0].attn.probs,
               model.blocks[0].mlp.c_fc.forward(np.zeros((4, 16), np.float32))]
     assert all(a.ctypes.data % 64 == 0 for a in arrays)
+
+
+LAYERS = {  # name -> (make(store), takes (B, T, C) inputs?)
+    "linear": (lambda store: Linear(store, "fc", 8, 16), False),
+    "gelu": (lambda store: GELU(), False),
+    "relu": (lambda store: ReLU(), False),
+    "mlp": (lambda store: MLP(store, "mlp", 8), True),
+    "self_attention": (lambda store: SelfAttention(store, "attn", 8, 2, causal=True), True),
+    "cross_attention": (lambda store: CrossAttention(store, "cross", 8, 2), True),
+}
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_backward_overwrites_dinp_when_not_accumulating(rng, name):
+    """backward(..., accumulate=False) writes dinp without reading it (here NaN) and gives what
+    accumulating into zeros gives; the parameter gradients are the same either way."""
+    make, three_d = LAYERS[name]
+    store = ParameterStore()
+    layer = make(store)
+    store.build(np.float64, rng)
+    x = rng.standard_normal((2, 5, 8) if three_d else (10, 8))
+    memory = rng.standard_normal((2, 3, 8))
+    out = layer.forward(x, memory) if name == "cross_attention" else layer.forward(x)
+    dout = rng.standard_normal(out.shape)
+    results = []
+    for accumulate, dinp in ((True, np.zeros_like(x)), (False, np.full_like(x, np.nan))):
+        store.grad.fill(0)
+        dmemory = [np.zeros_like(memory)] if name == "cross_attention" else []
+        layer.backward(dout, dinp, *dmemory, accumulate=accumulate)
+        results.append([dinp, store.grad.copy(), *dmemory])
+    for accumulated, overwritten in zip(*results):
+        np.testing.assert_array_equal(overwritten, accumulated)

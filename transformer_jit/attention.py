@@ -43,14 +43,15 @@ class SelfAttention(Layer):
         K.attention_forward(y, self.probs, self.q, self.k, self.v, key_mask, self.n_head, self.causal)
         return self.c_proj.forward(y.reshape(B * T, C)).reshape(B, T, C)
 
-    def backward(self, dout, dinp):
+    def backward(self, dout, dinp, accumulate=True):
         B, T, C = dout.shape
-        dy = self.scratch("dy", (B * T, C), dout.dtype)
-        self.c_proj.backward(dout.reshape(B * T, C), dy)
-        dqkv = self.scratch("dqkv", (B, T, 3 * C), dout.dtype)
+        # temporaries that each receive one gradient: overwritten, so not zeroed first
+        dy = self.scratch("dy", (B * T, C), dout.dtype, zero=False)
+        self.c_proj.backward(dout.reshape(B * T, C), dy, accumulate=False)
+        dqkv = self.scratch("dqkv", (B, T, 3 * C), dout.dtype, zero=False)
         K.attention_backward(dqkv[:, :, :C], dqkv[:, :, C:2 * C], dqkv[:, :, 2 * C:], dy.reshape(B, T, C),
-                             self.probs, self.q, self.k, self.v, self.key_mask, self.n_head, self.causal)
-        self.c_attn.backward(dqkv.reshape(B * T, 3 * C), dinp.reshape(B * T, C))
+                             self.probs, self.q, self.k, self.v, self.key_mask, self.n_head, self.causal, False)
+        self.c_attn.backward(dqkv.reshape(B * T, 3 * C), dinp.reshape(B * T, C), accumulate)
 
 
 class CrossAttention(Layer):
@@ -77,17 +78,18 @@ class CrossAttention(Layer):
         K.attention_forward(y, self.probs, self.q, self.k, self.v, memory_mask, self.n_head, False)
         return self.c_proj.forward(y.reshape(B * T, C)).reshape(B, T, C)
 
-    def backward(self, dout, dinp, dmemory):
-        """Accumulates dL/dx into dinp (B, T, C) and dL/dmemory into dmemory (B, S, C)."""
+    def backward(self, dout, dinp, dmemory, accumulate=True):
+        """dL/dx into dinp (B, T, C), accumulated unless `accumulate` is False, and dL/dmemory
+        accumulated into dmemory (B, S, C)."""
         B, T, C = dout.shape
         S = self.k.shape[1]
-        dy = self.scratch("dy", (B * T, C), dout.dtype)
-        self.c_proj.backward(dout.reshape(B * T, C), dy)
-        dq = self.scratch("dq", (B, T, C), dout.dtype)
-        dkv = self.scratch("dkv", (B, S, 2 * C), dout.dtype)
+        dy = self.scratch("dy", (B * T, C), dout.dtype, zero=False)  # overwritten: no zeroing
+        self.c_proj.backward(dout.reshape(B * T, C), dy, accumulate=False)
+        dq = self.scratch("dq", (B, T, C), dout.dtype, zero=False)
+        dkv = self.scratch("dkv", (B, S, 2 * C), dout.dtype, zero=False)
         K.attention_backward(dq, dkv[:, :, :C], dkv[:, :, C:], dy.reshape(B, T, C),
-                             self.probs, self.q, self.k, self.v, self.memory_mask, self.n_head, False)
-        self.c_q.backward(dq.reshape(B * T, C), dinp.reshape(B * T, C))
+                             self.probs, self.q, self.k, self.v, self.memory_mask, self.n_head, False, False)
+        self.c_q.backward(dq.reshape(B * T, C), dinp.reshape(B * T, C), accumulate)
         self.c_kv.backward(dkv.reshape(B * S, 2 * C), dmemory.reshape(B * S, C))
 
 

@@ -45,13 +45,13 @@ class MLP(Layer):
         C = x.shape[-1]
         return self.c_proj.forward(self.act.forward(self.c_fc.forward(x.reshape(-1, C)))).reshape(x.shape)
 
-    def backward(self, dout, dinp):
+    def backward(self, dout, dinp, accumulate=True):
         C = dout.shape[-1]
-        dh = self.scratch("dh", self.act.x.shape, dout.dtype)
-        self.c_proj.backward(dout.reshape(-1, C), dh)
-        dpre = self.scratch("dpre", self.act.x.shape, dout.dtype)
-        self.act.backward(dh, dpre)
-        self.c_fc.backward(dpre, dinp.reshape(-1, C))
+        dh = self.scratch("dh", self.act.x.shape, dout.dtype, zero=False)  # overwritten: no zeroing
+        self.c_proj.backward(dout.reshape(-1, C), dh, accumulate=False)
+        dpre = self.scratch("dpre", self.act.x.shape, dout.dtype, zero=False)
+        self.act.backward(dh, dpre, accumulate=False)
+        self.c_fc.backward(dpre, dinp.reshape(-1, C), accumulate)
 
 
 class Residual(Layer):
@@ -87,8 +87,8 @@ class Residual(Layer):
         if self.norm_first:
             K.residual_forward(dinp.reshape(-1), dinp.reshape(-1), dout.reshape(-1))  # identity path
             dh = self._dropout_backward(dout)
-            dln = self.scratch("dln", (B, T, C), dout.dtype)
-            self.fn.backward(dh, dln, *extra)
+            dln = self.scratch("dln", (B, T, C), dout.dtype, zero=False)  # overwritten by fn
+            self.fn.backward(dh, dln, *extra, accumulate=False)
             self.norm.backward(dln.reshape(N, C), dinp.reshape(N, C))
             return
         ds = self.scratch("ds", (B, T, C), dout.dtype)  # dL/ds, s = x + dropout(f(x))

@@ -110,8 +110,8 @@ class GPT(Model):
         if n_counted:
             K.cross_entropy_backward(dlogits, self.probs, self._targets, IGNORE_INDEX, 0.0, 1.0 / n_counted)
         # logits = h wteᵀ: the head's weight gradient lands in the (tied) embedding's gradient
-        dh = self.zeros("dh", (N, C), self.dtype)
-        K.linear_backward(dh, self.wte.weight.grad, None, dlogits, self.h, self.wte.weight.data)
+        dh = self.buffer("dh", (N, C), self.dtype)  # overwritten: no zeroing
+        K.linear_backward(dh, self.wte.weight.grad, None, dlogits, self.h, self.wte.weight.data, False)
         dx = self.zeros("dx_a", (N, C), self.dtype)
         self.ln_f.backward(dh, dx)
         spare = "dx_b"

@@ -121,8 +121,8 @@ class Seq2SeqTransformer(Model):
         if n_counted:
             K.cross_entropy_backward(dlogits, self.probs, self._targets, c.pad_id, c.label_smoothing, 1.0 / n_counted)
         # logits = h Gᵀ: dL/dh = dlogits G, dL/dG += dlogitsᵀ h (into the tied embedding's gradient)
-        dh = self.zeros("dh", (N, c.n_embd), self.dtype)
-        K.linear_backward(dh, self.generator.grad, None, dlogits, self.h, self.generator.data)
+        dh = self.buffer("dh", (N, c.n_embd), self.dtype)  # overwritten: no zeroing
+        K.linear_backward(dh, self.generator.grad, None, dlogits, self.h, self.generator.data, False)
         dmemory = self.zeros("dmemory", self._memory_shape, self.dtype)
         B, S, C = self._memory_shape
         self.decoder.backward(dh.reshape(B, N // B, C), dmemory)
