@@ -10,6 +10,7 @@ which overwrites dinp instead: a temporary that receives a single gradient then 
 Nothing here does arithmetic itself: all per-element work happens in kernels. Activations are
 2-D (N, C) with N = B * T unless a docstring says otherwise; reshaping a C-contiguous array is free.
 """
+import math
 import threading
 
 import numpy as np
@@ -55,7 +56,7 @@ class Layer:
         if pool is None:
             pool = _workspace.pool = {}
         name = (type(self), key, np.dtype(dtype))
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         flat = pool.get(name)
         if flat is None or flat.size < size:
             flat = pool[name] = aligned_empty(size, dtype)
