@@ -66,13 +66,13 @@ def _panels(n):
 
 
 @kernel
-def _add_head(dx, b, c0, grad, accumulate):
-    """dx[b, :, c0:c0 + hs] += grad (rows, hs), or = when not accumulating: one head's gradient
-    into a (B, rows, C) buffer."""
-    hs = grad.shape[1]
-    for t in range(grad.shape[0]):
-        dst = dx[b, t, c0:c0 + hs]  # a row view: see pack_b_panel on why not dx[b, t, c0 + i]
-        src = grad[t]
+def _store_head(x, b, c0, head, accumulate):
+    """x[b, :, c0:c0 + hs] += head (rows, hs), or = when not accumulating: one head's output or
+    gradient into its channels of a (B, rows, C) buffer."""
+    hs = head.shape[1]
+    for t in range(head.shape[0]):
+        dst = x[b, t, c0:c0 + hs]  # a row view: see pack_b_panel on why not x[b, t, c0 + i]
+        src = head[t]
         if accumulate:
             for i in range(hs):
                 dst[i] += src[i]
@@ -198,11 +198,7 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal):
             pack_a(p_rows, p_bh, False, 0, T, 0, S)
             _pack_panels(v_panels, v[b, :, c0:c0 + hs], False, S)
             _head_product(oh, p_rows, v_panels, S, DEPTH_UP_TO_ROW if causal else FULL, tile)
-            for t in range(T):
-                dst = out[b, t, c0:c0 + hs]
-                src = oh[t]
-                for i in range(hs):
-                    dst[i] = src[i]
+            _store_head(out, b, c0, oh, False)
 
 
 @slp_kernel(parallel=True)
@@ -268,7 +264,7 @@ def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causa
             pack_a(pt_rows, p_bh, True, 0, S, 0, T)
             _pack_panels(g_panels, gh, False, T)
             _head_product(grad_s, pt_rows, g_panels, T, DEPTH_FROM_ROW if causal else FULL, tile)
-            _add_head(dv, b, c0, grad_s, accumulate)
+            _store_head(dv, b, c0, grad_s, accumulate)
             # dP = dO v^T
             pack_a(g_rows, gh, False, 0, T, 0, hs)
             _pack_panels(vt_panels, vh, True, hs)
@@ -287,9 +283,9 @@ def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causa
             pack_a(da_rows, da, False, 0, T, 0, S)
             _pack_panels(k_panels, kh, False, S)
             _head_product(grad_t, da_rows, k_panels, S, DEPTH_UP_TO_ROW if causal else FULL, tile)
-            _add_head(dq, b, c0, grad_t, accumulate)
+            _store_head(dq, b, c0, grad_t, accumulate)
             # dK += dA^T q
             pack_a(dat_rows, da, True, 0, S, 0, T)
             _pack_panels(q_panels, qh, False, T)
             _head_product(grad_s, dat_rows, q_panels, T, DEPTH_FROM_ROW if causal else FULL, tile)
-            _add_head(dk, b, c0, grad_s, accumulate)
+            _store_head(dk, b, c0, grad_s, accumulate)

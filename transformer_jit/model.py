@@ -17,7 +17,9 @@ class Model(Layer):
         self.seed = seed
         self.store = ParameterStore()
         self.training = True
-        self.forward_count = 0  # training forwards so far: with `seed`, it determines every dropout mask
+        # Random draws of training forwards so far (one for the dropout masks, one for the position
+        # shift, each when in use): with `seed`, it determines every mask and every shift.
+        self.forward_count = 0
 
     def _build(self):
         """Allocate the flat buffers once every layer has declared its parameters."""
