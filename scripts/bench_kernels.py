@@ -16,7 +16,8 @@ benchmark inputs, and against its interpreted self on the small inputs (float32 
 error relative to the largest reference value); a mismatch aborts the run.
 
 Reading the main table (one row per operation and shape, float32 throughout):
-    jit, numpy, torch   median wall time of one call, after a warm-up call
+    jit, numpy, torch   median wall time of one call (the median over rounds of each round's
+                        median, each round after a warm-up call)
     GFLOP/s             FLOPs / jit time, for the matrix-product ops only (linear, attention);
                         attention counts only the causal half (keys s <= t) that is computed
     unit                what the per-unit columns divide by: FLOP, or elem (one element of the
@@ -24,13 +25,22 @@ Reading the main table (one row per operation and shape, float32 throughout):
     jit/u, interp/u     nanoseconds per unit of work for the compiled and the interpreted runs;
                         they ran at different sizes, so this is how the two compare
     x interp            interp/u / jit/u: what compiling the same loops buys
-    x numpy, x torch    numpy time / jit time and torch time / jit time: above 1 the kernel is
-                        faster, below 1 it is slower (0.5 = takes twice as long)
+    x numpy, x torch    numpy time / jit time and torch time / jit time, the median of the
+                        per-round ratios: above 1 the kernel is faster, below 1 it is slower
+                        (0.5 = takes twice as long)
 Then: the compile table (first call on an empty Numba cache minus the steady-state time), the
 linear layers' GFLOP/s against NumPy/OpenBLAS with the 70% target, and the thread settings.
 
 By default Numba compiles into a fresh temporary cache directory (NUMBA_CACHE_DIR), so the
 compile times are honest first-run times; `--keep-cache` uses the normal cache instead.
+
+Rounds: the implementations are timed in turn, jit, numpy, torch, jit, numpy, ... (--rounds
+rounds, default 5), and every ratio is the median of the ratios within a round. A machine shared
+with other work runs at different speeds from one second to the next (1.7x apart was seen here),
+so a ratio of two times taken seconds apart would measure the machine, not the kernels. The round
+after a NumPy round waits PAUSE seconds first: after a multi-threaded product, OpenBLAS's threads go
+on spinning, and jit and PyTorch calls made 25-100 ms after a NumPy product were seen to take up to
+50x longer. (PyTorch's and Numba's threads were not seen to slow the others down.)
 
 Noise: on a machine shared with other busy processes, worker threads that spin-wait (OpenMP's, used
 by Numba's 'omp' threading layer and by PyTorch, and OpenBLAS's own) hold cores they are only
@@ -44,6 +54,7 @@ import atexit
 import contextlib
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -67,7 +78,9 @@ def parse_args():
     p.add_argument("--threads", type=int, default=2,
                    help="threads for Numba, OpenBLAS and PyTorch (default 2, the count the 70%% target is set for)")
     p.add_argument("--budget", type=float, default=None,
-                   help="seconds of timing per measurement (default 0.3; 0.02 with --quick)")
+                   help="seconds of timing per implementation, split over the rounds (default 0.3; 0.02 with --quick)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="rounds that alternate the implementations (default 5; 2 with --quick)")
     p.add_argument("--only", default=None, help="run only ops whose name contains this text")
     p.add_argument("--threading-layer", choices=("omp", "tbb", "workqueue"), default=None,
                    help="Numba threading layer (default: Numba's own choice)")
@@ -95,6 +108,7 @@ from tqdm import tqdm  # noqa: E402
 
 from transformer_jit import kernels as K  # noqa: E402
 from transformer_jit.kernels._jit import vector_bits  # noqa: E402
+from transformer_jit.kernels.matmul import matmul  # noqa: E402
 
 torch = None
 if not ARGS.no_torch:
@@ -108,6 +122,7 @@ if not ARGS.no_torch:
 F32 = np.float32
 TOL = 1e-4  # compiled vs NumPy/PyTorch: max |a - b| / max |reference|, float32 with different sum orders
 TOL_INTERP = 1e-5  # compiled vs interpreted: the same loops, only fastmath reordering differs
+PAUSE = 0.15  # seconds between a NumPy round and the next one, for OpenBLAS's threads to stop spinning
 
 # ---------------------------------------------------------------------------------------------
 # Configurations
@@ -174,14 +189,13 @@ class Case:
     make: Callable
     work: Callable  # work(dims): FLOPs or elements
     unit: str  # "FLOP" (GFLOP/s is meaningful) or "elem"
-    kernel: object  # the Numba dispatcher; None for a derived row
+    kernel: object  # the Numba dispatcher
     jit: Callable = None
     numpy: Callable = None
     torch: Callable = None
     outputs: tuple = ()
     setup: Callable = None  # setup(s): restore inputs the op changes in place, before each timed call
     variant: str = ""  # compile-table label for a kernel specialisation, e.g. "dinp=None"
-    derived: tuple = None  # (op_a, op_b): jit time = time(op_a) - time(op_b) at the same shape
     tol: float = TOL  # tolerance against NumPy and PyTorch
     config: str = ""
     result: dict = field(default_factory=dict)
@@ -206,7 +220,8 @@ def np_softmax(x):
 
 def linear_cases(cfg, C, OC, label, bias=True):
     """Forward, the full backward (dx and dW, plus db with a bias), dW alone (dinp=None), and dx
-    derived from those two. The GPT's lm head (tied to the token embedding) has no bias."""
+    alone: the matmul call linear_backward makes for it. The GPT's lm head (tied to the token
+    embedding) has no bias."""
     def make(d, rng):
         n, c, oc = d
         return NS(x=randn(rng, n, c), w=randn(rng, oc, c, scale=c ** -0.5), b=randn(rng, oc) if bias else None,
@@ -257,7 +272,8 @@ def linear_cases(cfg, C, OC, label, bias=True):
              variant="dinp=None" + (no_bias and ", dbias=None"),
              jit=lambda f, s: lambda: f(None, s.dw, s.db, s.dout, s.x, s.w, True),
              numpy=lambda s: np_bwd(s, dx=False), torch=lambda t: torch_bwd(t, dx=False), **common),
-        Case("linear bwd dx (~)", work=mm, kernel=None, derived=("linear bwd", "linear bwd dW"),
+        Case("linear bwd dx", work=mm, kernel=matmul, outputs=("dx",),  # the specialization linear_backward uses
+             jit=lambda f, s: lambda: f(s.dx, s.dout, False, s.w, False, None, True),
              numpy=lambda s: lambda: np.add(s.dx, s.dout @ s.w, out=s.dx),
              torch=lambda t: lambda: t.dx.addmm_(t.dout, t.w), **common),
     ]
@@ -744,29 +760,39 @@ def interpreted(kernel):
 
 
 def timings(case, args, bar):
-    """Median times of every implementation; jit and numpy/torch at full size, interp at tiny size."""
+    """Median times of every implementation at full size, timed in alternating rounds (see the top
+    of this file), and the per-round ratios; then the interpreted loops at tiny size."""
     rng = np.random.default_rng(1)
     r = case.result
-    impls = [("jit", lambda s: case.jit(case.kernel, s)), ("numpy", case.numpy)]
+    builds = {"jit": lambda s: case.jit(case.kernel, s), "numpy": case.numpy}
     if torch is not None and case.torch is not None:
-        impls.append(("torch", lambda s: case.torch(to_torch(s))))
-    for name, build in impls:
-        if name == "jit" and case.kernel is None:
-            continue
-        bar.set_postfix_str(f"{case.op} [{case.config}] {name}")
+        builds["torch"] = lambda s: case.torch(to_torch(s))
+    runs = {}
+    for name, build in builds.items():
         s = case.make(case.dims, rng)
         # torch namespaces share memory with s, so restoring s restores them too
-        setup = (lambda s=s: case.setup(s)) if case.setup else None
-        r[name] = measure(build(s), setup=setup, budget=args.budget, min_repeats=3 if args.quick else 5).__dict__
-        bar.update()
-    if case.kernel is not None:  # interpreted: already warmed up by check(); one or two calls
-        bar.set_postfix_str(f"{case.op} [{case.config}] interp")
-        s = case.make(case.tiny, rng)
-        setup = (lambda: case.setup(s)) if case.setup else None
-        with interpreted(case.kernel) as py_func:
-            r["interp"] = measure(case.jit(py_func, s), setup=setup, budget=0.5, min_repeats=1,
-                                  max_repeats=2, warmup=False).__dict__
-        bar.update()
+        runs[name] = build(s), (lambda s=s: case.setup(s)) if case.setup else None
+    rounds = {name: [] for name in runs}
+    time.sleep(PAUSE)  # the previous case may have ended with NumPy
+    for _ in range(args.rounds):
+        for name, (fn, setup) in runs.items():
+            bar.set_postfix_str(f"{case.op} [{case.config}] {name}")
+            t = measure(fn, setup=setup, budget=args.budget / args.rounds, min_repeats=3)
+            if name == "numpy":
+                time.sleep(PAUSE)
+            rounds[name].append(t.median)
+            bar.update()
+    for name, times in rounds.items():
+        r[name] = {"median": statistics.median(times), "rounds": times}
+        if name != "jit":
+            r[f"x_{name}"] = statistics.median(t / j for t, j in zip(times, rounds["jit"]))
+    bar.set_postfix_str(f"{case.op} [{case.config}] interp")
+    s = case.make(case.tiny, rng)
+    setup = (lambda: case.setup(s)) if case.setup else None
+    with interpreted(case.kernel) as py_func:  # already warmed up by check(): one or two calls
+        r["interp"] = measure(case.jit(py_func, s), setup=setup, budget=0.5, min_repeats=1,
+                              max_repeats=2, warmup=False).__dict__
+    bar.update()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -779,26 +805,17 @@ def median(r, name):
 
 
 def finish(cases):
-    """Fill in derived rows and per-unit numbers."""
-    by_key = {c.key: c for c in cases}
+    """Per-unit numbers."""
     for c in cases:
         r = c.result
-        if c.derived:
-            a, b = (by_key.get(f"{c.config}/{op}/{c.shape}") for op in c.derived)
-            if a is not None and b is not None and "jit" in a.result and "jit" in b.result:
-                diff = a.result["jit"]["median"] - b.result["jit"]["median"]
-                if diff > 0:  # timing noise can make it <= 0 for a small product: then no number
-                    r["jit"] = {"median": diff, "derived": list(c.derived)}
         r["work"] = c.work(c.dims)
         r["unit"] = c.unit
         jit = median(r, "jit")
-        r["jit_ns_per_unit"] = jit / r["work"] * 1e9 if jit else None
-        r["interp_ns_per_unit"] = median(r, "interp") / c.work(c.tiny) * 1e9 if "interp" in r else None
-        r["gflops"] = r["work"] / jit / 1e9 if c.unit == "FLOP" and jit and jit > 0 else None
+        r["jit_ns_per_unit"] = jit / r["work"] * 1e9
+        r["interp_ns_per_unit"] = median(r, "interp") / c.work(c.tiny) * 1e9
+        r["gflops"] = r["work"] / jit / 1e9 if c.unit == "FLOP" else None
         r["numpy_gflops"] = r["work"] / median(r, "numpy") / 1e9 if c.unit == "FLOP" else None
         r["x_interp"] = ratio(r["interp_ns_per_unit"], r["jit_ns_per_unit"])
-        r["x_numpy"] = ratio(median(r, "numpy"), jit)
-        r["x_torch"] = ratio(median(r, "torch"), jit)
 
 
 def main_table(configs, cases):
@@ -815,7 +832,7 @@ def main_table(configs, cases):
             rows.append([c.op, c.shape, fmt_time(median(r, "jit")), fmt_num(r["gflops"]), fmt_time(median(r, "numpy")),
                          fmt_time(median(r, "torch")), c.unit, fmt_num(r["jit_ns_per_unit"]),
                          fmt_num(r["interp_ns_per_unit"]),
-                         fmt_num(r["x_interp"], "x"), fmt_num(r["x_numpy"], "x"), fmt_num(r["x_torch"], "x")])
+                         fmt_num(r["x_interp"], "x"), fmt_num(r["x_numpy"], "x"), fmt_num(r.get("x_torch"), "x")])
     return table(headers, rows)
 
 
@@ -843,7 +860,7 @@ def linear_table(configs, cases):
         if not c.op.startswith("linear") or c.result.get("gflops") is None:
             continue
         r = c.result
-        pct = ratio(r["gflops"], r["numpy_gflops"])
+        pct = r["x_numpy"]  # jit GFLOP/s / numpy GFLOP/s, per round
         counted = c.op != "linear bwd"  # the target is per product; the whole backward is shown too
         ok = pct is not None and pct >= 0.7
         if counted:
@@ -878,8 +895,9 @@ Notes
   interpreted column: the kernel's loops and those of every kernel it calls (the matmul's packing and
     micro-kernel, GELU's sigmoid64, ...) all run in the interpreter.
   linear bwd = dx, dW and db (no db for the lm head, which has no bias, as in the GPT); linear bwd dW
-    = the same call with dinp=None (dW and db). linear_backward always computes dW, so the dx row's
-    time is derived: time(bwd) - time(bwd dW). Its numpy/torch columns are measured directly.
+    = the same call with dinp=None (dW and db); linear bwd dx = the matmul call linear_backward makes
+    for dx. jit/numpy in the linear table is the median per-round ratio, so it can differ a little
+    from the ratio of the two GFLOP/s columns (medians over all rounds).
   softmax_jvp/softmax_vjp take one row; they are timed on one long row (attention and the loss use the
     same formula inlined per row). x torch for softmax_vjp uses aten._softmax_backward_data.
   attention: jit and torch skip the masked half of the scores, NumPy computes all T x T and masks with -inf.
@@ -892,6 +910,8 @@ def main():
     args = ARGS
     if args.budget is None:
         args.budget = 0.02 if args.quick else 0.3
+    if args.rounds is None:
+        args.rounds = 2 if args.quick else 5
     numba.set_num_threads(args.threads)
 
     # Numba's one-time start-up (LLVM initialisation, launching the thread pool) would otherwise be
@@ -916,7 +936,7 @@ def main():
             if c.kernel is not None:
                 check(c, compiles)
     t_checked = time.perf_counter()
-    n_meas = sum((c.kernel is not None) * 2 + 1 + (torch is not None and c.torch is not None) for c in cases)
+    n_meas = sum(1 + args.rounds * (2 + (torch is not None and c.torch is not None)) for c in cases)
     with tqdm(total=n_meas, desc="timing", file=sys.stderr, disable=None, leave=False) as bar:
         for c in cases:
             timings(c, args, bar)
