@@ -332,6 +332,13 @@ def pack_b_panel(b_panels, p, b, b_transposed, k0, kc):
             dst[j] = 0
 
 
+@parallel_kernel
+def _pack_b(b_panels, b, b_transposed, k0, kc):
+    """Every panel of B's depth slice k0:k0+kc (see pack_b_panel), one panel per thread."""
+    for p in prange(b_panels.shape[0]):
+        pack_b_panel(b_panels, p, b, b_transposed, k0, kc)
+
+
 @kernel
 def pack_b_columns(b_columns, b, b_transposed, j0, k0, kc):
     """b_columns[j, k] = B[k0 + k, j0 + j]: the last few columns of B, each contiguous along k."""
@@ -350,15 +357,30 @@ def pack_b_columns(b_columns, b, b_transposed, j0, k0, kc):
 
 
 @parallel_kernel
-def _pack_b(b_panels, b_columns, b, b_transposed, k0, kc):
-    """Every panel of B's depth slice k0:k0+kc (see pack_b_panel), one panel per thread, and the
-    columns after the last panel (see pack_b_columns)."""
-    n_panels = b_panels.shape[0]
-    for p in prange(n_panels + 1):
-        if p < n_panels:
-            pack_b_panel(b_panels, p, b, b_transposed, k0, kc)
-        elif b_columns.shape[0] > 0:
-            pack_b_columns(b_columns, b, b_transposed, n_panels * NR, k0, kc)
+def _dot_columns(out, a, a_transposed, b, b_transposed, bias, accumulate, j0, k0, kc, b_columns):
+    """out[:, j0:] = or += A[:, k0:k0 + kc] @ B[k0:k0 + kc, j0:] (+ bias when k0 is 0), each element
+    a dot product: for the few columns past matmul's last panel."""
+    pack_b_columns(b_columns, b, b_transposed, j0, k0, kc)
+    M, N = out.shape
+    for r in prange(M):
+        out_row = out[r, j0:N]
+        for j in range(N - j0):
+            b_column = b_columns[j, :kc]
+            if a_transposed:  # A[r, k] = a[k, r]
+                total = a[k0, r] * b_column[0]
+                for k in range(1, kc):
+                    total += a[k0 + k, r] * b_column[k]
+            else:
+                a_row = a[r, k0:k0 + kc]
+                total = a_row[0] * b_column[0]
+                for k in range(1, kc):  # a reduction: vectorized, as kernels may reassociate
+                    total += a_row[k] * b_column[k]
+            if k0 == 0:
+                if not accumulate:
+                    out_row[j] = 0
+                if bias is not None:
+                    out_row[j] += bias[j0 + j]
+            out_row[j] += total
 
 
 @kernel
@@ -407,7 +429,9 @@ def matmul(out, a, a_transposed, b, b_transposed, bias, accumulate):
     K = a.shape[0] if a_transposed else a.shape[1]
     # A last panel of at most NR / 4 columns would spend at least 3/4 of its multiply-adds on the
     # zeros that pad it. Those columns are dot products of rows of A with columns of B instead
-    # (lm head forward: 65 columns = 2 panels + 1 column, 1.2-1.3x faster than 3 panels).
+    # (lm head forward: 65 columns = 2 panels + 1 column, 1.2-1.3x faster than 3 panels). They are
+    # computed in a loop of their own: inside the loop over row blocks, the same code made every
+    # other product 3-5% slower even when it had no such columns.
     n_columns = N % NR if N % NR <= NR // 4 else 0
     n_panels = (N - n_columns + NR - 1) // NR
     n_tiles = (M + MR - 1) // MR
@@ -423,7 +447,9 @@ def matmul(out, a, a_transposed, b, b_transposed, bias, accumulate):
     for k0 in range(0, K, KC):
         kc = min(KC, K - k0)
         first = k0 == 0
-        _pack_b(b_panels, b_columns, b, b_transposed, k0, kc)
+        _pack_b(b_panels, b, b_transposed, k0, kc)
+        if n_columns > 0:
+            _dot_columns(out, a, a_transposed, b, b_transposed, bias, accumulate, n_panels * NR, k0, kc, b_columns)
         for blk in prange(n_blocks):
             t0 = blk * n_tiles // n_blocks
             t1 = (blk + 1) * n_tiles // n_blocks
@@ -471,18 +497,3 @@ def matmul(out, a, a_transposed, b, b_transposed, bias, accumulate):
                         for i in range(mr):
                             for j in range(nr):
                                 out[r0 + i, j0 + j] = tile[i, j]
-            j0 = n_panels * NR
-            for r in range(i0, min(t1 * MR, M)):
-                a_row = a_rows[r - a_r0, a_k0:a_k0 + kc]
-                out_row = out[r, j0:N]
-                for j in range(n_columns):
-                    b_column = b_columns[j, :kc]
-                    total = a_row[0] * b_column[0]
-                    for k in range(1, kc):  # a reduction: vectorized, as kernels may reassociate
-                        total += a_row[k] * b_column[k]
-                    if first:
-                        if not accumulate:
-                            out_row[j] = 0
-                        if bias is not None:
-                            out_row[j] += bias[j0 + j]
-                    out_row[j] += total
