@@ -12,6 +12,12 @@ nowhere else:
   bounds.
 - error_model="numpy": division by zero gives inf/nan like NumPy instead of raising, which
   removes a branch from every division in a hot loop.
+- One compiled version per argument TYPE, not per constant value. When a kernel calls another
+  with a constant (`pack_a(..., False, 0, ...)`), Numba types the constant as a literal value and
+  compiles the callee once for every combination of values it is called with. Kernels take flags
+  and offsets as plain data, so `_Dispatcher` types such arguments by their type alone: linear's
+  products had been four compiled matrix multiplies instead of two (about 5 s of cold compile
+  each), and the micro-kernel was compiled once for the matmul and again for attention.
 
 Two settings exist for the matrix multiply (see matmul.py):
 
@@ -31,6 +37,7 @@ import os
 import llvmlite.binding as llvm
 import numba
 from numba.core import config as _numba_config
+from numba.core import types
 from numba.core.compiler_lock import global_compiler_lock
 from numba.core.registry import CPUDispatcher
 
@@ -48,20 +55,35 @@ def _prefer_512_bit_vectors():
 _prefer_512_bit_vectors()
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
-OPTIONS = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
+
+
+class _Dispatcher(CPUDispatcher):
+    """A Numba dispatcher that, called from compiled code, compiles for the arguments' types
+    without their literal values (see the module docstring)."""
+
+    def get_call_template(self, args, kws):
+        return super().get_call_template([types.unliteral(a) for a in args],
+                                         {k: types.unliteral(v) for k, v in kws.items()})
+
+
+def _compile(fn, dispatcher, parallel=False, fastmath=FASTMATH):
+    options = dict(nopython=True, parallel=parallel, fastmath=fastmath, error_model="numpy")
+    compiled = dispatcher(py_func=fn, locals={}, targetoptions=options)
+    compiled.enable_caching()
+    return compiled
 
 
 def kernel(fn):
     """Compile `fn` as a serial kernel."""
-    return numba.njit(**OPTIONS)(fn)
+    return _compile(fn, _Dispatcher)
 
 
 def parallel_kernel(fn):
     """Compile `fn` as a kernel whose outer `prange` loop runs on all threads."""
-    return numba.njit(parallel=True, **OPTIONS)(fn)
+    return _compile(fn, _Dispatcher, parallel=True)
 
 
-class _SLPDispatcher(CPUDispatcher):
+class _SLPDispatcher(_Dispatcher):
     """A Numba dispatcher that compiles with LLVM's SLP vectorizer on (read per compilation)."""
 
     def compile(self, sig):
@@ -82,11 +104,7 @@ def slp_kernel(fn=None, *, parallel=False, reassociate=True):
     across iterations (gathering strided operands) instead of across the accumulators."""
     if fn is None:
         return lambda fn: slp_kernel(fn, parallel=parallel, reassociate=reassociate)
-    fastmath = FASTMATH if reassociate else FASTMATH - {"reassoc"}
-    options = dict(nopython=True, parallel=parallel, fastmath=fastmath, error_model="numpy")
-    dispatcher = _SLPDispatcher(py_func=fn, locals={}, targetoptions=options)
-    dispatcher.enable_caching()
-    return dispatcher
+    return _compile(fn, _SLPDispatcher, parallel, FASTMATH if reassociate else FASTMATH - {"reassoc"})
 
 
 def vector_bits():

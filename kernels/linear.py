@@ -8,12 +8,6 @@ columns, is computed here.
 from ._jit import kernel
 from .matmul import matmul
 
-# The matmul flags below are written bool(False) and bool(True), not False and True: Numba types a
-# constant argument as a literal value and compiles the callee once per combination of values, so
-# the three products were four compiled matmuls (with and without bias), about 5 s of cold compile
-# each. bool() drops the literal, and they share one per bias type. Their branches lie outside the
-# inner loops: the products ran at the same speed either way.
-
 
 @kernel
 def linear_forward(out, inp, weight, bias):
@@ -25,7 +19,7 @@ def linear_forward(out, inp, weight, bias):
     bias   (OC,) or None (no bias; Numba compiles a separate version without the bias code)
     All arrays C-contiguous, one float dtype (float32 or float64). out must not alias inp.
     """
-    matmul(out, inp, bool(False), weight, bool(True), bias, bool(False))
+    matmul(out, inp, False, weight, True, bias, False)
 
 
 @kernel
@@ -51,8 +45,8 @@ def linear_backward(dinp, dweight, dbias, dout, inp, weight, accumulate):
     (In column-vector notation, y = W x + b per row: dL/dx = W^T dL/dy and dL/dW = dL/dy x^T.)
     """
     if dinp is not None:
-        matmul(dinp, dout, bool(False), weight, bool(False), None, accumulate)
-    matmul(dweight, dout, bool(True), inp, bool(False), None, bool(True))
+        matmul(dinp, dout, False, weight, False, None, accumulate)
+    matmul(dweight, dout, True, inp, False, None, True)
     if dbias is not None:
         _column_sums(dbias, dout)
 
