@@ -225,9 +225,10 @@ def grad_norm(grads):
     for c in prange(n_chunks):
         start = c * _NORM_CHUNK
         stop = min(start + _NORM_CHUNK, n)
+        chunk = grads[start:stop]  # indexed from 0: see matmul.micro_kernel on why
         s = np.float64(0.0)
-        for i in range(start, stop):
-            g = np.float64(grads[i])
+        for i in range(chunk.shape[0]):
+            g = np.float64(chunk[i])
             s += g * g
         partial[c] = s
     total = np.float64(0.0)
