@@ -80,6 +80,8 @@ CASES = {
     # each with a partial last one: T = 38 queries, 38 or 35 keys, head size 35
     "causal_many_tiles": Case(1, 38, 38, 70, 2, True, "qkv"),
     "cross_many_tiles": Case(2, 8, 35, 70, 2, False, "q_kv", ("1" * 35, "1" * 30 + "0" * 5)),
+    # T a multiple of MR: P and dA are used in place as whole row tiles (attention._as_rows)
+    "causal_whole_tiles": Case(2, 16, 16, 8, 2, True, "qkv"),
 }
 
 
