@@ -6,9 +6,10 @@ import pytest
 from transformer_jit.kernels.matmul import KC, MR, NR, matmul, micro_kernel
 
 # (M, K, N): one row short of / past a tile, a column short of / past a panel, depths of one slice,
-# exactly one slice and three slices (the last one partial); 42 row tiles make 8 blocks of 5 or 6.
+# exactly one slice and three slices (the last one partial); 42 row tiles make 8 blocks of 5 or 6;
+# 9 row tiles and 8 panels (plus 5 columns of dot products) make the threads split the panels.
 SHAPES = [(1, 1, 1), (MR - 1, 7, NR + 1), (MR + 1, KC, NR - 1), (4 * MR + 5, 2 * KC + 3, 3 * NR + 7), (61, 70, 96),
-          (42 * MR - 5, 19, 40)]
+          (42 * MR - 5, 19, 40), (8 * MR + 1, KC + 3, 8 * NR + 5)]
 
 
 def operands(rng, M, K, N, a_transposed, b_transposed, dtype=np.float64):
@@ -29,7 +30,7 @@ def test_matches_numpy_for_every_layout(rng, M, K, N, a_transposed, b_transposed
     np.testing.assert_allclose(out, A @ B, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("M,K,N", SHAPES[1:4])
+@pytest.mark.parametrize("M,K,N", SHAPES[1:4] + SHAPES[-1:])
 def test_bias_and_accumulate(rng, M, K, N):
     A, B, a, b = operands(rng, M, K, N, False, True)
     bias = rng.standard_normal(N)
