@@ -36,7 +36,7 @@ from numba import prange
 
 from ._jit import kernel, slp_kernel
 from .fast_exp import exp
-from .matmul import MR, NR, aligned_empty, micro_kernel, pack_a, pack_b_panel
+from .matmul import MR, NR, aligned_empty, micro_kernel, pack_a, pack_b
 
 # Which part of a product `_head_product` computes. With causal masking, P[t, s] = 0 for s > t:
 FULL = 0            # all of it (no causal mask)
@@ -46,13 +46,6 @@ DEPTH_UP_TO_ROW = 2  # sum over s only up to the row tile's last row: P v and dA
                      # past s = t)
 DEPTH_FROM_ROW = 3  # sum over t only from the row tile's first row: P^T dO and dA^T q (row s of
                     # P^T is 0 before t = s)
-
-
-@kernel
-def _pack_panels(panels, b, b_transposed, depth):
-    """panels[p, k, j] = B[k, p * NR + j] for all panels, B = b or b^T (see pack_b_panel)."""
-    for p in range(panels.shape[0]):
-        pack_b_panel(panels, p, b, b_transposed, 0, depth)
 
 
 @kernel
@@ -83,7 +76,7 @@ def _store_head(x, b, c0, head, accumulate):
     gradient into its channels of a (B, rows, C) buffer."""
     hs = head.shape[1]
     for t in range(head.shape[0]):
-        dst = x[b, t, c0:c0 + hs]  # a row view: see pack_b_panel on why not x[b, t, c0 + i]
+        dst = x[b, t, c0:c0 + hs]  # a row view: see pack_b on why not x[b, t, c0 + i]
         src = head[t]
         if accumulate:
             for i in range(hs):
@@ -98,7 +91,7 @@ def _head_product(out, a_rows, b_panels, depth, part, tile):
     """out (M, N) = A @ B over the `part` a causal product needs; out is C-contiguous.
 
     a_rows (MR * ceil(M / MR), depth) and b_panels (ceil(N / NR), depth, NR) are A and B packed
-    as for the matrix multiply (pack_a, pack_b_panel); tile is an (MR, NR) scratch array. With
+    as for the matrix multiply (pack_a, pack_b); tile is an (MR, NR) scratch array. With
     part KEYS_UP_TO_ROW, the columns past the tile's last row are not written.
 
     Every product writes a contiguous array (the callers copy results into strided views), so
@@ -169,7 +162,7 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal):
             p_bh = probs[b, h]
             # Scores A = q k^T, unscaled, into probs (they become P row by row below).
             pack_a(q_rows, q[b, :, c0:c0 + hs], False, 0, T, 0, hs)
-            _pack_panels(kt_panels, k[b, :, c0:c0 + hs], True, hs)
+            pack_b(kt_panels, k[b, :, c0:c0 + hs], True, 0, hs, 0, 1)
             _head_product(p_bh, q_rows, kt_panels, hs, KEYS_UP_TO_ROW if causal else FULL, tile)
             for t in range(T):
                 s_end = t + 1 if causal else S  # causal: keys after t get P = 0 and no exp
@@ -207,7 +200,7 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal):
                     a[s] *= inv
                 a[s_end:] = zero
             # O = P v, written into this head's channels of out.
-            _pack_panels(v_panels, v[b, :, c0:c0 + hs], False, S)
+            pack_b(v_panels, v[b, :, c0:c0 + hs], False, 0, S, 0, 1)
             _head_product(oh, _as_rows(p_rows, p_bh), v_panels, S, DEPTH_UP_TO_ROW if causal else FULL, tile)
             _store_head(out, b, c0, oh, False)
 
@@ -273,12 +266,12 @@ def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causa
             gh = dout[b, :, c0:c0 + hs]
             # dV += P^T dO
             pack_a(pt_rows, p_bh, True, 0, S, 0, T)
-            _pack_panels(g_panels, gh, False, T)
+            pack_b(g_panels, gh, False, 0, T, 0, 1)
             _head_product(grad_s, pt_rows, g_panels, T, DEPTH_FROM_ROW if causal else FULL, tile)
             _store_head(dv, b, c0, grad_s, accumulate)
             # dP = dO v^T
             pack_a(g_rows, gh, False, 0, T, 0, hs)
-            _pack_panels(vt_panels, vh, True, hs)
+            pack_b(vt_panels, vh, True, 0, hs, 0, 1)
             _head_product(da, g_rows, vt_panels, hs, KEYS_UP_TO_ROW if causal else FULL, tile)
             # dA[t, s] = P[t, s] (dP[t, s] - <P[t], dP[t]>), with the scale of A folded in; 0 past t
             for t in range(T):
@@ -291,12 +284,12 @@ def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causa
                     da[t, s] = p[s] * (da[t, s] - row_dot) * scale
                 da[t, s_end:] = zero
             # dQ += dA k
-            _pack_panels(k_panels, kh, False, S)
+            pack_b(k_panels, kh, False, 0, S, 0, 1)
             _head_product(grad_t, _as_rows(da_rows, da), k_panels, S,
                           DEPTH_UP_TO_ROW if causal else FULL, tile)
             _store_head(dq, b, c0, grad_t, accumulate)
             # dK += dA^T q
             pack_a(dat_rows, da, True, 0, S, 0, T)
-            _pack_panels(q_panels, qh, False, T)
+            pack_b(q_panels, qh, False, 0, T, 0, 1)
             _head_product(grad_s, dat_rows, q_panels, T, DEPTH_FROM_ROW if causal else FULL, tile)
             _store_head(dk, b, c0, grad_s, accumulate)

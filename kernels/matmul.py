@@ -26,9 +26,10 @@ k]`. With 128 output columns, copying A had cost up to a fifth of the multiply. 
 into slices of KC = 256: one B panel slice (256 x 32 floats = 32 KB) stays in the 48 KB L1 cache
 while every row tile of a block of A runs over it, and the block of A stays in L2.
 
-Threads take blocks of rows of `out` (or, when there are few rows, groups of its columns); each owns
-its part, so there are no races, and the sum over k is done in the same order whatever the thread
-count.
+Threads take blocks of rows of `out`; each owns its part, so there are no races. When there are
+few rows and a deep K, they take parts of the depth instead, each summed into a buffer of its own,
+and the buffers are added into `out` in a fixed order. Either way the sum over k is done in the
+same order whatever the thread count.
 """
 import numpy as np
 from numba import prange
@@ -328,42 +329,59 @@ def micro_kernel(c, cr, cj, a_rows, r0, a_k0, b_panels, p, k0, k1):
 
 
 @kernel
-def pack_b_panel(b_panels, p, b, b_transposed, k0, kc):
-    """b_panels[p, k, j] = B[k0 + k, p * NR + j], zero past the last column.
+def pack_b(b_panels, b, b_transposed, k0, kc, part, n_parts):
+    """Part `part` of `n_parts` of packing B's depth slice k0:k0 + kc into panels,
+    b_panels[p, k, j] = B[k0 + k, p * NR + j], zero past the last column.
+
+    The parts are cut so that b is read along its rows. A transposed B (b is (N, K)) is packed
+    by panels: the NR rows of b behind a panel, each contiguous along k. A B stored row by row
+    is packed by depth: each row of b read whole and spread over the panels. Reading it panel
+    by panel instead (NR numbers from each of kc rows, a row of the MLP's activations apart)
+    made packing 19% of the larger config's MLP-projection weight gradient; by rows, that
+    product took 0.88x the time.
 
     Every copy loop here and in pack_a indexes row views by loop counters (see micro_kernel: an
     index with a runtime offset such as b[k0 + k, j0 + j] comes with a negative-index check that
     stops LLVM from turning the loop into vector moves)."""
-    N = b.shape[0] if b_transposed else b.shape[1]
-    j0 = p * NR
-    nr = min(NR, N - j0)
-    panel = b_panels[p]
-    if b_transposed:  # B[k, j] = b[j, k]: read rows of b, contiguous along k
-        for j in range(nr):
-            src = b[j0 + j, k0:k0 + kc]
+    n_panels = b_panels.shape[0]
+    if b_transposed:  # B[k, j] = b[j, k]
+        N = b.shape[0]
+        for p in range(part * n_panels // n_parts, (part + 1) * n_panels // n_parts):
+            j0 = p * NR
+            nr = min(NR, N - j0)
+            panel = b_panels[p]
+            for j in range(nr):
+                src = b[j0 + j, k0:k0 + kc]
+                for k in range(kc):
+                    panel[k, j] = src[k]
             for k in range(kc):
-                panel[k, j] = src[k]
+                dst = panel[k]
+                for j in range(nr, NR):
+                    dst[j] = 0
     else:
-        for k in range(kc):
-            src = b[k0 + k, j0:j0 + nr]
-            dst = panel[k]
-            if nr == NR:  # a fixed count: LLVM copies with vector moves (2x faster)
-                for j in range(NR):
-                    dst[j] = src[j]
-            else:
-                for j in range(nr):
-                    dst[j] = src[j]
-    for k in range(kc):
-        dst = panel[k]
-        for j in range(nr, NR):
-            dst[j] = 0
+        N = b.shape[1]
+        n_whole = N // NR  # panels without padding; a last one, if any, is partly columns
+        for k in range(part * kc // n_parts, (part + 1) * kc // n_parts):
+            src = b[k0 + k]
+            for p in range(n_whole):
+                dst = b_panels[p, k]
+                src_part = src[p * NR:p * NR + NR]
+                for j in range(NR):  # a fixed count: LLVM copies with vector moves
+                    dst[j] = src_part[j]
+            if n_whole < n_panels:
+                dst = b_panels[n_whole, k]
+                src_part = src[n_whole * NR:N]
+                for j in range(N - n_whole * NR):
+                    dst[j] = src_part[j]
+                for j in range(N - n_whole * NR, NR):
+                    dst[j] = 0
 
 
 @parallel_kernel
 def _pack_b(b_panels, b, b_transposed, k0, kc):
-    """Every panel of B's depth slice k0:k0+kc (see pack_b_panel), one panel per thread."""
-    for p in prange(b_panels.shape[0]):
-        pack_b_panel(b_panels, p, b, b_transposed, k0, kc)
+    """Every panel of B's depth slice k0:k0+kc (see pack_b), in 8 parts shared by the threads."""
+    for part in prange(8):
+        pack_b(b_panels, b, b_transposed, k0, kc, part, 8)
 
 
 @kernel
@@ -454,83 +472,113 @@ def matmul(out, a, a_transposed, b, b_transposed, bias, accumulate):
     """
     M, N = out.shape
     K = a.shape[0] if a_transposed else a.shape[1]
-    # A last panel of at most NR / 4 columns would spend at least 3/4 of its multiply-adds on the
-    # zeros that pad it. Those columns are dot products of rows of A with columns of B instead
-    # (lm head forward: 65 columns = 2 panels + 1 column, 1.2-1.3x faster than 3 panels). They are
-    # computed in a loop of their own: inside the loop over row blocks, the same code made every
-    # other product 3-5% slower even when it had no such columns.
-    n_columns = N % NR if N % NR <= NR // 4 else 0
-    n_panels = (N - n_columns + NR - 1) // NR
     n_tiles = (M + MR - 1) // MR
     # Threads take blocks of up to 8 row tiles (every tile of a block reuses the B panel in L1).
     # The number of blocks is a multiple of 4 (or every tile is a block), and block sizes differ
     # by at most one tile, so that 2 or 4 threads get equal shares. (Numba cannot cache a kernel
     # that asks for the thread count.)
     n_blocks = min(n_tiles, (n_tiles + 31) // 32 * 4)
-    # With few row tiles, blocks cannot be equal: 9 tiles (the lm head's weight gradient, 65 rows)
-    # make blocks of 2, 2, 2 and 3, so one thread does 5 tiles and the other 4. Then the threads
-    # split the panels instead: one block of all the tiles, in 4 groups of panels (0.90x the
-    # time). Each group packs A for itself, so it needs 2 panels or more to pay for that: with
-    # 1 panel per group (the baby lm head, 4 panels) the product took 1.08x the time.
-    n_groups = 1
-    if n_tiles < 16 and n_panels >= 8:
-        n_blocks, n_groups = 1, 4
+    # With fewer than 16 row tiles, blocks cannot be equal (the lm head's weight gradient has 65
+    # rows, 9 tiles: one thread would do 5 and the other 4), and with a deep K every slice would
+    # pay for two parallel loops, packing B and multiplying, for little work. Then the threads
+    # split K instead: 4 parts of the depth, each with its own B panels and its own partial
+    # product, added into out at the end in a fixed order. The lm head's weight gradient took
+    # 0.77x the time at the baby config and 0.87x at the larger one.
+    n_splits = 4 if n_tiles < 16 and K >= 256 else 1
+    if n_splits > 1:
+        n_blocks = 1
     tiles_per_block = (n_tiles + n_blocks - 1) // n_blocks
+    # A last panel of at most NR / 4 columns would spend at least 3/4 of its multiply-adds on the
+    # zeros that pad it. Those columns are dot products of rows of A with columns of B instead
+    # (lm head forward: 65 columns = 2 panels + 1 column, 1.2-1.3x faster than 3 panels). They are
+    # computed in a loop of their own: inside the loop over row blocks, the same code made every
+    # other product 3-5% slower even when it had no such columns.
+    n_columns = N % NR if N % NR <= NR // 4 and n_splits == 1 else 0
+    n_panels = (N - n_columns + NR - 1) // NR
     kc_max = min(KC, K)
-    b_panels = aligned_empty((n_panels, kc_max, NR), out.dtype)
+    split_depth = (K + n_splits - 1) // n_splits  # >= 64: every part has some depth
+    shared_panels = aligned_empty((n_panels if n_splits == 1 else 0, kc_max, NR), out.dtype)
+    partials = aligned_empty((n_splits if n_splits > 1 else 0, M, N), out.dtype)
     b_columns = aligned_empty((n_columns, kc_max), out.dtype)
-    for k0 in range(0, K, KC):
-        kc = min(KC, K - k0)
-        first = k0 == 0
-        _pack_b(b_panels, b, b_transposed, k0, kc)
-        if n_columns > 0:
-            _dot_columns(out, a, a_transposed, b, b_transposed, bias, accumulate, n_panels * NR, k0, kc, b_columns)
-        for item in prange(n_groups * n_blocks):
+    # Without a split, one pass per depth slice: B packed by all threads, then the blocks. With
+    # one, a single pass in which each part runs over its own slices.
+    for k_slice in range(0, K if n_splits == 1 else 1, KC):
+        if n_splits == 1:
+            _pack_b(shared_panels, b, b_transposed, k_slice, min(KC, K - k_slice))
+            if n_columns > 0:
+                _dot_columns(out, a, a_transposed, b, b_transposed, bias, accumulate, n_panels * NR, k_slice,
+                             min(KC, K - k_slice), b_columns)
+        for item in prange(n_splits * n_blocks):
             blk = item % n_blocks
-            group = item // n_blocks
+            split = item // n_blocks
+            if n_splits == 1:
+                k_start, k_end = k_slice, min(K, k_slice + KC)
+                c_all, b_panels = out, shared_panels
+            else:
+                k_start, k_end = split * split_depth, min(K, (split + 1) * split_depth)
+                c_all, b_panels = partials[split], aligned_empty((n_panels, kc_max, NR), out.dtype)
             t0 = blk * n_tiles // n_blocks
             t1 = (blk + 1) * n_tiles // n_blocks
             i0 = t0 * MR
             # A stored row by row is read where it lies; a transposed A, or a block whose last
             # tile runs past the last row, is packed first (transposed, or padded with zeros).
             in_place = not a_transposed and t1 * MR <= M
-            a_rows = a
-            a_r0, a_k0 = 0, k0  # where A[i0, k0] sits in a_rows: row i0 - a_r0, column a_k0
-            if not in_place:
-                a_rows = aligned_empty((tiles_per_block * MR, kc_max), out.dtype)
-                pack_a(a_rows, a, a_transposed, i0, M, k0, kc)
-                a_r0, a_k0 = i0, 0
+            a_rows = a if in_place else aligned_empty((tiles_per_block * MR, kc_max), out.dtype)
             tile = aligned_empty((MR, NR), out.dtype)
             tile[:, :] = 0  # rows/columns past an edge: computed, never stored
-            for p in range(group * n_panels // n_groups, (group + 1) * n_panels // n_groups):
-                j0 = p * NR
-                nr = min(NR, N - j0)
-                for t in range(t0, t1):
-                    r0 = t * MR
-                    mr = min(MR, M - r0)
-                    whole = mr == MR and nr == NR
-                    if whole:  # the micro-kernel works on out in place
-                        if first and not accumulate:  # overwriting: start from the bias, or 0
-                            for i in range(MR):
-                                row = out[r0 + i, j0:j0 + NR]
-                                for j in range(NR):
-                                    row[j] = 0 if bias is None else bias[j0 + j]
-                        elif first and bias is not None:
-                            for i in range(MR):
-                                row = out[r0 + i, j0:j0 + NR]
-                                for j in range(NR):
-                                    row[j] += bias[j0 + j]
-                        c, cr, cj = out, r0, j0
-                    else:  # an edge tile: on a full-size copy, whose inside is stored back
-                        for i in range(mr):
-                            for j in range(nr):
-                                tile[i, j] = out[r0 + i, j0 + j] if accumulate or not first else 0
-                                if first and bias is not None:
-                                    tile[i, j] += bias[j0 + j]
-                        c, cr, cj = tile, 0, 0
-                    # one call site: a second would inline a second copy of the micro-kernel
-                    micro_kernel(c, cr, cj, a_rows, r0 - a_r0, a_k0, b_panels, p, 0, kc)
-                    if not whole:
-                        for i in range(mr):
-                            for j in range(nr):
-                                out[r0 + i, j0 + j] = tile[i, j]
+            for k0 in range(k_start, k_end, KC):
+                kc = min(KC, k_end - k0)
+                # the first slice of the sum into c_all (out's starts at depth 0, a part's at its start)
+                first = k0 == 0 or (n_splits > 1 and k0 == k_start)
+                keep = not first or (accumulate and n_splits == 1)  # add to what c_all holds
+                add_bias = first and n_splits == 1  # (a split's partial sums get none)
+                if n_splits > 1:
+                    pack_b(b_panels, b, b_transposed, k0, kc, 0, 1)
+                a_r0, a_k0 = 0, k0  # where A[i0, k0] sits in a_rows: row i0 - a_r0, column a_k0
+                if not in_place:
+                    pack_a(a_rows, a, a_transposed, i0, M, k0, kc)
+                    a_r0, a_k0 = i0, 0
+                for p in range(n_panels):
+                    j0 = p * NR
+                    nr = min(NR, N - j0)
+                    for t in range(t0, t1):
+                        r0 = t * MR
+                        mr = min(MR, M - r0)
+                        whole = mr == MR and nr == NR
+                        if whole:  # the micro-kernel works on c_all in place
+                            if not keep:
+                                for i in range(MR):
+                                    row = c_all[r0 + i, j0:j0 + NR]
+                                    for j in range(NR):
+                                        row[j] = 0
+                            if bias is not None and add_bias:
+                                for i in range(MR):
+                                    row = c_all[r0 + i, j0:j0 + NR]
+                                    for j in range(NR):
+                                        row[j] += bias[j0 + j]
+                            c, cr, cj = c_all, r0, j0
+                        else:  # an edge tile: on a full-size copy, whose inside is stored back
+                            for i in range(mr):
+                                for j in range(nr):
+                                    tile[i, j] = c_all[r0 + i, j0 + j] if keep else 0
+                                    if bias is not None and add_bias:
+                                        tile[i, j] += bias[j0 + j]
+                            c, cr, cj = tile, 0, 0
+                        # one call site: a second would inline a second copy of the micro-kernel
+                        micro_kernel(c, cr, cj, a_rows, r0 - a_r0, a_k0, b_panels, p, 0, kc)
+                        if not whole:
+                            for i in range(mr):
+                                for j in range(nr):
+                                    c_all[r0 + i, j0 + j] = tile[i, j]
+    if n_splits > 1:  # out (+)= bias + the parts' sums, in the order of the parts
+        for r in prange(M):
+            out_row = out[r]
+            if not accumulate:
+                out_row[:] = 0
+            if bias is not None:
+                for j in range(N):
+                    out_row[j] += bias[j]
+            for split in range(n_splits):
+                part_row = partials[split, r]
+                for j in range(N):
+                    out_row[j] += part_row[j]

@@ -6,10 +6,12 @@ import pytest
 from transformer_jit.kernels.matmul import KC, MR, NR, matmul, micro_kernel
 
 # (M, K, N): one row short of / past a tile, a column short of / past a panel, depths of one slice,
-# exactly one slice and three slices (the last one partial); 42 row tiles make 8 blocks of 5 or 6;
-# 9 row tiles and 8 panels (plus 5 columns of dot products) make the threads split the panels.
-SHAPES = [(1, 1, 1), (MR - 1, 7, NR + 1), (MR + 1, KC, NR - 1), (4 * MR + 5, 2 * KC + 3, 3 * NR + 7), (61, 70, 96),
-          (42 * MR - 5, 19, 40), (8 * MR + 1, KC + 3, 8 * NR + 5)]
+# exactly one slice and three slices (the last one partial, on 17 row tiles); 42 row tiles make 8
+# blocks of 5 or 6;
+# fewer than 16 row tiles and a depth of 256 or more make the threads split the depth into 4 parts
+# (the last two shapes: parts of 65 and 64, and parts of 259 that are two slices each).
+SHAPES = [(1, 1, 1), (MR - 1, 7, NR + 1), (MR + 1, KC, NR - 1), (16 * MR + 5, 2 * KC + 3, 3 * NR + 7), (61, 70, 96),
+          (42 * MR - 5, 19, 40), (8 * MR + 1, KC + 3, 8 * NR + 5), (2 * MR + 3, 4 * KC + 9, NR + 2)]
 
 
 def operands(rng, M, K, N, a_transposed, b_transposed, dtype=np.float64):
@@ -30,7 +32,7 @@ def test_matches_numpy_for_every_layout(rng, M, K, N, a_transposed, b_transposed
     np.testing.assert_allclose(out, A @ B, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("M,K,N", SHAPES[1:4] + SHAPES[-1:])
+@pytest.mark.parametrize("M,K,N", SHAPES[1:4] + SHAPES[-2:])
 def test_bias_and_accumulate(rng, M, K, N):
     A, B, a, b = operands(rng, M, K, N, False, True)
     bias = rng.standard_normal(N)
@@ -56,8 +58,9 @@ def test_float32_stays_float32(rng):
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
 
-def test_interpreted_matches_compiled(rng):
-    M, K, N = MR + 1, 9, NR + 3
+@pytest.mark.parametrize("K", [9, KC + 3])  # the second one splits the depth
+def test_interpreted_matches_compiled(rng, K):
+    M, N = MR + 1, NR + 3
     A, B, a, b = operands(rng, M, K, N, True, True)
     jit_out, py_out = np.empty((M, N)), np.empty((M, N))
     matmul(jit_out, a, True, b, True, None, False)
