@@ -5,6 +5,8 @@ products are matrix multiplies, done by `matmul.matmul` (packed panels and a reg
 micro-kernel: see matmul.py for why that layout is fast). Only the bias gradient, a sum down the
 columns, is computed here.
 """
+import numpy as np
+
 from ._jit import kernel
 from .matmul import matmul
 
@@ -16,10 +18,13 @@ def linear_forward(out, inp, weight, bias):
     out    (N, OC)  written
     inp    (N, C)
     weight (OC, C)  PyTorch nn.Linear layout
-    bias   (OC,) or None (no bias; Numba compiles a separate version without the bias code)
+    bias   (OC,) or None (no bias)
     All arrays C-contiguous, one float dtype (float32 or float64). out must not alias inp.
     """
-    matmul(out, inp, False, weight, True, bias, False)
+    if bias is None:
+        matmul(out, inp, False, weight, True, np.empty(0, out.dtype), False)
+    else:
+        matmul(out, inp, False, weight, True, bias, False)
 
 
 @kernel
@@ -44,9 +49,10 @@ def linear_backward(dinp, dweight, dbias, dout, inp, weight, accumulate):
         dy[n, o] / db[o]    = 1         =>  dL/db[o]    = sum_n dL/dy[n, o]
     (In column-vector notation, y = W x + b per row: dL/dx = W^T dL/dy and dL/dW = dL/dy x^T.)
     """
+    no_bias = np.empty(0, dout.dtype)
     if dinp is not None:
-        matmul(dinp, dout, False, weight, False, None, accumulate)
-    matmul(dweight, dout, True, inp, False, None, True)
+        matmul(dinp, dout, False, weight, False, no_bias, accumulate)
+    matmul(dweight, dout, True, inp, False, no_bias, True)
     if dbias is not None:
         _column_sums(dbias, dout)
 

@@ -219,8 +219,8 @@ def np_softmax(x):
 
 
 def linear_cases(cfg, C, OC, label, bias=True):
-    """Forward, the full backward (dx and dW, plus db with a bias), dW alone (dinp=None), and dx
-    alone: the matmul call linear_backward makes for it. The GPT's lm head (tied to the token
+    """Forward, the full backward (dx and dW, plus db with a bias), and dW and dx alone: the matmul
+    calls linear_backward makes for them (the same compiled matmul, so no extra compile). The GPT's lm head (tied to the token
     embedding) has no bias."""
     def make(d, rng):
         n, c, oc = d
@@ -240,19 +240,17 @@ def linear_cases(cfg, C, OC, label, bias=True):
             return {"out": y}
         return run
 
-    def np_bwd(s, dx=True):
+    def np_bwd(s):
         def run():
-            if dx:
-                s.dx += s.dout @ s.w
+            s.dx += s.dout @ s.w
             s.dw += s.dout.T @ s.x
             if s.db is not None:
                 s.db += s.dout.sum(0)
         return run
 
-    def torch_bwd(t, dx=True):
+    def torch_bwd(t):
         def run():
-            if dx:
-                t.dx.addmm_(t.dout, t.w)
+            t.dx.addmm_(t.dout, t.w)
             t.dw.addmm_(t.dout.T, t.x)
             if t.db is not None:
                 t.db.add_(t.dout.sum(0))
@@ -268,12 +266,12 @@ def linear_cases(cfg, C, OC, label, bias=True):
         Case("linear bwd", work=lambda d: 2 * mm(d), kernel=K.linear_backward, outputs=("dx", "dw", "db"),
              variant=no_bias and "dbias=None", jit=lambda f, s: lambda: f(s.dx, s.dw, s.db, s.dout, s.x, s.w, True),
              numpy=np_bwd, torch=torch_bwd, **common),
-        Case("linear bwd dW", work=mm, kernel=K.linear_backward, outputs=("dw", "db"),
-             variant="dinp=None" + (no_bias and ", dbias=None"),
-             jit=lambda f, s: lambda: f(None, s.dw, s.db, s.dout, s.x, s.w, True),
-             numpy=lambda s: np_bwd(s, dx=False), torch=lambda t: torch_bwd(t, dx=False), **common),
-        Case("linear bwd dx", work=mm, kernel=matmul, outputs=("dx",),  # the specialization linear_backward uses
-             jit=lambda f, s: lambda: f(s.dx, s.dout, False, s.w, False, None, True),
+        Case("linear bwd dW", work=mm, kernel=matmul, outputs=("dw",),
+             jit=lambda f, s: lambda: f(s.dw, s.dout, True, s.x, False, np.empty(0, F32), True),
+             numpy=lambda s: lambda: np.add(s.dw, s.dout.T @ s.x, out=s.dw),
+             torch=lambda t: lambda: t.dw.addmm_(t.dout.T, t.x), **common),
+        Case("linear bwd dx", work=mm, kernel=matmul, outputs=("dx",),
+             jit=lambda f, s: lambda: f(s.dx, s.dout, False, s.w, False, np.empty(0, F32), True),
              numpy=lambda s: lambda: np.add(s.dx, s.dout @ s.w, out=s.dx),
              torch=lambda t: lambda: t.dx.addmm_(t.dout, t.w), **common),
     ]
@@ -895,9 +893,9 @@ Notes
   interpreted column: the kernel's loops and those of every kernel it calls (the matmul's packing and
     micro-kernel, GELU's sigmoid64, ...) all run in the interpreter.
   linear bwd = dx, dW and db (no db for the lm head, which has no bias, as in the GPT); linear bwd dW
-    = the same call with dinp=None (dW and db); linear bwd dx = the matmul call linear_backward makes
-    for dx. jit/numpy in the linear table is the median per-round ratio, so it can differ a little
-    from the ratio of the two GFLOP/s columns (medians over all rounds).
+    and linear bwd dx = the matmul calls linear_backward makes for dW and dx. jit/numpy in the
+    linear table is the median per-round ratio, so it can differ a little from the ratio of the two
+    GFLOP/s columns (medians over all rounds).
   softmax_jvp/softmax_vjp take one row; they are timed on one long row (attention and the loss use the
     same formula inlined per row). x torch for softmax_vjp uses aten._softmax_backward_data.
   attention: jit and torch skip the masked half of the scores, NumPy computes all T x T and masks with -inf.

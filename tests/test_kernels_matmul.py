@@ -10,6 +10,8 @@ from transformer_jit.kernels.matmul import KC, MR, NR, matmul, micro_kernel
 # blocks of 5 or 6;
 # fewer than 16 row tiles and a depth of 256 or more make the threads split the depth into 4 parts
 # (the last two shapes: parts of 65 and 64, and parts of 259 that are two slices each).
+NO_BIAS = np.empty(0)  # matmul's bias when there is none
+
 SHAPES = [(1, 1, 1), (MR - 1, 7, NR + 1), (MR + 1, KC, NR - 1), (16 * MR + 5, 2 * KC + 3, 3 * NR + 7), (61, 70, 96),
           (42 * MR - 5, 19, 40), (8 * MR + 1, KC + 3, 8 * NR + 5), (2 * MR + 3, 4 * KC + 9, NR + 2)]
 
@@ -28,7 +30,7 @@ def operands(rng, M, K, N, a_transposed, b_transposed, dtype=np.float64):
 def test_matches_numpy_for_every_layout(rng, M, K, N, a_transposed, b_transposed):
     A, B, a, b = operands(rng, M, K, N, a_transposed, b_transposed)
     out = np.full((M, N), np.nan)  # overwritten, never read
-    matmul(out, a, a_transposed, b, b_transposed, None, False)
+    matmul(out, a, a_transposed, b, b_transposed, NO_BIAS, False)
     np.testing.assert_allclose(out, A @ B, rtol=1e-12, atol=1e-12)
 
 
@@ -41,7 +43,7 @@ def test_bias_and_accumulate(rng, M, K, N):
     np.testing.assert_allclose(out, A @ B + bias, rtol=1e-12, atol=1e-12)
     start = rng.standard_normal((M, N))
     out = start.copy()
-    matmul(out, a, False, b, True, None, True)
+    matmul(out, a, False, b, True, NO_BIAS, True)
     np.testing.assert_allclose(out, start + A @ B, rtol=1e-12, atol=1e-12)
     out = start.copy()
     matmul(out, a, False, b, True, bias, True)
@@ -52,7 +54,7 @@ def test_float32_stays_float32(rng):
     M, K, N = SHAPES[3]
     A, B, a, b = operands(rng, M, K, N, True, False, np.float32)
     out = np.empty((M, N), np.float32)
-    matmul(out, a, True, b, False, None, False)
+    matmul(out, a, True, b, False, NO_BIAS.astype(np.float32), False)
     ref = A.astype(np.float64) @ B.astype(np.float64)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
@@ -63,8 +65,8 @@ def test_interpreted_matches_compiled(rng, K):
     M, N = MR + 1, NR + 3
     A, B, a, b = operands(rng, M, K, N, True, True)
     jit_out, py_out = np.empty((M, N)), np.empty((M, N))
-    matmul(jit_out, a, True, b, True, None, False)
-    matmul.py_func(py_out, a, True, b, True, None, False)
+    matmul(jit_out, a, True, b, True, NO_BIAS, False)
+    matmul.py_func(py_out, a, True, b, True, NO_BIAS, False)
     np.testing.assert_allclose(py_out, jit_out, rtol=1e-13, atol=1e-13)
     a_rows, b_panels = rng.standard_normal((2 * MR + 1, KC + 5)), rng.standard_normal((3, KC, NR))
     c = rng.standard_normal((MR + 3, NR + 4))  # the tile is c[2:2 + MR, 1:1 + NR]
