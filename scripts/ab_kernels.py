@@ -1,0 +1,163 @@
+"""Time two revisions' kernels against each other, side by side in one process.
+
+    python scripts/ab_kernels.py HEAD~1                  # HEAD~1 against the working tree
+    python scripts/ab_kernels.py b8417b9 HEAD --config large --only dW
+    python scripts/ab_kernels.py HEAD~1 --rounds 21      # more rounds for a small difference
+
+Each revision's `kernels/` is copied out of git (`git archive`; "." is the working tree) into
+a temporary directory and imported as its own package, so both run in the same process, on the
+same inputs, on a machine in the same state. A change to one kernel is measured this way, not
+by comparing two benchmark runs minutes apart: on a shared machine the same code ran 1.4x
+apart from one minute to the next.
+
+For every linear layer of the GPT configs (forward; backward, both products and the bias
+gradient; and the weight gradient alone) and for attention forward and backward, the two revisions are timed in turn, A B B A A B ..., for --rounds rounds. A
+round times each revision for about 0.1 s and keeps the median call. Printed: the median over
+rounds of each revision's time, and the median of the per-round ratios B / A (below 1: B takes
+less time). The results of A and B are checked equal first.
+
+The ops are called through the kernels' public signatures (`linear_forward`, `linear_backward`,
+`attention_forward`, `attention_backward`), which both revisions must share.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("rev_a", help="git revision of A")
+    p.add_argument("rev_b", nargs="?", default=".", help="git revision of B (default: the working tree, '.')")
+    p.add_argument("--config", choices=("baby", "large", "both"), default="both")
+    p.add_argument("--rounds", type=int, default=11, help="rounds alternating A and B (default 11)")
+    p.add_argument("--only", default=None, help="run only ops whose name contains this text")
+    p.add_argument("--threads", type=int, default=2, help="Numba threads (default 2)")
+    return p.parse_args()
+
+
+ARGS = parse_args()
+os.environ["NUMBA_NUM_THREADS"] = str(ARGS.threads)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = tempfile.mkdtemp(prefix="ab-kernels-")
+os.environ["NUMBA_CACHE_DIR"] = os.path.join(WORK, "numba-cache")  # cold: compile times are honest
+
+import numpy as np  # noqa: E402  (after the environment is set)
+from tqdm import tqdm  # noqa: E402
+
+from _bench import measure  # noqa: E402
+
+from transformer_jit.memory import aligned_empty  # noqa: E402
+
+# (rows N = B * T, width C, heads, T) of the GPT configs, as in bench_kernels.py; vocabulary 65
+CONFIGS = {"baby": (12 * 64, 128, 4, 64), "large": (8 * 256, 384, 6, 256)}
+V = 65
+
+
+def checkout(rev, name):
+    """Copy `kernels/` at `rev` into WORK/name and return the imported package."""
+    dest = os.path.join(WORK, name)
+    if rev == ".":
+        shutil.copytree(os.path.join(ROOT, "kernels"), dest, ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+        archive = subprocess.run(["git", "-C", ROOT, "archive", rev, "kernels"], capture_output=True)
+        if archive.returncode != 0:
+            sys.exit(f"git archive {rev}: {archive.stderr.decode().strip()}")
+        subprocess.run(["tar", "-x", "-C", WORK], input=archive.stdout, check=True)
+        os.rename(os.path.join(WORK, "kernels"), dest)
+    sys.path.insert(0, WORK)
+    return __import__(name)
+
+
+def filled(rng, *shape):
+    x = aligned_empty(shape, np.float32)
+    x[...] = rng.standard_normal(shape)
+    return x
+
+
+def cases(config, rng):
+    """(name, make) pairs; make(pkg) returns a zero-argument callable running the op with pkg's
+    kernels on inputs shared by A and B, and the output array it checks."""
+    N, C, n_head, T = CONFIGS[config]
+    found = []
+    for c_in, c_out, layer in [(C, 3 * C, "qkv"), (C, C, "attn proj"), (C, 4 * C, "fc"),
+                               (4 * C, C, "mlp proj"), (C, V, "lm head")]:
+        x, w, dy = filled(rng, N, c_in), filled(rng, c_out, c_in), filled(rng, N, c_out)
+        y, dx, dw = filled(rng, N, c_out), filled(rng, N, c_in), filled(rng, c_out, c_in)
+        bias, dbias = (filled(rng, c_out), filled(rng, c_out)) if layer != "lm head" else (None, None)
+        # y = x W^T + b; dx = dy W, dW += dy^T x, db += sum of dy's rows; and dW alone
+        for op, kernel, args, output in [
+                ("fwd", "linear_forward", (y, x, w, bias), y),
+                ("bwd", "linear_backward", (dx, dw, dbias, dy, x, w, False), dx),
+                ("dW", "linear_backward", (None, dw, None, dy, x, w, True), dw)]:
+            found.append((f"{config} {layer} {op}", lambda pkg, kernel=kernel, args=args, output=output: (
+                lambda: getattr(pkg, kernel)(*args), output)))
+    B = N // T
+    q, k, v, out, dout = (filled(rng, B, T, C) for _ in range(5))
+    probs = aligned_empty((B, n_head, T, T), np.float32)
+    dq, dk, dv = (filled(rng, B, T, C) for _ in range(3))
+    found.append((f"{config} attention fwd", lambda pkg: (
+        lambda: pkg.attention_forward(out, probs, q, k, v, None, n_head, True), out)))
+    found.append((f"{config} attention bwd", lambda pkg: (
+        lambda: pkg.attention_backward(dq, dk, dv, dout, probs, q, k, v, None, n_head, True, False),
+        dq)))
+    return found
+
+
+def main():
+    packages = {}
+    for label, rev in (("A", ARGS.rev_a), ("B", ARGS.rev_b)):
+        packages[label] = checkout(rev, f"kernels_{label.lower()}")
+    print(f"A = {ARGS.rev_a}, B = {ARGS.rev_b}; {ARGS.threads} threads, {ARGS.rounds} rounds")
+    rng = np.random.default_rng(0)
+    configs = ("baby", "large") if ARGS.config == "both" else (ARGS.config,)
+    chosen = [(name, make) for cfg in configs for name, make in cases(cfg, rng)
+              if ARGS.only is None or ARGS.only in name]
+    if not chosen:
+        sys.exit(f"no op matches --only {ARGS.only!r}")
+
+    compile_s = {"A": 0.0, "B": 0.0}
+    rows = []
+    for name, make in tqdm(chosen, desc="ops", unit="op"):
+        runs = {}
+        for label in "AB":
+            run, output = make(packages[label])
+            output[...] = 0  # gradients accumulate: start both from the same values
+            t0 = time.perf_counter()
+            run()  # the first call compiles
+            compile_s[label] += time.perf_counter() - t0
+            runs[label] = (run, output.copy())
+        a, b = runs["A"][1], runs["B"][1]
+        err = float(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-30))
+        if err > 1e-4:
+            sys.exit(f"{name}: A and B differ (max relative error {err:.2e})")
+        times = {"A": [], "B": []}
+        ratios = []
+        for r in range(ARGS.rounds):
+            order = "AB" if r % 4 in (0, 3) else "BA"
+            for label in order:
+                times[label].append(measure(runs[label][0], budget=0.1).median)
+            ratios.append(times["B"][-1] / times["A"][-1])
+        rows.append((name, statistics.median(times["A"]), statistics.median(times["B"]),
+                     statistics.median(ratios)))
+
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'op':{width}}  {'A':>10}  {'B':>10}  {'B / A':>6}")
+    for name, ta, tb, q in rows:
+        print(f"{name:{width}}  {ta * 1e3:8.3f}ms  {tb * 1e3:8.3f}ms  {q:6.3f}")
+    total_a, total_b = sum(r[1] for r in rows), sum(r[2] for r in rows)
+    print(f"{'total':{width}}  {total_a * 1e3:8.3f}ms  {total_b * 1e3:8.3f}ms  {total_b / total_a:6.3f}"
+          "  (ratio of the summed medians)")
+    print(f"first calls, compile included: A {compile_s['A']:.1f} s, B {compile_s['B']:.1f} s"
+          " (cold cache; one after the other, so not a side-by-side comparison)")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
