@@ -502,8 +502,8 @@ def matmul(out, a, a_transposed, b, b_transposed, bias, accumulate):
     # other product 3-5% slower even when it had no such columns.
     n_columns = N % NR if N % NR <= NR // 4 and n_splits == 1 else 0
     n_panels = (N - n_columns + NR - 1) // NR
-    kc_max = min(KC, K)
     split_depth = (K + n_splits - 1) // n_splits  # >= 64: every part has some depth
+    kc_max = min(KC, split_depth)  # the deepest slice: packing buffers need no more
     shared_panels = aligned_empty((n_panels if n_splits == 1 else 0, kc_max, NR), out.dtype)
     partials = aligned_empty((n_splits if n_splits > 1 else 0, M, N), out.dtype)
     b_columns = aligned_empty((n_columns, kc_max), out.dtype)
