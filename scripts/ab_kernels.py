@@ -11,10 +11,11 @@ by comparing two benchmark runs minutes apart: on a shared machine the same code
 apart from one minute to the next.
 
 For every linear layer of the GPT configs (forward; backward, both products and the bias
-gradient; and the weight gradient alone) and for attention forward and backward, the two revisions are timed in turn, A B B A A B ..., for --rounds rounds. A
-round times each revision for about 0.1 s and keeps the median call. Printed: the median over
-rounds of each revision's time, and the median of the per-round ratios B / A (below 1: B takes
-less time). The results of A and B are checked equal first.
+gradient; and the weight gradient alone) and for attention forward and backward, the two
+revisions are timed in turn, A B, B A, A B, ..., for --rounds rounds. A round times each
+revision for about 0.1 s and keeps the median call. Printed: the median over rounds of each
+revision's time, and the median of the per-round ratios B / A (below 1: B takes less time). The
+results of A and B are checked equal first.
 
 The ops are called through the kernels' public signatures (`linear_forward`, `linear_backward`,
 `attention_forward`, `attention_backward`), which both revisions must share.
@@ -43,7 +44,8 @@ def parse_args():
 ARGS = parse_args()
 os.environ["NUMBA_NUM_THREADS"] = str(ARGS.threads)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORK = tempfile.mkdtemp(prefix="ab-kernels-")
+WORK = tempfile.mkdtemp(prefix="ab-kernels-")  # the two packages, importable from here
+sys.path.insert(0, WORK)
 os.environ["NUMBA_CACHE_DIR"] = os.path.join(WORK, "numba-cache")  # cold: compile times are honest
 
 import numpy as np  # noqa: E402  (after the environment is set)
@@ -69,7 +71,6 @@ def checkout(rev, name):
             sys.exit(f"git archive {rev}: {archive.stderr.decode().strip()}")
         subprocess.run(["tar", "-x", "-C", WORK], input=archive.stdout, check=True)
         os.rename(os.path.join(WORK, "kernels"), dest)
-    sys.path.insert(0, WORK)
     return __import__(name)
 
 
@@ -138,7 +139,7 @@ def main():
         times = {"A": [], "B": []}
         ratios = []
         for r in range(ARGS.rounds):
-            order = "AB" if r % 4 in (0, 3) else "BA"
+            order = "AB" if r % 2 == 0 else "BA"  # neither always goes first
             for label in order:
                 times[label].append(measure(runs[label][0], budget=0.1).median)
             ratios.append(times["B"][-1] / times["A"][-1])
