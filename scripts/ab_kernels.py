@@ -52,12 +52,11 @@ import numpy as np  # noqa: E402  (after the environment is set)
 from tqdm import tqdm  # noqa: E402
 
 from _bench import measure  # noqa: E402
+from bench_train import CONFIGS  # noqa: E402
 
 from transformer_jit.memory import aligned_empty  # noqa: E402
 
-# (rows N = B * T, width C, heads, T) of the GPT configs, as in bench_kernels.py; vocabulary 65
-CONFIGS = {"baby": (12 * 64, 128, 4, 64), "large": (8 * 256, 384, 6, 256)}
-V = 65
+V = 65  # characters of tinyshakespeare, as in the benchmarks
 
 
 def checkout(rev, name):
@@ -83,7 +82,8 @@ def filled(rng, *shape):
 def cases(config, rng):
     """(name, make) pairs; make(pkg) returns a zero-argument callable running the op with pkg's
     kernels on inputs shared by A and B, and the output array it checks."""
-    N, C, n_head, T = CONFIGS[config]
+    _, n_head, C, T, B = CONFIGS[config]
+    N = B * T
     found = []
     for c_in, c_out, layer in [(C, 3 * C, "qkv"), (C, C, "attn proj"), (C, 4 * C, "fc"),
                                (4 * C, C, "mlp proj"), (C, V, "lm head")]:
@@ -97,7 +97,6 @@ def cases(config, rng):
                 ("dW", "linear_backward", (None, dw, None, dy, x, w, True), dw)]:
             found.append((f"{config} {layer} {op}", lambda pkg, kernel=kernel, args=args, output=output: (
                 lambda: getattr(pkg, kernel)(*args), output)))
-    B = N // T
     q, k, v, out, dout = (filled(rng, B, T, C) for _ in range(5))
     probs = aligned_empty((B, n_head, T, T), np.float32)
     dq, dk, dv = (filled(rng, B, T, C) for _ in range(3))

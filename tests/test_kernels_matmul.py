@@ -5,13 +5,13 @@ import pytest
 
 from transformer_jit.kernels.matmul import KC, MR, NR, matmul, micro_kernel
 
-# (M, K, N): one row short of / past a tile, a column short of / past a panel, depths of one slice,
-# exactly one slice and three slices (the last one partial, on 17 row tiles); 42 row tiles make 8
-# blocks of 5 or 6;
-# fewer than 16 row tiles and a depth of 256 or more make the threads split the depth into 4 parts
-# (the last two shapes: parts of 65 and 64, and parts of 259 that are two slices each).
 NO_BIAS = np.empty(0)  # matmul's bias when there is none
 
+# (M, K, N): one row short of / past a tile, a column short of / past a panel, depths of one slice,
+# exactly one slice and three slices (the last one partial, on 17 row tiles); 42 row tiles make 8
+# blocks of 5 or 6; fewer than 16 row tiles and a depth of 256 or more make the threads split the
+# depth into 4 parts (the last two shapes: parts of 65 and 64, and parts of 259 that are two
+# slices each).
 SHAPES = [(1, 1, 1), (MR - 1, 7, NR + 1), (MR + 1, KC, NR - 1), (16 * MR + 5, 2 * KC + 3, 3 * NR + 7), (61, 70, 96),
           (42 * MR - 5, 19, 40), (8 * MR + 1, KC + 3, 8 * NR + 5), (2 * MR + 3, 4 * KC + 9, NR + 2)]
 
