@@ -337,8 +337,11 @@ def pack_b(b_panels, b, b_transposed, k0, kc, part, n_parts):
     by panels: the NR rows of b behind a panel, each contiguous along k. A B stored row by row
     is packed by depth: each row of b read whole and spread over the panels. Reading it panel
     by panel instead (NR numbers from each of kc rows, a row of the MLP's activations apart)
-    made packing 19% of the larger config's MLP-projection weight gradient; by rows, that
-    product took 0.88x the time.
+    made packing 19% of the larger config's MLP-projection weight gradient (measured by skipping
+    it); by rows, that product took 0.82x and 0.95x the time in two runs, the baby config's
+    0.90x (`scripts/ab_kernels.py cba0f76 2c23201 --only dW`; the gain depends on how busy the
+    machine's memory is). A B that stays in cache gains nothing: the baby attention projection's
+    weight gradient (128 columns) took 1.09x.
 
     Every copy loop here and in pack_a indexes row views by loop counters (see micro_kernel: an
     index with a runtime offset such as b[k0 + k, j0 + j] comes with a negative-index check that
@@ -489,8 +492,9 @@ def matmul(out, a, a_transposed, b, b_transposed, bias, accumulate):
     # rows, 9 tiles: one thread would do 5 and the other 4), and with a deep K every slice would
     # pay for two parallel loops, packing B and multiplying, for little work. Then the threads
     # split K instead: 4 parts of the depth, each with its own B panels and its own partial
-    # product, added into out at the end in a fixed order. The lm head's weight gradient took
-    # 0.77x the time at the baby config and 0.87x at the larger one.
+    # product, added into out at the end in a fixed order. With B packed by rows (see pack_b),
+    # the lm head's weight gradient took 0.62x the time at the baby config and 0.72-0.75x at the
+    # larger one (`scripts/ab_kernels.py cba0f76 2c23201 --only dW`).
     n_splits = 4 if n_tiles < 16 and K >= 256 else 1
     if n_splits > 1:
         n_blocks = 1
