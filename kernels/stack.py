@@ -1,0 +1,48 @@
+"""stack_empty(n, dtype): an uninitialised 1-d array of n elements on the stack of the calling
+function (LLVM's `alloca`), where n is a constant.
+
+The micro-kernel keeps its tile of sums in such arrays. A small array on the stack, indexed only
+by constants once LLVM has unrolled the loops over it, is split by LLVM into separate values that
+live in registers. An array from np.empty is allocated on the heap at every call, and LLVM cannot
+keep its elements in registers. Numba has no stack arrays of its own, so compiled code gets a
+Numba intrinsic; the interpreted kernels (`kernel.py_func`) call the plain Python function, which
+returns np.empty. The array lives until the calling function returns: it must not be returned or
+stored.
+"""
+import numpy as np
+from numba.core import cgutils, errors, types
+from numba.extending import intrinsic, overload
+from numba.np.arrayobj import populate_array
+
+
+def stack_empty(n, dtype):
+    """Interpreted: a heap array of the same shape and dtype."""
+    return np.empty(n, dtype)
+
+
+@overload(stack_empty, prefer_literal=True)
+def _compiled_stack_empty(n, dtype):
+    return lambda n, dtype: _alloca(n, dtype)
+
+
+@intrinsic
+def _alloca(typingctx, n, dtype):
+    if not isinstance(n, types.IntegerLiteral):
+        raise errors.TypingError(f"stack_empty needs a length known when compiling (a constant), not {n}")
+    if not isinstance(dtype, (types.DType, types.NumberClass)):
+        return None
+    count = n.literal_value
+    array_type = types.Array(dtype.dtype, 1, "C")
+
+    def codegen(context, builder, signature, args):
+        item = context.get_data_type(array_type.dtype)
+        itemsize = context.get_abi_sizeof(item)
+        data = cgutils.alloca_once(builder, item, size=count)
+        data.align = 64  # whole cache lines, as vector loads and stores prefer
+        array = context.make_array(array_type)(context, builder)
+        intp = context.get_value_type(types.intp)
+        populate_array(array, data=data, shape=[intp(count)], strides=[intp(itemsize)],
+                       itemsize=intp(itemsize), meminfo=None)
+        return array._getvalue()
+
+    return array_type(n, dtype), codegen
