@@ -228,7 +228,8 @@ def pack_b(b_panels, b, b_transposed, k0, kc, part, n_parts):
 def _pack_b(b_panels, b, b_transposed, k0, kc):
     """Every panel of B's depth slice k0:k0+kc (see pack_b), in 8 parts shared by the threads."""
     for part in prange(8):
-        pack_b(b_panels, b, b_transposed, k0, kc, part, 8)
+        # prange's index is unsigned: passed as it is, pack_b would be compiled a second time
+        pack_b(b_panels, b, b_transposed, k0, kc, np.int64(part), 8)
 
 
 @kernel

@@ -120,6 +120,7 @@ if not ARGS.no_torch:
         torch = None
 
 F32 = np.float32
+NO_BIAS = np.empty(0, F32)  # matmul's "no bias"
 TOL = 1e-4  # compiled vs NumPy/PyTorch: max |a - b| / max |reference|, float32 with different sum orders
 TOL_INTERP = 1e-5  # compiled vs interpreted: the same loops, only fastmath reordering differs
 PAUSE = 0.15  # seconds between a NumPy round and the next one, for OpenBLAS's threads to stop spinning
@@ -195,7 +196,6 @@ class Case:
     torch: Callable = None
     outputs: tuple = ()
     setup: Callable = None  # setup(s): restore inputs the op changes in place, before each timed call
-    variant: str = ""  # compile-table label for a kernel specialisation, e.g. "dinp=None"
     tol: float = TOL  # tolerance against NumPy and PyTorch
     config: str = ""
     result: dict = field(default_factory=dict)
@@ -220,8 +220,9 @@ def np_softmax(x):
 
 def linear_cases(cfg, C, OC, label, bias=True):
     """Forward, the full backward (dx and dW, plus db with a bias), and dW and dx alone: the matmul
-    calls linear_backward makes for them (the same compiled matmul, so no extra compile). The GPT's lm head (tied to the token
-    embedding) has no bias."""
+    calls linear_backward makes for them (the same compiled matmul, so no extra compile). The GPT's
+    lm head (tied to the token embedding) has no bias and is the matrix multiply itself, called as
+    GPT.forward and GPT.backward call it."""
     def make(d, rng):
         n, c, oc = d
         return NS(x=randn(rng, n, c), w=randn(rng, oc, c, scale=c ** -0.5), b=randn(rng, oc) if bias else None,
@@ -256,22 +257,31 @@ def linear_cases(cfg, C, OC, label, bias=True):
                 t.db.add_(t.dout.sum(0))
         return run
 
-    no_bias = "" if bias else "bias=None"
+    def head_bwd(f, s):  # dx and dW of the bias-free lm head, as GPT.backward computes them
+        def run():
+            f(s.dx, s.dout, False, s.w, False, NO_BIAS, True)
+            f(s.dw, s.dout, True, s.x, False, NO_BIAS, True)
+        return run
+
+    if bias:
+        fwd = dict(kernel=K.linear_forward, jit=lambda f, s: lambda: f(s.out, s.x, s.w, s.b))
+        bwd = dict(kernel=K.linear_backward, jit=lambda f, s: lambda: f(s.dx, s.dw, s.db, s.dout, s.x, s.w, True))
+    else:
+        fwd = dict(kernel=matmul, jit=lambda f, s: lambda: f(s.out, s.x, False, s.w, True, NO_BIAS, False))
+        bwd = dict(kernel=matmul, jit=head_bwd)
     common = dict(shape=f"{cfg.N}x{C}->{OC} {label}", dims=(cfg.N, C, OC), tiny=(32, 64, 96), make=make,
                   unit="FLOP")
     return [
-        Case("linear fwd", work=mm, kernel=K.linear_forward, outputs=("out",), variant=no_bias,
-             jit=lambda f, s: lambda: f(s.out, s.x, s.w, s.b), numpy=np_fwd,
-             torch=lambda t: lambda: {"out": F.linear(t.x, t.w, t.b)}, **common),
-        Case("linear bwd", work=lambda d: 2 * mm(d), kernel=K.linear_backward, outputs=("dx", "dw", "db"),
-             variant=no_bias and "dbias=None", jit=lambda f, s: lambda: f(s.dx, s.dw, s.db, s.dout, s.x, s.w, True),
-             numpy=np_bwd, torch=torch_bwd, **common),
+        Case("linear fwd", work=mm, outputs=("out",), numpy=np_fwd,
+             torch=lambda t: lambda: {"out": F.linear(t.x, t.w, t.b)}, **fwd, **common),
+        Case("linear bwd", work=lambda d: 2 * mm(d), outputs=("dx", "dw", "db"), numpy=np_bwd, torch=torch_bwd,
+             **bwd, **common),
         Case("linear bwd dW", work=mm, kernel=matmul, outputs=("dw",),
-             jit=lambda f, s: lambda: f(s.dw, s.dout, True, s.x, False, np.empty(0, F32), True),
+             jit=lambda f, s: lambda: f(s.dw, s.dout, True, s.x, False, NO_BIAS, True),
              numpy=lambda s: lambda: np.add(s.dw, s.dout.T @ s.x, out=s.dw),
              torch=lambda t: lambda: t.dw.addmm_(t.dout.T, t.x), **common),
         Case("linear bwd dx", work=mm, kernel=matmul, outputs=("dx",),
-             jit=lambda f, s: lambda: f(s.dx, s.dout, False, s.w, False, np.empty(0, F32), True),
+             jit=lambda f, s: lambda: f(s.dx, s.dout, False, s.w, False, NO_BIAS, True),
              numpy=lambda s: lambda: np.add(s.dx, s.dout @ s.w, out=s.dx),
              torch=lambda t: lambda: t.dx.addmm_(t.dout, t.w), **common),
     ]
@@ -715,8 +725,7 @@ def check(case, compiles):
     ret = run()
     first = time.perf_counter() - t0
     if len(case.kernel.signatures) > n_sigs:
-        name = case.kernel.__name__ + (f" ({case.variant})" if case.variant else "")
-        compiles.append({"kernel": name, "case": case.key, "first_call_s": first})
+        compiles.append({"kernel": case.kernel.__name__, "case": case.key, "first_call_s": first})
     ref = result_of(ret, s, case.outputs)
     s = fresh(case.dims)
     errors["numpy"] = compare(case, ref, result_of(case.numpy(s)(), s, case.outputs), "compiled vs NumPy", case.tol)

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from . import kernels as K
 from .block import Block
 from .checks import check_token_ids
+from .kernels.matmul import matmul
 from .layers import Dropout, Embedding, LayerNorm, PositionalEncoding
 from .model import Model
 
@@ -82,7 +83,9 @@ class GPT(Model):
             x = block.forward(x, None, seeds[1 + 2 * i:3 + 2 * i])
         self.h = self.ln_f.forward(x.reshape(N, C))
         logits = self.buffer("logits", (N, c.vocab_size), self.dtype)
-        K.linear_forward(logits, self.h, self.wte.weight.data, None)
+        # logits = h wteᵀ, the head tied to the token embedding: a product without bias, so the
+        # matrix multiply itself (linear_forward with bias=None would be a second compiled version)
+        matmul(logits, self.h, False, self.wte.weight.data, True, np.empty(0, self.dtype), False)
         self._targets = None
         self._shape = (B, T)
         if targets is None:
@@ -109,9 +112,12 @@ class GPT(Model):
         dlogits = self.zeros("dlogits", (N, c.vocab_size), self.dtype)
         if n_counted:
             K.cross_entropy_backward(dlogits, self.probs, self._targets, IGNORE_INDEX, 0.0, 1.0 / n_counted)
-        # logits = h wteᵀ: the head's weight gradient lands in the (tied) embedding's gradient
-        dh = self.buffer("dh", (N, C), self.dtype)  # overwritten: no zeroing
-        K.linear_backward(dh, self.wte.weight.grad, None, dlogits, self.h, self.wte.weight.data, False)
+        # logits = h wteᵀ: dL/dh = dlogits wte (overwrites dh: no zeroing) and dL/dwte += dlogitsᵀ h, the
+        # head's weight gradient landing in the (tied) embedding's gradient
+        dh = self.buffer("dh", (N, C), self.dtype)
+        no_bias = np.empty(0, self.dtype)
+        matmul(dh, dlogits, False, self.wte.weight.data, False, no_bias, False)
+        matmul(self.wte.weight.grad, dlogits, True, self.h, False, no_bias, True)
         dx = self.zeros("dx_a", (N, C), self.dtype)
         self.ln_f.backward(dh, dx)
         spare = "dx_b"

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import kernels as K
 from .checks import check_token_ids
+from .kernels.matmul import matmul
 from .configs import Seq2SeqConfig
 from .model import Model
 from .params import normal
@@ -82,7 +83,8 @@ class Seq2SeqTransformer(Model):
         seeds = seeds or [None] * self.decoder.n_dropout
         self.h = self.decoder.forward(tgt_in, tgt_mask, seeds, memory, src_mask).reshape(N, C)
         logits = self.buffer("logits", (N, c.tgt_vocab_size), self.dtype)
-        K.linear_forward(logits, self.h, self.generator.data, None)
+        # logits = h Gᵀ, G tied to the target embedding: a product without bias (see GPT.forward)
+        matmul(logits, self.h, False, self.generator.data, True, np.empty(0, self.dtype), False)
         return logits.reshape(B, T, -1)
 
     # -- forward and backward ----------------------------------------------------------------------
@@ -122,7 +124,9 @@ class Seq2SeqTransformer(Model):
             K.cross_entropy_backward(dlogits, self.probs, self._targets, c.pad_id, c.label_smoothing, 1.0 / n_counted)
         # logits = h Gᵀ: dL/dh = dlogits G, dL/dG += dlogitsᵀ h (into the tied embedding's gradient)
         dh = self.buffer("dh", (N, c.n_embd), self.dtype)  # overwritten: no zeroing
-        K.linear_backward(dh, self.generator.grad, None, dlogits, self.h, self.generator.data, False)
+        no_bias = np.empty(0, self.dtype)
+        matmul(dh, dlogits, False, self.generator.data, False, no_bias, False)
+        matmul(self.generator.grad, dlogits, True, self.h, False, no_bias, True)
         dmemory = self.zeros("dmemory", self._memory_shape, self.dtype)
         B, S, C = self._memory_shape
         self.decoder.backward(dh.reshape(B, N // B, C), dmemory)
