@@ -83,8 +83,8 @@ class GPT(Model):
             x = block.forward(x, None, seeds[1 + 2 * i:3 + 2 * i])
         self.h = self.ln_f.forward(x.reshape(N, C))
         logits = self.buffer("logits", (N, c.vocab_size), self.dtype)
-        # logits = h wteᵀ, the head tied to the token embedding: a product without bias, so the
-        # matrix multiply itself (linear_forward with bias=None would be a second compiled version)
+        # logits = h wteᵀ, the head tied to the token embedding: a product without bias, done by the
+        # matrix multiply itself (linear_forward with bias=None would be one more compiled kernel)
         matmul(logits, self.h, False, self.wte.weight.data, True, np.empty(0, self.dtype), False)
         self._targets = None
         self._shape = (B, T)

@@ -16,8 +16,8 @@ import numpy as np
 
 from . import kernels as K
 from .checks import check_token_ids
-from .kernels.matmul import matmul
 from .configs import Seq2SeqConfig
+from .kernels.matmul import matmul
 from .model import Model
 from .params import normal
 from .stack import TransformerDecoder, TransformerEncoder, padding_mask
@@ -83,7 +83,8 @@ class Seq2SeqTransformer(Model):
         seeds = seeds or [None] * self.decoder.n_dropout
         self.h = self.decoder.forward(tgt_in, tgt_mask, seeds, memory, src_mask).reshape(N, C)
         logits = self.buffer("logits", (N, c.tgt_vocab_size), self.dtype)
-        # logits = h Gᵀ, G tied to the target embedding: a product without bias (see GPT.forward)
+        # logits = h Gᵀ, G the output projection (tied to the target embedding or not): a product
+        # without bias (see GPT.forward)
         matmul(logits, self.h, False, self.generator.data, True, np.empty(0, self.dtype), False)
         return logits.reshape(B, T, -1)
 
