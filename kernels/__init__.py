@@ -22,7 +22,23 @@ Conventions (see each module):
   made in the input's dtype, so float32 arithmetic never silently becomes float64.
 - Kernels do not validate their arguments (that would cost time in every call); the classes in
   `transformer_jit` check shapes, dtypes and contiguity where users call in.
-- `kernel.py_func(...)` runs the same loops interpreted, without compiling.
+- `kernel.py_func(...)` runs the same loops interpreted, without compiling; `_jit.interpreted`
+  interprets the kernels it calls too.
+
+What the models in `transformer_jit` use: linear and matmul (the tied lm heads), attention, layer
+norm, GELU and ReLU, residual_forward and add_, dropout, token and positional embeddings (learned
+or sinusoidal), mean pooling, cross-entropy with count_targets, softmax_forward and
+log_softmax_forward (sampling, decoding), the optimizer steps, clip_grad_norm (with grad_norm)
+and scale_.
+
+The rest are kept on purpose as the teaching set, each derivative worked out next to its forward,
+and only tests and benchmarks call them: leaky ReLU, sigmoid and tanh; MSE; softmax_backward and
+log_softmax_backward; the explicit softmax_jacobian and its products softmax_jvp and softmax_vjp
+(attention inlines the VJP; the cross-entropy's gradient p - q needs no Jacobian); residual_backward
+(its identity Jacobian).
+
+Internals shared between modules: tiles.py (the parts of a tiled matrix product), stack_alloc.py
+(stack arrays for register accumulators), prefetch.py, fast_exp.py (vectorizable exp and sigmoid).
 """
 from .activations import (
     gelu_backward, gelu_forward, leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward,
@@ -30,7 +46,7 @@ from .activations import (
 )
 from .attention import attention_backward, attention_forward
 from .dropout import dropout_backward, dropout_forward
-from .elementwise import residual_backward, residual_forward
+from .elementwise import add_, residual_backward, residual_forward
 from .embedding import (
     embedding_backward, embedding_forward, positional_backward, positional_forward, sinusoidal_table,
 )

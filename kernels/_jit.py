@@ -1,37 +1,32 @@
-"""The one place that sets how kernels are compiled.
+"""The one place that sets how kernels are compiled, and `interpreted`, which runs them uncompiled.
 
 Every kernel is decorated with `kernel` (serial), `parallel_kernel` (uses `prange`) or
-`slp_kernel` (the matrix multiply), so the compile policy is decided here and
-nowhere else:
+`slp_kernel` (the tiled products), so the compile policy is decided here and nowhere else:
 
-- cache=True: compiled machine code is written next to the source (or to NUMBA_CACHE_DIR) and
-  reused by later processes, so only the first run pays the compile time.
-- fastmath: the subset that lets LLVM reorder and fuse floating-point arithmetic (which is what
-  lets reductions vectorize) but keeps the no-NaN/no-inf assumptions OFF, so `isinf`/`isnan`
-  guards survive. Masking never relies on -inf anyway: masked positions are skipped by loop
-  bounds.
+- cache=True: compiled code is written next to the source (or to NUMBA_CACHE_DIR) and reused by
+  later processes, so only the first run pays the compile time.
+- fastmath: the flags that let LLVM reorder and fuse floating-point arithmetic (so reductions
+  vectorize), without the no-NaN/no-inf ones, so `isinf`/`isnan` guards survive. Masking never
+  relies on -inf anyway: masked positions are skipped by loop bounds.
 - error_model="numpy": division by zero gives inf/nan like NumPy instead of raising, which
   removes a branch from every division in a hot loop.
-- One compiled version per argument TYPE, not per constant value. When a kernel calls another
-  with a constant (`pack_a(..., False, 0, ...)`), Numba types the constant as a literal value and
-  compiles the callee once for every combination of values it is called with. Kernels take flags
-  and offsets as plain data, so `_Dispatcher` types such arguments by their type alone: linear's
-  products had been four compiled matrix multiplies instead of two (about 5 s of cold compile
-  each), and the micro-kernel was compiled once for the matmul and again for attention.
+- One compiled version per argument TYPE: Numba types a constant argument of a call between
+  kernels (`pack_a(..., False, 0, ...)`) by its value and would compile the callee once per
+  combination of values; `_Dispatcher` types it by its type alone, as every compiled version of
+  a large kernel adds to the cold compile.
 
-Two settings exist for the matrix multiply (see matmul.py):
+Two settings exist for the tiled products (see tiles.py):
 
 - 512-bit vectors. On AVX-512 machines LLVM's tuning for most Intel cores prefers 256-bit
-  vectors, which halves the multiply-adds per instruction. Unless NUMBA_CPU_NAME or
-  NUMBA_CPU_FEATURES is already set, importing this module sets NUMBA_CPU_FEATURES to the host's
-  features plus "-prefer-256-bit". That is process-wide (it changes the vector width LLVM picks
-  for all Numba code, never what the code computes) and has no effect if Numba compiled anything
-  before this import: the kernels are then correct, but the matrix multiply runs at about half
-  speed. `vector_bits()` reports which case holds.
+  vectors, half the multiply-adds per instruction. Unless NUMBA_CPU_NAME or NUMBA_CPU_FEATURES is
+  set, importing this module sets NUMBA_CPU_FEATURES to the host's features plus
+  "-prefer-256-bit", for all Numba code in the process (the width, never the results). It has no
+  effect if Numba compiled anything before this import; `vector_bits()` reports which case holds.
 - The SLP vectorizer, which packs the micro-kernel's independent scalar multiply-adds into vector
   instructions. Numba switches it off by default (it miscompiled code in some LLVM versions), so
-  it is switched on only while an `slp_kernel` compiles; the matmul tests cover those kernels.
+  it is on only while an `slp_kernel` compiles; the matmul and attention tests cover those.
 """
+import contextlib
 import os
 
 import llvmlite.binding as llvm
@@ -114,3 +109,30 @@ def vector_bits():
     if not isinstance(features, str):
         features = features.flatten()
     return 512 if "+avx512f" in features and "-prefer-256-bit" in features else 256
+
+
+@contextlib.contextmanager
+def interpreted(kernel):
+    """kernel.py_func, with every compiled kernel it calls (directly or through other kernels)
+    swapped for its py_func too while the block runs, so that the whole call runs interpreted:
+    `with interpreted(matmul) as f: f(out, ...)`. Plain Python functions that compiled code
+    replaces by an overload (stack_empty, prefetch_for_write, fast_exp's exp and sigmoid) run as
+    they are, and the kernels they call (exp32, sigmoid64) stay compiled. Call only after the
+    compiled versions exist (Numba reads the globals swapped here when it compiles), and not while
+    other threads call the kernels."""
+    swapped = []
+
+    def swap(fn):
+        for name in fn.__code__.co_names:
+            callee = fn.__globals__.get(name)
+            if hasattr(callee, "py_func"):
+                swapped.append((fn.__globals__, name, callee))
+                fn.__globals__[name] = callee.py_func
+                swap(callee.py_func)
+
+    swap(kernel.py_func)
+    try:
+        yield kernel.py_func
+    finally:
+        for namespace, name, callee in reversed(swapped):
+            namespace[name] = callee

@@ -182,9 +182,9 @@ def gelu_forward(out, inp):
     but the backward needs the INPUT: keep it if you need gradients.
 
     Computed as out = x * sigmoid(2u), the same function (1 + tanh(u) = 2 sigmoid(2u)), because
-    `sigmoid` is written in a form that vectorizes (math.tanh does not, and was most of a GPT
-    training step). The arithmetic is in the arrays' dtype: float32 data gets float32 math, 16
-    numbers per vector instead of 8, with a few ulps of error.
+    fast_exp's `sigmoid` vectorizes and math.tanh does not. The arithmetic is in the arrays'
+    dtype: float32 data gets float32 math, 16 numbers per vector instead of 8, with a few ulps of
+    error.
 
     out, inp: (n,) float32 or float64, C-contiguous, same dtype.
     """
@@ -206,8 +206,7 @@ def gelu_backward(dinp, dout, inp, accumulate):
     (the same as 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx, since 1 + tanh u = 2 s and
     1 - tanh u = 2 (1 - s)). Arithmetic in the arrays' dtype, as in the forward.
 
-    dinp, dout, inp: (n,) same dtype, C-contiguous. accumulate: False overwrites dinp without
-    reading it (a temporary then needs no zeroing first).
+    dinp, dout, inp: (n,) same dtype, C-contiguous. accumulate: as in relu_backward.
     """
     dt = inp.dtype.type
     k2, c, c3, one = dt(2 * GELU_SCALE), dt(GELU_CUBIC), dt(3 * GELU_CUBIC), dt(1)

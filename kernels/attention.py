@@ -20,14 +20,14 @@ Heads and batch elements are independent, so both kernels run one `prange` over 
 write races even when dq, dk and dv view one fused gradient buffer.
 
 Every product of the two passes (q k^T, P v in the forward; P^T dO, dO v^T, dA k, dA^T q in the
-backward) is a small matrix multiply, done per head with the matrix multiply's packed operands and
-register-tile micro-kernel (matmul.py): the head's operands are copied into MR-row tiles and
-NR-column panels (which also turns strided views, such as the q/k/v thirds of a fused (B, T, 3C)
-buffer, into contiguous memory), and `_head_product` runs the micro-kernel over them. Causal
-attention computes only the tiles that touch the lower triangle (the `part` constants below), so
-it does about half the work of the full product. The scale 1/sqrt(hs) is applied inside the
-exponential in the forward and folded into dA in the backward. The exponentials are fast_exp.py's,
-in the data's precision, which vectorize where math.exp does not.
+backward) is a small matrix multiply, done per head with the parts in tiles.py: the head's
+operands are packed into MR-row tiles and NR-column panels (which also turns strided views, such
+as the q/k/v thirds of a fused (B, T, 3C) buffer, into contiguous memory), and `_head_product`
+runs the micro-kernel over them. Causal attention computes only the tiles that touch the lower
+triangle (the `part` constants below), about half the work of the full product. The scale
+1/sqrt(hs) is applied inside the exponential in the forward and folded into dA in the backward.
+The exponentials are fast_exp.py's, in the data's precision, which vectorize where math.exp does
+not.
 """
 import math
 
@@ -36,7 +36,7 @@ from numba import prange
 
 from ._jit import kernel, slp_kernel
 from .fast_exp import exp
-from .matmul import MR, NR, aligned_empty, micro_kernel, pack_a, pack_b
+from .tiles import MR, NR, aligned_scratch, micro_kernel, pack_a, pack_b
 
 # Which part of a product `_head_product` computes. With causal masking, P[t, s] = 0 for s > t:
 FULL = 0            # all of it (no causal mask)
@@ -61,9 +61,8 @@ def _panels(n):
 @kernel
 def _as_rows(rows, x):
     """x as the A operand of _head_product: x itself when its row count is a multiple of MR (a
-    C-contiguous matrix already is whole row tiles), else x copied into `rows`, padded with zero
-    rows. P and dA are (T, S) and C-contiguous: using them in place, the larger GPT's attention
-    took 0.94x the time forward and 0.97x backward."""
+    C-contiguous matrix already is whole row tiles, so P and dA need no copy), else x copied into
+    `rows`, padded with zero rows."""
     if x.shape[0] % MR == 0:
         return x
     pack_a(rows, x, False, 0, x.shape[0], 0, x.shape[1])
@@ -76,7 +75,7 @@ def _store_head(x, b, c0, head, accumulate):
     gradient into its channels of a (B, rows, C) buffer."""
     hs = head.shape[1]
     for t in range(head.shape[0]):
-        dst = x[b, t, c0:c0 + hs]  # a row view: see pack_b on why not x[b, t, c0 + i]
+        dst = x[b, t, c0:c0 + hs]  # a row view, indexed from 0 (see tiles.py)
         src = head[t]
         if accumulate:
             for i in range(hs):
@@ -91,13 +90,12 @@ def _head_product(out, a_rows, b_panels, depth, part, tile):
     """out (M, N) = A @ B over the `part` a causal product needs; out is C-contiguous.
 
     a_rows (MR * ceil(M / MR), depth) and b_panels (ceil(N / NR), depth, NR) are A and B packed
-    as for the matrix multiply (pack_a, pack_b); tile is an (MR, NR) scratch array. With
-    part KEYS_UP_TO_ROW, the columns past the tile's last row are not written.
+    by tiles.pack_a and tiles.pack_b; tile is an (MR, NR) scratch array. With part
+    KEYS_UP_TO_ROW, the columns past the tile's last row are not written.
 
     Every product writes a contiguous array (the callers copy results into strided views), so
-    this function, and the micro-kernel inlined in it, is compiled once per dtype. Writing strided
-    views directly took a second specialization, and the pair of attention kernels then took
-    18.5 s instead of 13.5 s to compile cold."""
+    this function, and the micro-kernel inlined in it, is compiled once per dtype: a strided `out`
+    would be a second, long compile."""
     M, N = out.shape
     for t in range(_tiles(M)):
         r0 = t * MR
@@ -142,19 +140,18 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal):
     zero = dt(0)
     one = dt(1)
     scale = dt(1.0 / math.sqrt(hs))
-    # Threads take runs of (b, h) pairs and allocate their scratch arrays once per run: allocating
-    # them for every pair took ~40% of the time at the brackets classifier's sizes (512 pairs
-    # of 25 x 8). Runs differ by at most one pair, and there are 16 (or one per pair) so that
-    # 2 or 4 threads get equal shares.
+    # Threads take runs of (b, h) pairs and allocate their scratch arrays once per run, not once
+    # per pair (which is costly for small heads). Runs differ by at most one pair, and there are
+    # 16 (or one per pair) so that 2 or 4 threads get equal shares.
     n_pairs = B * n_head
     n_runs = min(n_pairs, 16)
     for run in prange(n_runs):
-        tile = aligned_empty((MR, NR), probs.dtype)
-        q_rows = aligned_empty((_tiles(T) * MR, hs), probs.dtype)
-        kt_panels = aligned_empty((_panels(S), hs, NR), probs.dtype)
-        p_rows = aligned_empty((_tiles(T) * MR, S), probs.dtype)
-        v_panels = aligned_empty((_panels(hs), S, NR), probs.dtype)
-        oh = aligned_empty((T, hs), probs.dtype)
+        tile = aligned_scratch((MR, NR), probs.dtype)
+        q_rows = aligned_scratch((_tiles(T) * MR, hs), probs.dtype)
+        kt_panels = aligned_scratch((_panels(S), hs, NR), probs.dtype)
+        p_rows = aligned_scratch((_tiles(T) * MR, S), probs.dtype)
+        v_panels = aligned_scratch((_panels(hs), S, NR), probs.dtype)
+        oh = aligned_scratch((T, hs), probs.dtype)
         for bh in range(run * n_pairs // n_runs, (run + 1) * n_pairs // n_runs):
             b = bh // n_head
             h = bh % n_head
@@ -244,19 +241,19 @@ def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causa
     n_pairs = B * n_head
     n_runs = min(n_pairs, 16)
     for run in prange(n_runs):
-        tile = aligned_empty((MR, NR), probs.dtype)
-        pt_rows = aligned_empty((_tiles(S) * MR, T), probs.dtype)
-        g_panels = aligned_empty((_panels(hs), T, NR), probs.dtype)
+        tile = aligned_scratch((MR, NR), probs.dtype)
+        pt_rows = aligned_scratch((_tiles(S) * MR, T), probs.dtype)
+        g_panels = aligned_scratch((_panels(hs), T, NR), probs.dtype)
         # one head's dV or dK, and its dQ, before they are added into the caller's buffers
-        grad_s = aligned_empty((S, hs), probs.dtype)
-        grad_t = aligned_empty((T, hs), probs.dtype)
-        g_rows = aligned_empty((_tiles(T) * MR, hs), probs.dtype)
-        vt_panels = aligned_empty((_panels(S), hs, NR), probs.dtype)
-        da = aligned_empty((T, S), probs.dtype)
-        da_rows = aligned_empty((_tiles(T) * MR, S), probs.dtype)
-        k_panels = aligned_empty((_panels(hs), S, NR), probs.dtype)
-        dat_rows = aligned_empty((_tiles(S) * MR, T), probs.dtype)
-        q_panels = aligned_empty((_panels(hs), T, NR), probs.dtype)
+        grad_s = aligned_scratch((S, hs), probs.dtype)
+        grad_t = aligned_scratch((T, hs), probs.dtype)
+        g_rows = aligned_scratch((_tiles(T) * MR, hs), probs.dtype)
+        vt_panels = aligned_scratch((_panels(S), hs, NR), probs.dtype)
+        da = aligned_scratch((T, S), probs.dtype)
+        da_rows = aligned_scratch((_tiles(T) * MR, S), probs.dtype)
+        k_panels = aligned_scratch((_panels(hs), S, NR), probs.dtype)
+        dat_rows = aligned_scratch((_tiles(S) * MR, T), probs.dtype)
+        q_panels = aligned_scratch((_panels(hs), T, NR), probs.dtype)
         for bh in range(run * n_pairs // n_runs, (run + 1) * n_pairs // n_runs):
             b = bh // n_head
             h = bh % n_head

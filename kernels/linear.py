@@ -1,8 +1,7 @@
 """Linear (fully connected) layer: y = x W^T + b, with W stored (OC, C) like PyTorch nn.Linear.
 
 Row n of the output is  y[n, o] = sum_c x[n, c] W[o, c] + b[o].  The forward and both gradient
-products are matrix multiplies, done by `matmul.matmul` (packed panels and a register-tile
-micro-kernel: see matmul.py for why that layout is fast). Only the bias gradient, a sum down the
+products are matrix multiplies, done by `matmul.matmul`. Only the bias gradient, a sum down the
 columns, is computed here.
 """
 import numpy as np
@@ -59,8 +58,8 @@ def linear_backward(dinp, dweight, dbias, dout, inp, weight, accumulate):
 
 @kernel
 def _column_sums(total, x):
-    """total[o] += sum_n x[n, o]. Serial: the work is one pass over x, too small to pay for
-    starting threads at these sizes (measured: 4 us serial vs 31 us parallel for 768 x 65)."""
+    """total[o] += sum_n x[n, o]. Serial: one pass over x is too little work to pay for starting
+    threads."""
     N, OC = x.shape
     for n in range(N):
         for o in range(OC):

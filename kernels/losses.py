@@ -14,11 +14,9 @@ probability that underflows to 0 would give log(0) = -inf. Since sum_j q_j = 1,
 
 which needs no log of anything but the row sum. The code writes it with the shifted logits
 z_j = x_j - m (lse - x_j = log s - z_j, s = sum_k exp(z_k)), so no large number is formed and
-cancelled again. Precision note: the `reassoc` fastmath flag lets LLVM regroup log s - (x_t - m)
-as (log s + m) - x_t anyway, so a compiled float32 loss carries an absolute error of up to about
-float32's spacing at the largest logit (6e-5 for logits near 1000, 1e-6 near 10). That is the
-rounding the float32 logits themselves already carry; probs, and so the gradient p - q, do not
-suffer from it.
+cancelled again. Precision: fastmath's `reassoc` lets LLVM regroup log s - (x_t - m) as
+(log s + m) - x_t anyway, so a float32 loss can be off by float32's spacing at the largest logit,
+the rounding the logits already carry; probs and the gradient p - q are not affected.
 """
 import numpy as np
 from numba import prange

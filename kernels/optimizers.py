@@ -46,12 +46,9 @@ def momentum_step(params, grads, velocity, lr, momentum):
         v <- momentum * v + lr * g
         w <- w - v
 
-    Note: this is the formulation with lr INSIDE v (Sutskever et al. 2013, and the original
-    heavy-ball form). PyTorch's SGD keeps lr outside (v <- momentum * v + g; w <- w - lr * v).
-    The two give identical steps while lr is constant; under a learning-rate schedule they differ
-    (here a change of lr only affects new gradients, in PyTorch it rescales the whole velocity),
-    and a velocity buffer from one is `lr` times the other's.
-    momentum = 0 is exactly SGD.
+    lr is INSIDE v (Sutskever et al. 2013); PyTorch's SGD keeps it outside (v <- momentum * v + g;
+    w <- w - lr * v). The steps are the same while lr is constant; under a schedule, a change of lr
+    here affects only new gradients. momentum = 0 is exactly SGD.
 
     params: (P,) updated in place.  grads: (P,).  velocity: (P,) state, zeros before step 1,
     updated in place.  lr: learning rate.  momentum: decay of the velocity, in [0, 1).
@@ -162,17 +159,12 @@ def adamw_step(params, grads, m, v, lr, beta1, beta2, eps, weight_decay, step, n
         for i < n_decay:  w <- w - lr * weight_decay * w     (shrink toward zero, first)
         then for all i:   the Adam update of `adam_step`, with the same m, v and bias corrections
 
-    "Decoupled" means the decay is applied to the weight directly instead of being added to the
-    gradient as weight_decay * w (L2 regularisation). Added to the gradient, it would be divided
-    by sqrt(vhat) like everything else, so weights with large gradients would be decayed less;
-    decoupled, every decayed weight shrinks by the same factor (1 - lr * weight_decay) per step.
-    The decay is applied before the Adam update, as PyTorch's AdamW does.
-
-    Only params[:n_decay] decay: parameters are ordered so that matrices come first and biases
-    and layer-norm gains (which should not be pulled toward zero) come after.
-
-    The loop repeats adam_step's few lines instead of calling a shared core, so that
-    `adamw_step.py_func` runs entirely interpreted (benchmarks compare the two).
+    Decoupled: added to the gradient (L2 regularisation), weight_decay * w would be divided by
+    sqrt(vhat) too, so weights with large gradients would decay less; applied to the weight, every
+    decayed weight shrinks by the same factor (1 - lr * weight_decay), before the Adam update, as
+    in PyTorch. Only params[:n_decay] decay (matrices first; biases and gains after). The loop
+    repeats adam_step's lines rather than calling a shared core, so adamw_step.py_func runs wholly
+    interpreted.
 
     params: (P,) updated in place.  grads: (P,).  m, v: (P,) state, zeros before step 1, updated in
     place.  lr, beta1, beta2, eps, step: as in adam_step.  weight_decay: decoupled decay
@@ -208,14 +200,9 @@ def adamw_step(params, grads, m, v, lr, beta1, beta2, eps, weight_decay, step, n
 def grad_norm(grads):
     """Global L2 norm of all gradients: sqrt(sum_i g_i^2), returned as a Python float.
 
-    The sum is accumulated in float64 even for float32 gradients, on purpose: float32 keeps 24
-    bits (~7 digits), so once a running sum of millions of squares is ~1e6 times larger than each
-    new square, every addition drops most of that square's digits and the total comes out low.
-    In float64 the square of a float32 value is exact and the sum keeps ~16 digits.
-
-    Parallel as per-chunk partial sums (chunks of a fixed size, one chunk per prange iteration,
-    so no two iterations write the same element) added together serially: the result does not
-    depend on the number of threads.
+    Summed in float64 even for float32 gradients: a float32 running sum of millions of squares
+    drops most digits of each new square. In float64 the square of a float32 value is exact.
+    Parallel over chunks of a fixed size (see _NORM_CHUNK), whose sums are added serially.
 
     grads: (P,) float32 or float64, C-contiguous. P may be 0 (the norm is then 0).
     """
@@ -225,7 +212,7 @@ def grad_norm(grads):
     for c in prange(n_chunks):
         start = c * _NORM_CHUNK
         stop = min(start + _NORM_CHUNK, n)
-        chunk = grads[start:stop]  # indexed from 0: see matmul.micro_kernel on why
+        chunk = grads[start:stop]  # a view indexed from 0 vectorizes (see tiles.py)
         s = np.float64(0.0)
         for i in range(chunk.shape[0]):
             g = np.float64(chunk[i])

@@ -1,12 +1,11 @@
 """prefetch_for_write(array, i): ask the CPU to bring the cache line holding array[i] into cache,
 ready to be written, without waiting for it (LLVM's `llvm.prefetch`, a PREFETCHW on x86).
 
-The matrix multiply's micro-kernel adds its finished tile into `out` only after thousands of
-multiply-adds. Issuing this for the tile's cache lines when it starts means they have arrived by
-then (see matmul.micro_kernel). Numba has no prefetch of its own, so compiled code gets a Numba
-intrinsic, a function whose body is LLVM IR; the interpreted kernels (`kernel.py_func`) call the
-plain Python function, which does nothing. `array` is any 1-d array, `i` an index into it (not
-checked: a prefetch never faults).
+The micro-kernel (tiles.py) adds its finished tile into C only after thousands of multiply-adds;
+prefetched when it starts, the tile's cache lines have arrived by then. Numba has no prefetch of
+its own, so compiled code gets a Numba intrinsic, a function whose body is LLVM IR; the
+interpreted kernels (`kernel.py_func`) call the plain Python function, which does nothing.
+`array` is any 1-d array, `i` an index into it (not checked: a prefetch never faults).
 """
 from llvmlite import ir
 from numba.core import cgutils, types

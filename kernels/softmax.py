@@ -88,7 +88,7 @@ def softmax_jacobian(jac, y):
     """Write the explicit softmax Jacobian J = diag(y) - y y^T.
 
     jac: (n, n) C-contiguous; y: (n,) a softmax output; same float dtype.
-    J[i, j] = dy_i/dx_j. For learning and tests only: backward passes use softmax_vjp instead.
+    J[i, j] = dy_i/dx_j. For learning and tests only: backward passes apply J without building it.
     """
     # (n, n), (n,)
     n = y.shape[0]
@@ -120,8 +120,8 @@ def softmax_vjp(out, y, v):
     """Vector-Jacobian product: write out = J^T v = y * (v - <y, v>), without building J.
 
     out, y, v: (n,) same float dtype (1-D row slices of larger arrays are fine); y is a softmax
-    output. `out` may be `v`. Reverse-mode: v is dL/dy and out is dL/dx. A serial kernel, so other
-    kernels (e.g. attention's backward) can call it per row inside their own prange loop.
+    output. `out` may be `v`. Reverse-mode: v is dL/dy and out is dL/dx. Attention's backward
+    applies this formula inlined to each row of its probabilities (dA = P * (dP - rowsum(P * dP))).
     """
     # (n,), (n,), (n,)
     # J^T v = J v because J = diag(y) - y y^T is symmetric, so this is the same formula as

@@ -54,7 +54,7 @@ from tqdm import tqdm  # noqa: E402
 from _bench import measure  # noqa: E402
 from bench_train import CONFIGS  # noqa: E402
 
-from transformer_jit.memory import aligned_empty  # noqa: E402
+from transformer_jit.nn.memory import aligned_empty  # noqa: E402
 
 V = 65  # characters of tinyshakespeare, as in the benchmarks
 

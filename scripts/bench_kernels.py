@@ -51,7 +51,6 @@ OMP_WAIT_POLICY=PASSIVE cures it for Numba and PyTorch (not OpenBLAS), as does
 """
 import argparse
 import atexit
-import contextlib
 import os
 import shutil
 import statistics
@@ -107,7 +106,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from transformer_jit import kernels as K  # noqa: E402
-from transformer_jit.kernels._jit import vector_bits  # noqa: E402
+from transformer_jit.kernels._jit import interpreted, vector_bits  # noqa: E402
 from transformer_jit.kernels.matmul import matmul  # noqa: E402
 
 torch = None
@@ -743,29 +742,6 @@ def check(case, compiles):
     case.result["max_rel_error"] = errors
 
 
-@contextlib.contextmanager
-def interpreted(kernel):
-    """kernel.py_func, with every compiled kernel it calls (directly or through other kernels)
-    swapped for its py_func too while the block runs, so that no compiled code runs at all.
-    Call only after the compiled versions exist: Numba reads globals when it compiles."""
-    swapped = []
-
-    def swap(fn):
-        for name in fn.__code__.co_names:
-            callee = fn.__globals__.get(name)
-            if hasattr(callee, "py_func"):
-                swapped.append((fn.__globals__, name, callee))
-                fn.__globals__[name] = callee.py_func
-                swap(callee.py_func)
-
-    swap(kernel.py_func)
-    try:
-        yield kernel.py_func
-    finally:
-        for namespace, name, callee in reversed(swapped):
-            namespace[name] = callee
-
-
 def timings(case, args, bar):
     """Median times of every implementation at full size, timed in alternating rounds (see the top
     of this file), and the per-round ratios; then the interpreted loops at tiny size."""
@@ -900,7 +876,8 @@ def environment(args, startup):
 FOOTNOTES = """\
 Notes
   interpreted column: the kernel's loops and those of every kernel it calls (the matmul's packing and
-    micro-kernel, GELU's sigmoid64, ...) all run in the interpreter.
+    micro-kernel, attention's per-head products, ...) all run in the interpreter, except the scalar exp
+    and sigmoid of fast_exp.py (GELU, attention), which stay compiled.
   linear bwd = dx, dW and db (no db for the lm head, which has no bias, as in the GPT); linear bwd dW
     and linear bwd dx = the matmul calls linear_backward makes for dW and dx. jit/numpy in the
     linear table is the median per-round ratio, so it can differ a little from the ratio of the two

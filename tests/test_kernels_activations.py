@@ -1,5 +1,5 @@
-"""Activation and residual kernels: NumPy references, finite differences, float32, in-place use,
-interpreted agreement."""
+"""Activation, residual and in-place add kernels: NumPy references, finite differences, float32,
+in-place use, interpreted agreement."""
 import math
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 
 from gradcheck import assert_grad_close, numerical_grad
 from transformer_jit.kernels import activations as act
-from transformer_jit.kernels.elementwise import residual_backward, residual_forward
+from transformer_jit.kernels.elementwise import add_, residual_backward, residual_forward
 
 SLOPE = 0.1
 
@@ -267,3 +267,15 @@ def test_residual_float32(rng):
     residual_backward(da, db, g)
     np.testing.assert_array_equal(da, g)
     np.testing.assert_array_equal(db, g)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_add_in_place_matches_numpy_and_interpreted(rng, dtype):
+    out0, x = (rng.standard_normal(37).astype(dtype) for _ in range(2))
+    out = out0.copy()
+    add_(out, x)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, out0 + x)  # one addition per element, rounded in dtype
+    py_out = out0.copy()
+    add_.py_func(py_out, x)
+    np.testing.assert_array_equal(py_out, out)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from transformer_jit.kernels._jit import interpreted
 from transformer_jit.kernels.attention import attention_backward, attention_forward
 
 from gradcheck import assert_grad_close, numerical_grad
@@ -76,7 +77,7 @@ CASES = {
     "shared_buffer": Case(2, 4, 4, 4, 2, False, "shared", ("1111", "1110")),
     # head size 20: not a multiple of any vector width, so vectorized loops run their tails
     "cross_wide_heads": Case(2, 6, 7, 40, 2, False, "q_kv", ("1111111", "1111100")),
-    # more than one row tile, key panel and head-size panel (see kernels/matmul.py: MR = 8, NR = 32),
+    # more than one row tile, key panel and head-size panel (see kernels/tiles.py: MR = 8, NR = 32),
     # each with a partial last one: T = 38 queries, 38 or 35 keys, head size 35
     "causal_many_tiles": Case(1, 38, 38, 70, 2, True, "qkv"),
     "cross_many_tiles": Case(2, 8, 35, 70, 2, False, "q_kv", ("1" * 35, "1" * 30 + "0" * 5)),
@@ -248,15 +249,19 @@ def test_py_func_agrees_with_compiled(name, rng):
     q, k, v = case.split(leaves)
     mask = case.key_mask()
     dout = rng.standard_normal((case.B, case.T, case.C))
-    results = []
-    for fwd, bwd in ((attention_forward, attention_backward),
-                     (attention_forward.py_func, attention_backward.py_func)):
+
+    def run(fwd, bwd):
         out = np.full((case.B, case.T, case.C), np.nan)
         probs = np.full((case.B, case.NH, case.T, case.S), np.nan)
         fwd(out, probs, q, k, v, mask, case.NH, case.causal)
         grads = {n: np.zeros_like(a) for n, a in leaves.items()}
         bwd(*case.split(grads), dout, probs, q, k, v, mask, case.NH, case.causal, True)
-        results.append((out, probs, grads))
+        return out, probs, grads
+
+    results = [run(attention_forward, attention_backward)]
+    # the per-head products, packing and micro-kernel interpreted too
+    with interpreted(attention_forward) as fwd, interpreted(attention_backward) as bwd:
+        results.append(run(fwd, bwd))
     (out_c, probs_c, grads_c), (out_p, probs_p, grads_p) = results
     np.testing.assert_allclose(out_p, out_c, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(probs_p, probs_c, rtol=1e-12, atol=1e-14)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from gradcheck import assert_grad_close, numerical_grad
+from transformer_jit.kernels._jit import interpreted
 from transformer_jit.kernels.dropout import dropout_backward, dropout_forward
 
 # The statistical checks below use fixed seeds, so they are deterministic; their bounds are still
@@ -148,8 +149,9 @@ def test_py_func_agrees_with_compiled(rng):
     seed = np.uint64(2**63 + 5)
     out_c, mask_c = run_dropout(x, 0.5, seed)
     out_i, mask_i = np.empty_like(x), np.empty_like(x)
-    with np.errstate(over="ignore"):  # uint64 wrap-around is intended (see dropout.py)
-        dropout_forward.py_func(out_i, mask_i, x, 0.5, seed)
+    # the hash (_mix64) interpreted too; its uint64 wrap-around is intended (see dropout.py)
+    with np.errstate(over="ignore"), interpreted(dropout_forward) as forward:
+        forward(out_i, mask_i, x, 0.5, seed)
     np.testing.assert_array_equal(mask_i, mask_c)
     np.testing.assert_array_equal(out_i, out_c)
     R = rng.standard_normal(16)

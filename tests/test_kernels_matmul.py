@@ -3,7 +3,10 @@ several depth slices, bias, accumulation, float32, and its interpreted loops."""
 import numpy as np
 import pytest
 
-from transformer_jit.kernels.matmul import KC, MR, NR, matmul, micro_kernel
+from transformer_jit.kernels._jit import interpreted
+from transformer_jit.kernels.matmul import _KC as KC
+from transformer_jit.kernels.matmul import matmul
+from transformer_jit.kernels.tiles import MR, NR, micro_kernel
 
 NO_BIAS = np.empty(0)  # matmul's bias when there is none
 
@@ -60,18 +63,27 @@ def test_float32_stays_float32(rng):
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
 
-@pytest.mark.parametrize("K", [9, KC + 3])  # the second one splits the depth
-def test_interpreted_matches_compiled(rng, K):
+# the first K has columns past the last panel (dot products), the second splits the depth;
+# both transposed or neither: every branch of the packing
+@pytest.mark.parametrize("K", [9, KC + 3])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_interpreted_matches_compiled(rng, K, transposed):
     M, N = MR + 1, NR + 3
-    A, B, a, b = operands(rng, M, K, N, True, True)
+    A, B, a, b = operands(rng, M, K, N, transposed, transposed)
+    bias = rng.standard_normal(N)
     jit_out, py_out = np.empty((M, N)), np.empty((M, N))
-    matmul(jit_out, a, True, b, True, NO_BIAS, False)
-    matmul.py_func(py_out, a, True, b, True, NO_BIAS, False)
+    matmul(jit_out, a, transposed, b, transposed, bias, False)
+    with interpreted(matmul) as matmul_py:  # the packing and micro-kernel interpreted too
+        matmul_py(py_out, a, transposed, b, transposed, bias, False)
     np.testing.assert_allclose(py_out, jit_out, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(py_out, A @ B + bias, rtol=1e-12, atol=1e-12)
+
+
+def test_micro_kernel_on_a_tile_inside_a_larger_array(rng):
     a_rows, b_panels = rng.standard_normal((2 * MR + 1, KC + 5)), rng.standard_normal((3, KC, NR))
     c = rng.standard_normal((MR + 3, NR + 4))  # the tile is c[2:2 + MR, 1:1 + NR]
     jit_c, py_c = c.copy(), c.copy()
-    # A: rows 7..12 and columns 8..12 of a_rows; B: depth 3..7 of panel 2
+    # A: rows MR + 1 to 2 MR and columns 8 to 12 of a_rows; B: depth 3 to 7 of panel 2
     micro_kernel(jit_c, 2, 1, a_rows, MR + 1, 5, b_panels, 2, 3, 8)
     micro_kernel.py_func(py_c, 2, 1, a_rows, MR + 1, 5, b_panels, 2, 3, 8)
     np.testing.assert_allclose(py_c, jit_c, rtol=1e-13, atol=1e-13)

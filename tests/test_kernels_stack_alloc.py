@@ -3,7 +3,7 @@ import numba
 import numpy as np
 import pytest
 
-from transformer_jit.kernels.stack import stack_empty
+from transformer_jit.kernels.stack_alloc import stack_empty
 
 
 @numba.njit

@@ -1,13 +1,11 @@
-"""stack_empty(n, dtype): an uninitialised 1-d array of n elements on the stack of the calling
-function (LLVM's `alloca`), where n is a constant.
+"""stack_empty(n, dtype): an uninitialised 1-d array of n elements, n a compile-time constant, on
+the stack of the calling function (LLVM's `alloca`).
 
-The micro-kernel keeps its tile of sums in such arrays. A small array on the stack, indexed only
-by constants once LLVM has unrolled the loops over it, is split by LLVM into separate values that
-live in registers. An array from np.empty is allocated on the heap at every call, and LLVM cannot
-keep its elements in registers. Numba has no stack arrays of its own, so compiled code gets a
-Numba intrinsic; the interpreted kernels (`kernel.py_func`) call the plain Python function, which
-returns np.empty. The array lives until the calling function returns: it must not be returned or
-stored.
+Register accumulators: once LLVM has unrolled the loops over a small stack array, it is indexed by
+constants only, and LLVM keeps each element in a register. A heap array (np.empty) is allocated at
+every call and stays in memory. Numba has no stack arrays, so compiled code gets an intrinsic;
+interpreted code (`kernel.py_func`) gets np.empty. The array lives until the calling function
+returns: never return or store it.
 """
 import numpy as np
 from numba.core import cgutils, errors, types
