@@ -4,9 +4,15 @@
 occasional run slowed down by another process, which the minimum would hide and the mean
 would smear in.
 """
+import os
+import shutil
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @dataclass
@@ -88,3 +94,15 @@ def table(headers, rows, align=None):
     out = [line(headers), "  ".join("-" * w for w in widths)]
     out += [row if isinstance(row, str) else line(row) for row in rows]
     return "\n".join(out)
+
+
+def export_revision(rev, dest):
+    """Write the package as of git revision `rev` into `dest` so that `PYTHONPATH=dest` imports it
+    as `transformer_jit` (with `kernels/` as transformer_jit.kernels, as installed). Returns dest."""
+    os.makedirs(dest)
+    archive = subprocess.run(["git", "-C", ROOT, "archive", rev, "transformer_jit", "kernels"], capture_output=True)
+    if archive.returncode != 0:
+        sys.exit(f"git archive {rev}: {archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", dest], input=archive.stdout, check=True)
+    shutil.move(os.path.join(dest, "kernels"), os.path.join(dest, "transformer_jit", "kernels"))
+    return dest

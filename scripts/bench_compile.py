@@ -6,9 +6,17 @@ layer norm, linear, attention, GELU, residual, cross-entropy, gradient clipping,
 second step, which shows the steady state.
 
     python scripts/bench_compile.py
+    python scripts/bench_compile.py --against HEAD~1 --rounds 4   # cold compile, two revisions paired
+
+Paired (--against): compilation runs on one core, and this machine's speed drifts from minute to
+minute, so each round compiles both revisions at the same time, one per core (pinned with
+taskset, one Numba thread each, swapping cores every round), and the median of the per-round
+ratios is what compares them.
 """
+import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,7 +52,43 @@ def run(cache_dir):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def paired(rev, rounds):
+    """Cold compiles of the working tree and of `rev`, side by side, one core each."""
+    from _bench import export_revision
+
+    work = tempfile.mkdtemp(prefix="bench-compile-")
+    packages = {"working tree": None, rev: export_revision(rev, os.path.join(work, "pkg"))}
+    times = {name: [] for name in packages}
+    for r in range(rounds):
+        procs = {}
+        for core, (name, path) in enumerate(packages.items()):
+            cache = tempfile.mkdtemp(dir=work)
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache, NUMBA_NUM_THREADS="1")
+            if path:
+                env["PYTHONPATH"] = os.pathsep.join([path, env.get("PYTHONPATH", "")])
+            cmd = ["taskset", "-c", str((core + r) % 2), sys.executable, "-c", CHILD]
+            # cwd: not the repository, whose transformer_jit/ would shadow the exported revision
+            procs[name] = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, cwd=work)
+        for name, proc in procs.items():
+            out, _ = proc.communicate()
+            if proc.returncode:
+                sys.exit(f"the cold compile of {name} failed")
+            times[name].append(json.loads(out.strip().splitlines()[-1])["to_first_step"])
+        print(f"round {r + 1}: " + ", ".join(f"{n} {t[-1]:.1f} s" for n, t in times.items()), flush=True)
+    new, old = times.values()
+    ratio = statistics.median(a / b for a, b in zip(new, old))
+    print(f"cold compile to the first step: working tree {statistics.median(new):.1f} s, {rev} "
+          f"{statistics.median(old):.1f} s (medians); per-round ratio working tree / {rev}: median {ratio:.3f}, "
+          f"range {min(a / b for a, b in zip(new, old)):.3f}-{max(a / b for a, b in zip(new, old)):.3f}")
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--against", metavar="REV", help="pair cold compiles with git revision REV")
+    parser.add_argument("--rounds", type=int, default=4)
+    args = parser.parse_args()
+    if args.against:
+        return paired(args.against, args.rounds)
     with tempfile.TemporaryDirectory() as cache_dir:
         cold = run(cache_dir)
         warm = run(cache_dir)

@@ -16,6 +16,8 @@ the parameter count) by the time, against a matmul peak measured here with NumPy
 same threads.
 
 PyTorch is optional: `pip install -e '.[bench]'`. Both sides use the same number of threads.
+With `--against REV` the other side is this project at git revision REV instead of PyTorch
+(`--against HEAD~1`: did the last commit change the speed?).
 """
 import argparse
 import json
@@ -24,6 +26,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -84,7 +87,7 @@ def run_torch(config, vocab_size, data):
     torch.manual_seed(0)
     n_layer, n_head, n_embd, block_size, _ = config
 
-    class Block(nn.Module):  # pre-LN, fused QKV, tanh-GELU MLP: the same block as transformer_jit.block
+    class Block(nn.Module):  # pre-LN, fused QKV, tanh-GELU MLP: the same block as transformer_jit.nn.block
         def __init__(self):
             super().__init__()
             self.ln_1, self.ln_2 = nn.LayerNorm(n_embd), nn.LayerNorm(n_embd)
@@ -179,20 +182,30 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--against", metavar="REV", help="time this project at git revision REV instead of PyTorch")
     parser.add_argument("--child", choices=["jit", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.config, args.steps, args.warmup, args.threads)
 
     impls = ["jit"]
-    if not args.no_torch:
+    env = dict(os.environ, NUMBA_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
+    envs = {"jit": env}
+    if args.against:
+        from _bench import export_revision
+
+        other = f"jit@{args.against}"
+        impls.append(other)
+        path = export_revision(args.against, os.path.join(tempfile.mkdtemp(prefix="bench-train-"), "pkg"))
+        envs[other] = dict(env, PYTHONPATH=os.pathsep.join([path, env.get("PYTHONPATH", "")]))
+    elif not args.no_torch:
         try:
             import torch  # noqa: F401
 
             impls.append("torch")
         except ImportError:
             print("PyTorch not installed (pip install -e '.[bench]'): timing transformer-jit alone")
-    env = dict(os.environ, NUMBA_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
+    envs.setdefault("torch", env)
     peak = matmul_peak(args.threads)
     print(f"threads {args.threads}; matmul peak (NumPy float32 2048^3) {peak:.0f} GFLOP/s")
     names = list(CONFIGS) if args.config == "all" else [args.config]
@@ -204,9 +217,9 @@ def main():
         results = {impl: [] for impl in impls}
         for round_ in range(args.rounds):
             for impl in impls if round_ % 2 == 0 else impls[::-1]:  # jit torch, torch jit, ...
-                cmd = [sys.executable, __file__, "--child", impl, "--config", name, "--steps", str(args.steps),
-                       "--warmup", str(args.warmup), "--threads", str(args.threads)]
-                out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                cmd = [sys.executable, __file__, "--child", impl.split("@")[0], "--config", name, "--steps",
+                       str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+                out = subprocess.run(cmd, env=envs[impl], capture_output=True, text=True)
                 if out.returncode:
                     sys.exit(f"{impl} run failed:\n{out.stderr}")
                 results[impl].append(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -223,18 +236,20 @@ def main():
                          "all_ms": [round(r["ms"], 1) for r in runs], "loss": runs[0]["last_loss"]})
     bar.close()
 
-    print(f"\n{'config':7} {'impl':6} {'ms/step':>8} {'tokens/s':>9} {'GFLOP':>6} {'MFU':>5} {'peak MB':>8} "
+    width = max(len(i) for i in impls)
+    print(f"\n{'config':7} {'impl':{width}} {'ms/step':>8} {'tokens/s':>9} {'GFLOP':>6} {'MFU':>5} {'peak MB':>8} "
           f"{'setup MB':>8}  runs (ms/step)")
     for r in rows:
-        print(f"{r['config']:7} {r['impl']:6} {r['ms']:8.1f} {r['tok_s']:9,.0f} {r['gflop']:6.1f} {r['mfu']:5.0%} "
+        print(f"{r['config']:7} {r['impl']:{width}} {r['ms']:8.1f} {r['tok_s']:9,.0f} {r['gflop']:6.1f} {r['mfu']:5.0%} "
               f"{r['peak_mb']:8.0f} {r['before_mb']:8.0f}  {r['all_ms']}")
-    if "torch" in impls:
+    if len(impls) == 2:
+        label = "PyTorch eager" if impls[1] == "torch" else impls[1]
         for name in names:
-            jit, torch_ = (next(r for r in rows if r["config"] == name and r["impl"] == i) for i in ("jit", "torch"))
-            per_round = statistics.median(t["ms"] / j["ms"] for j, t in zip(jit["runs"], torch_["runs"]))
-            print(f"{name}: transformer-jit tokens/s = {jit['tok_s'] / torch_['tok_s']:.2f}x PyTorch eager "
+            jit, other = (next(r for r in rows if r["config"] == name and r["impl"] == i) for i in impls)
+            per_round = statistics.median(t["ms"] / j["ms"] for j, t in zip(jit["runs"], other["runs"]))
+            print(f"{name}: transformer-jit tokens/s = {jit['tok_s'] / other['tok_s']:.2f}x {label} "
                   f"(median of the per-round ratios: {per_round:.2f}x); "
-                  f"peak memory {jit['peak_mb']:.0f} MB vs {torch_['peak_mb']:.0f} MB")
+                  f"peak memory {jit['peak_mb']:.0f} MB vs {other['peak_mb']:.0f} MB")
     print("setup MB: resident memory after building the model, before the first step; "
           "peak MB: the process's peak over the whole run.")
 

@@ -11,9 +11,9 @@ classifier, rows and columns are the input's characters (with <cls> in front if 
 import argparse
 import sys
 
-from transformer_jit.attention_maps import render_png, render_text
-from transformer_jit.evaluate import translate
-from transformer_jit.runs import load_trained
+from transformer_jit.models.attention_maps import render_png, render_text
+from transformer_jit.train import load_model
+from transformer_jit.train.evaluate import translate
 
 
 def seq2seq_maps(model, tok, text, which):
@@ -51,7 +51,7 @@ def main():
     parser.add_argument("--png", default=None, help="also save every head of the layer as a PNG (matplotlib)")
     args = parser.parse_args()
 
-    model, tok, meta = load_trained(f"{args.out_dir}/{args.checkpoint}.npz")
+    model, tok, meta = load_model(f"{args.out_dir}/{args.checkpoint}.npz")
     try:
         if meta["kind"] == "seq2seq":
             maps, (rows, cols), title = seq2seq_maps(model, tok, args.text, args.map)

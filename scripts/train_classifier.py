@@ -11,10 +11,9 @@ import argparse
 import time
 
 from transformer_jit import ClassifierConfig, EncoderClassifier, TrainConfig, Trainer
-from transformer_jit.evaluate import accuracy, classify
-from transformer_jit.recipes import recipe
-from transformer_jit.runs import classifier_task, load_trained
-from transformer_jit.seqdata import SeqTokenizer
+from transformer_jit.data import SeqTokenizer, classifier_task
+from transformer_jit.train import load_model, recipe
+from transformer_jit.train.evaluate import accuracy, classify
 
 
 def main():
@@ -45,7 +44,7 @@ def main():
     print(f"training wall time: {elapsed / 60:.1f} min ({elapsed:.0f} s) for {trainer.step} steps")
 
     # 4. Scoring the best checkpoint on the held-out lengths.
-    model, tokenizer, meta = load_trained(f"{args.out_dir}/best.npz")
+    model, tokenizer, meta = load_model(f"{args.out_dir}/best.npz")
     score = accuracy(model, tokenizer, task.test, progress=True)
     print(f"held-out accuracy: {score} (best checkpoint, step {meta['step']})")
     print(score.lengths_line())

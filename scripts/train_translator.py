@@ -11,9 +11,9 @@ import argparse
 import time
 
 from transformer_jit import Seq2SeqConfig, Seq2SeqTransformer, TrainConfig, Trainer
-from transformer_jit.evaluate import exact_match, translate
-from transformer_jit.recipes import recipe
-from transformer_jit.runs import load_trained, seq2seq_task
+from transformer_jit.data import seq2seq_task
+from transformer_jit.train import load_model, recipe
+from transformer_jit.train.evaluate import exact_match, translate
 
 
 def main():
@@ -47,7 +47,7 @@ def main():
     print(f"training wall time: {elapsed / 60:.1f} min ({elapsed:.0f} s) for {trainer.step} steps")
 
     # 4. Scoring the best checkpoint: decode every held-out date, count exact matches.
-    model, tokenizer, meta = load_trained(f"{args.out_dir}/best.npz")
+    model, tokenizer, meta = load_model(f"{args.out_dir}/best.npz")
     score = exact_match(model, tokenizer.src, tokenizer.tgt, task.test, beam_width=args.beam_width, progress=True)
     print(f"held-out exact match: {score} (best checkpoint, step {meta['step']})")
     for source, target, got in score.mistakes:

@@ -4,7 +4,7 @@ import sys
 import numpy as np
 import pytest
 
-from transformer_jit.attention_maps import SHADES, render_png, render_text
+from transformer_jit.models.attention_maps import SHADES, render_png, render_text
 
 
 def causal_probs(T, seed=0):

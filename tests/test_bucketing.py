@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from transformer_jit.bucketing import LengthBuckets
-from transformer_jit.seqdata import LabelledDataset, PairDataset, SeqTokenizer
+from transformer_jit.data.bucketing import LengthBuckets
+from transformer_jit.data import LabelledDataset, PairDataset, SeqTokenizer
 
 TOK = SeqTokenizer("ab")
 

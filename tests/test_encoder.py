@@ -4,8 +4,8 @@ import pytest
 
 from gradcheck import check_model_gradients
 from transformer_jit import ClassifierConfig, EncoderClassifier, TrainConfig, Trainer
-from transformer_jit.block import Block
-from transformer_jit.params import ParameterStore
+from transformer_jit.nn.block import Block
+from transformer_jit.nn.parameters import ParameterStore
 
 TINY = dict(vocab_size=7, max_len=5, n_layer=2, n_head=2, n_embd=8, n_classes=3)
 PAD = 0

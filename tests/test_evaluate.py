@@ -1,5 +1,5 @@
 """Scores of the task metrics: counts, the first mistakes, and the per-length breakdown."""
-from transformer_jit.evaluate import Score
+from transformer_jit.train.evaluate import Score
 
 
 def test_score_counts_mistakes_and_lengths():

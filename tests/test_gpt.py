@@ -4,7 +4,7 @@ import pytest
 
 from gradcheck import check_model_gradients
 from transformer_jit import GPT, GPTConfig
-from transformer_jit.gpt import IGNORE_INDEX
+from transformer_jit.models.gpt import IGNORE_INDEX
 
 TINY = dict(vocab_size=7, block_size=5, n_layer=2, n_head=2, n_embd=8)
 
@@ -75,14 +75,59 @@ def test_logits_are_causal(rng):
     assert not np.allclose(before[0, 3:], after[0, 3:])
 
 
-def test_inference_with_shorter_sequences_and_float32_output(rng):
+def reference_logits(sd, config, idx):
+    """GPT-2's forward in plain NumPy, from the state dict: the yardstick for the model's forward."""
+    def ln(x, name):
+        mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+        return (x - mu) / np.sqrt(var + 1e-5) * sd[f"{name}.weight"] + sd[f"{name}.bias"]
+
+    def linear(x, name):
+        return x @ sd[f"{name}.weight"].T + sd[f"{name}.bias"]
+
+    B, T = idx.shape
+    C, NH = config.n_embd, config.n_head
+    x = sd["transformer.wte.weight"][idx] + sd["transformer.wpe.weight"][:T]
+    for i in range(config.n_layer):
+        h = f"transformer.h.{i}"
+        q, k, v = np.split(linear(ln(x, f"{h}.ln_1"), f"{h}.attn.c_attn"), 3, axis=-1)
+        q, k, v = (a.reshape(B, T, NH, C // NH).transpose(0, 2, 1, 3) for a in (q, k, v))
+        scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(C // NH) + np.triu(np.full((T, T), -np.inf), 1)
+        p = np.exp(scores - scores.max(-1, keepdims=True))
+        y = (p / p.sum(-1, keepdims=True)) @ v
+        x = x + linear(y.transpose(0, 2, 1, 3).reshape(B, T, C), f"{h}.attn.c_proj")
+        m = linear(ln(x, f"{h}.ln_2"), f"{h}.mlp.c_fc")
+        m = 0.5 * m * (1 + np.tanh(np.sqrt(2 / np.pi) * (m + 0.044715 * m ** 3)))
+        x = x + linear(m, f"{h}.mlp.c_proj")
+    return ln(x, "transformer.ln_f") @ sd["transformer.wte.weight"].T
+
+
+@pytest.mark.parametrize("T", [1, 3, 5])
+def test_forward_equals_a_numpy_reference_at_every_length(rng, T):
     config = GPTConfig(**TINY)
-    model = GPT(config)
-    for T in (1, 3, config.block_size):
-        logits, loss = model.forward(rng.integers(0, config.vocab_size, (2, T)))
-        assert logits.shape == (2, T, config.vocab_size) and logits.dtype == np.float32 and loss is None
-    _, loss = model.forward(*random_batch(rng, config))
-    assert np.isfinite(loss) and abs(loss - np.log(config.vocab_size)) < 0.5  # near uniform at init
+    model = GPT(config, seed=0, dtype=np.float64)
+    model.params[:] = rng.normal(0, 0.3, model.params.shape)
+    idx = rng.integers(0, config.vocab_size, (2, T))
+    logits, loss = model.forward(idx)
+    assert loss is None
+    np.testing.assert_allclose(logits, reference_logits(model.state_dict(), config, idx), rtol=1e-10, atol=1e-12)
+
+
+def test_one_token_forward_and_backward(rng):
+    """T = 1: attention over a single key is the identity on its value; the loss and every
+    gradient still match finite differences, and float32 stays float32."""
+    config = GPTConfig(**TINY)
+    model = GPT(config, seed=1, dtype=np.float64)
+    model.params[:] = rng.normal(0, 0.3, model.params.shape)
+    idx, targets = random_batch(rng, config, B=3, T=1)
+    logits, loss = model.forward(idx, targets)
+    ref = reference_logits(model.state_dict(), config, idx)
+    z = ref - ref.max(-1, keepdims=True)
+    expected = -np.mean(np.take_along_axis(z - np.log(np.exp(z).sum(-1, keepdims=True)), targets[..., None], -1))
+    assert loss == pytest.approx(expected, rel=1e-10)
+    check_model_gradients(model, (idx, targets), min_tensors=len(model.state_dict()))
+    model32 = GPT(config, seed=1)
+    logits32, loss32 = model32.forward(idx, targets)
+    assert logits32.dtype == np.float32 and abs(loss32 - np.log(config.vocab_size)) < 0.5  # near uniform at init
 
 
 def test_generate_is_repeatable_with_a_seed(rng):
@@ -123,7 +168,7 @@ def test_bad_inputs_are_refused_with_clear_errors(rng):
 
 def test_layers_check_dtype_contiguity_and_shape():
     model = GPT(GPTConfig(**TINY))
-    linear = model.blocks[0].mlp.c_fc
+    linear = model.transformer.layers[0].mlp.c_fc
     good = np.zeros((4, 8), dtype=np.float32)
     linear.forward(good)
     with pytest.raises(TypeError, match="dtype float32"):
@@ -133,7 +178,7 @@ def test_layers_check_dtype_contiguity_and_shape():
     with pytest.raises(ValueError, match=r"shape \(\*, 8\)"):
         linear.forward(np.zeros((4, 5), dtype=np.float32))
     with pytest.raises(ValueError, match="shape"):
-        model.blocks[0].ln_1.forward(np.zeros((4, 5), dtype=np.float32))
+        model.transformer.layers[0].ln_1.forward(np.zeros((4, 5), dtype=np.float32))
 
 
 def test_attention_maps_per_layer_and_head_are_causal(rng):
@@ -147,4 +192,4 @@ def test_attention_maps_per_layer_and_head_are_causal(rng):
         np.testing.assert_allclose(probs.sum(axis=-1), 1.0, rtol=1e-12)
         assert np.all(np.triu(probs, k=1) == 0)  # no query looks ahead
     maps["transformer.h.0.attn"][:] = 0  # a copy: the model's buffers are untouched
-    assert model.blocks[0].attn.probs.sum() > 0
+    assert model.transformer.layers[0].attn.probs.sum() > 0

@@ -4,10 +4,10 @@ import threading
 import numpy as np
 import pytest
 
-from transformer_jit.attention import CrossAttention, SelfAttention
-from transformer_jit.block import MLP
-from transformer_jit.layers import GELU, Layer, Linear, ReLU
-from transformer_jit.params import ParameterStore
+from transformer_jit.nn.attention import CrossAttention, SelfAttention
+from transformer_jit.nn.block import MLP
+from transformer_jit.nn.layers import GELU, Layer, Linear, ReLU
+from transformer_jit.nn.parameters import ParameterStore
 
 
 class A(Layer):
@@ -60,7 +60,7 @@ def test_scratch_is_per_thread():
 
 def test_model_buffers_start_on_64_byte_boundaries():
     from transformer_jit import GPT, AdamW, GPTConfig
-    from transformer_jit.memory import aligned_empty
+    from transformer_jit.nn.memory import aligned_empty
 
     for shape, dtype in (((3, 5), np.float32), (7, np.float64), ((2, 3, 4), np.int64)):
         x = aligned_empty(shape, dtype)
@@ -71,8 +71,8 @@ def test_model_buffers_start_on_64_byte_boundaries():
     x = np.zeros((2, 8), dtype=np.int64)
     model.forward(x, x)
     model.backward()
-    arrays = [model.params, model.grads, opt.m, opt.v, model.blocks[0].attn.probs,
-              model.blocks[0].mlp.c_fc.forward(np.zeros((4, 16), np.float32))]
+    arrays = [model.params, model.grads, opt.m, opt.v, model.transformer.layers[0].attn.probs,
+              model.transformer.layers[0].mlp.c_fc.forward(np.zeros((4, 16), np.float32))]
     assert all(a.ctypes.data % 64 == 0 for a in arrays)
 
 

@@ -6,9 +6,9 @@ import pytest
 
 from gradcheck import check_model_gradients
 from transformer_jit import Seq2SeqConfig, Seq2SeqTransformer, TrainConfig, Trainer, beam_search, greedy_decode
-from transformer_jit.attention import CrossAttention
-from transformer_jit.decoding import length_penalty
-from transformer_jit.params import ParameterStore
+from transformer_jit.nn.attention import CrossAttention
+from transformer_jit.models.decoding import length_penalty
+from transformer_jit.nn.parameters import ParameterStore
 
 PAD, BOS, EOS = 0, 1, 2
 TINY = dict(src_vocab_size=7, tgt_vocab_size=6, max_src_len=6, max_tgt_len=5, n_encoder_layer=2,

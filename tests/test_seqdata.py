@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from transformer_jit.seqdata import LabelledDataset, PairDataset, SeqTokenizer, pad_batch
+from transformer_jit.data import LabelledDataset, PairDataset, SeqTokenizer, pad_batch
 
 PAD, BOS, EOS = SeqTokenizer.PAD, SeqTokenizer.BOS, SeqTokenizer.EOS
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from transformer_jit.tasks import DATE_FORMATS, bracket_examples, date_pairs
+from transformer_jit.data.tasks import DATE_FORMATS, bracket_examples, date_pairs
 
 # -- dates -------------------------------------------------------------------------------------
 # An independent reading of the human-written dates with the standard library's strptime, after

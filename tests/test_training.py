@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from transformer_jit import GPT, CharTokenizer, GPTConfig, TextDataset, TrainConfig, Trainer, load_text
-from transformer_jit.checkpoint import load_checkpoint
+from transformer_jit.train.checkpoint import load_checkpoint
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 40
 

@@ -2,18 +2,18 @@
 
     from transformer_jit import GPT, GPTConfig, AdamW, CharTokenizer, Trainer
     from transformer_jit import Seq2SeqTransformer, Seq2SeqConfig, EncoderClassifier, ClassifierConfig
+
+The layers, from the bottom: kernels (every hot loop, compiled), nn (parameters and layers),
+data (tokenizers and datasets), models (GPT, the encoder models), train (the training loop,
+optimizers, checkpoints), cli (the command line). Each imports only from the ones before it.
 """
 from . import kernels
-from .classifier import EncoderClassifier
-from .configs import ClassifierConfig, EncoderConfig, Seq2SeqConfig
-from .data import TextDataset, default_corpus, load_text
-from .decoding import beam_search, greedy_decode
-from .gpt import GPT, GPTConfig
-from .optim import SGD, AdaGrad, Adam, AdamW, Momentum, RMSprop, noam, warmup_cosine, warmup_rsqrt
-from .seq2seq import Seq2SeqTransformer
-from .stack import TransformerDecoder, TransformerEncoder, TransformerStack
-from .tokenizer import CharTokenizer
-from .trainer import TrainConfig, Trainer
+from .data import CharTokenizer, TextDataset, default_corpus, load_text
+from .models import (GPT, ClassifierConfig, EncoderClassifier, EncoderConfig, GPTConfig, Seq2SeqConfig,
+                     Seq2SeqTransformer, beam_search, greedy_decode)
+from .nn import TransformerDecoder, TransformerEncoder, TransformerStack
+from .train import (SGD, AdaGrad, Adam, AdamW, Momentum, RMSprop, TrainConfig, Trainer, noam, warmup_cosine,
+                    warmup_rsqrt)
 
 __version__ = "0.1.0"
 

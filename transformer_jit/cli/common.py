@@ -1,10 +1,13 @@
 """Command-line pieces every training command shares: the optimisation options and resuming."""
 import json
+import time
 from dataclasses import asdict
+from pathlib import Path
 
-from .checkpoint import load_checkpoint
-from .optim import OPTIMIZERS, SCHEDULES
-from .trainer import TrainConfig
+from ..train.checkpoint import load_checkpoint, load_model
+from ..train.optim import OPTIMIZERS
+from ..train.schedules import SCHEDULES
+from ..train.trainer import TrainConfig, Trainer, write_run_config
 
 
 def add_optimisation_args(parser, defaults):
@@ -59,6 +62,48 @@ def print_config(model_config, train_config, **extra):
     print("training config:", json.dumps(asdict(train_config)))
 
 
+def run_training(args, model, data, config, tokenizer, kind, description, info=None):
+    """What every training command does once it has a model and its data: print what it trains,
+    save config.json, continue from last.npz with --resume, train, and time it. Returns the
+    Trainer, or None when Ctrl-C stopped training (last.npz then holds the state to resume from)."""
+    out_dir = Path(args.out_dir)
+    sections = {"task": info} if info else {}
+    print(description)
+    print(f"model: {model.num_params():,} parameters")
+    print_config(model.config, config, **sections)
+    write_run_config(out_dir, **sections, model=model.config.to_dict(), training=asdict(config))
+    trainer = Trainer(model, data, config, tokenizer, kind=kind, info=info)
+    if args.resume:
+        trainer.restore(out_dir / "last.npz")
+        print(f"resumed from {out_dir / 'last.npz'} at step {trainer.step}")
+    start_step, t0 = trainer.step, time.perf_counter()
+    try:
+        trainer.fit()
+    except KeyboardInterrupt:
+        return None
+    elapsed = time.perf_counter() - t0
+    steps = trainer.step - start_step
+    per_step = f", {1000 * elapsed / steps:.0f} ms/step" if steps else ""
+    print(f"training wall time: {format_duration(elapsed)} ({elapsed:.0f} s) for {steps} steps{per_step}")
+    return trainer
+
+
 def format_duration(seconds):
     minutes, seconds = divmod(int(round(seconds)), 60)
     return f"{minutes}m{seconds:02d}s"
+
+
+USING_COMMAND = {"gpt": "sample", "seq2seq": "translate", "classifier": "classify"}
+
+
+def load_trained(args, kind):
+    """(model, tokenizer) from --out-dir/--checkpoint.npz, which must hold a `kind` model; best
+    falls back to last when no evaluation has improved yet."""
+    out_dir = Path(args.out_dir)
+    path = out_dir / f"{args.checkpoint}.npz"
+    if not path.exists() and args.checkpoint == "best":
+        path = out_dir / "last.npz"
+    model, tokenizer, meta = load_model(path)
+    if meta["kind"] != kind:
+        raise ValueError(f"{path} holds a {meta['kind']} model; use {USING_COMMAND[meta['kind']]}")
+    return model, tokenizer

@@ -11,21 +11,15 @@ checkpoint on the task's held-out test split.
 """
 import argparse
 import sys
-import time
-from dataclasses import asdict
 from pathlib import Path
 
-from .checkpoint import load_checkpoint, split_prefix
-from .classifier import EncoderClassifier
-from .cli_common import (add_optimisation_args, format_duration, print_config, resume_meta,
-                         train_config_from_args)
-from .configs import ClassifierConfig, Seq2SeqConfig
-from .evaluate import accuracy, classify, exact_match, translate
-from .recipes import TokenizerPair, recipe
-from .runs import CLASSIFIER_TASKS, SEQ2SEQ_TASKS, classifier_task, load_trained, seq2seq_task
-from .seqdata import SeqTokenizer
-from .seq2seq import Seq2SeqTransformer
-from .trainer import Trainer, write_run_config
+from ..data.task_data import CLASSIFIER_TASKS, SEQ2SEQ_TASKS, classifier_task, seq2seq_task
+from ..data.tokenizers import SeqTokenizer, tokenizer_from_dict
+from ..models import ClassifierConfig, Seq2SeqConfig
+from ..train.checkpoint import MODEL_KINDS, load_checkpoint, split_prefix
+from ..train.evaluate import accuracy, classify, exact_match, translate
+from ..train.recipes import recipe
+from .common import add_optimisation_args, load_trained, resume_meta, run_training, train_config_from_args
 
 
 def _add_architecture_args(group, d):
@@ -113,56 +107,45 @@ def _add_decoding_args(parser, beam_width):
 
 
 # -- training ------------------------------------------------------------------------------------
-def _fit(trainer, out_dir, resume):
-    if resume:
-        trainer.restore(out_dir / "last.npz")
-        print(f"resumed from {out_dir / 'last.npz'} at step {trainer.step}")
-    start_step, t0 = trainer.step, time.perf_counter()
-    trainer.fit()  # KeyboardInterrupt propagates after last.npz is saved
-    elapsed = time.perf_counter() - t0
-    steps = trainer.step - start_step
-    per_step = f", {1000 * elapsed / steps:.0f} ms/step" if steps else ""
-    print(f"training wall time: {format_duration(elapsed)} ({elapsed:.0f} s) for {steps} steps{per_step}")
-
-
-def _best(model, out_dir):
-    """Load best.npz's weights into model (what translate/classify use by default); its step."""
-    arrays, meta = load_checkpoint(out_dir / "best.npz")
-    model.load_state_dict(split_prefix(arrays, "model."))
-    return meta["step"]
-
-
-def train_seq2seq(args):
+def _train_on_task(args, kind, make_task, new_model_config, what):
+    """Build (or, with --resume, rebuild) the task's data and the model, and train it. Returns
+    (model with the best checkpoint's weights, the task, info, the best checkpoint's step), or None
+    after Ctrl-C."""
     out_dir = Path(args.out_dir)
+    model_class, config_class = MODEL_KINDS[kind]
     if args.resume:
         meta, config = resume_meta(out_dir, args.max_iters)
         info = meta["info"]
-        model_config = Seq2SeqConfig.from_dict(meta["model_config"])
-        task = seq2seq_task(info["task"], info["data"], TokenizerPair.from_dict(meta["tokenizer"]))
+        model_config = config_class.from_dict(meta["model_config"])
+        task = make_task(info["task"], info["data"], tokenizer_from_dict(meta["tokenizer"]))
     else:
-        r = recipe(args.task)
-        info = {"task": args.task, "data": {**r["data"], "n_train": args.n_train, "n_test": args.n_test,
-                                            "seed": args.data_seed}}
-        task = seq2seq_task(args.task, info["data"])
-        d = info["data"]
-        model_config = Seq2SeqConfig(src_vocab_size=task.tokenizer.src.vocab_size,
-                                     tgt_vocab_size=task.tokenizer.tgt.vocab_size, max_src_len=d["max_src_len"],
-                                     max_tgt_len=d["max_tgt_len"], n_encoder_layer=args.n_encoder_layer,
-                                     n_decoder_layer=args.n_decoder_layer, tie_weights=not args.untied,
-                                     **_architecture(args))
+        info = {"task": args.task, "data": {**recipe(args.task)["data"], "n_train": args.n_train,
+                                            "n_test": args.n_test, "seed": args.data_seed}}
+        task = make_task(args.task, info["data"])
+        model_config = new_model_config(task, info["data"])
         config = train_config_from_args(args, out_dir)
-    model = Seq2SeqTransformer(model_config, seed=config.seed)
-    print(f"task: {info['task']}, {len(task.dataset):,} generated pairs for training and validation, "
-          f"{len(task.test):,} held out; e.g. {task.test[0][0]!r} -> {task.test[0][1]!r}")
-    print(f"model: {model.num_params():,} parameters")
-    print_config(model_config, config, task=info)
-    write_run_config(out_dir, task=info, model=model_config.to_dict(), training=asdict(config))
-    trainer = Trainer(model, task.dataset, config, task.tokenizer, kind="seq2seq", info=info)
-    try:
-        _fit(trainer, out_dir, args.resume)
-    except KeyboardInterrupt:
+    model = model_class(model_config, seed=config.seed)
+    description = (f"task: {info['task']}, {len(task.dataset):,} generated {what} for training and validation, "
+                   f"{len(task.test):,} held out; e.g. {task.test[0][0]!r} -> {task.test[0][1]!r}")
+    if run_training(args, model, task.dataset, config, task.tokenizer, kind, description, info) is None:
+        return None
+    # Score what translate/classify use by default: the best checkpoint.
+    arrays, meta = load_checkpoint(out_dir / "best.npz")
+    model.load_state_dict(split_prefix(arrays, "model."))
+    return model, task, info, meta["step"]
+
+
+def train_seq2seq(args):
+    def new_model_config(task, d):
+        return Seq2SeqConfig(src_vocab_size=task.tokenizer.src.vocab_size, tgt_vocab_size=task.tokenizer.tgt.vocab_size,
+                             max_src_len=d["max_src_len"], max_tgt_len=d["max_tgt_len"],
+                             n_encoder_layer=args.n_encoder_layer, n_decoder_layer=args.n_decoder_layer,
+                             tie_weights=not args.untied, **_architecture(args))
+
+    trained = _train_on_task(args, "seq2seq", seq2seq_task, new_model_config, "pairs")
+    if trained is None:
         return 130
-    step = _best(model, out_dir)
+    model, task, info, step = trained
     decoding = ("greedy decoding" if args.beam_width == 1
                 else f"beam search (width {args.beam_width}, alpha {args.alpha})")
     score = exact_match(model, task.tokenizer.src, task.tokenizer.tgt, task.test, args.beam_width, args.alpha,
@@ -174,34 +157,15 @@ def train_seq2seq(args):
 
 
 def train_classifier(args):
-    out_dir = Path(args.out_dir)
-    if args.resume:
-        meta, config = resume_meta(out_dir, args.max_iters)
-        info = meta["info"]
-        model_config = ClassifierConfig.from_dict(meta["model_config"])
-        task = classifier_task(info["task"], info["data"], SeqTokenizer.from_dict(meta["tokenizer"]))
-    else:
-        r = recipe(args.task)
-        info = {"task": args.task, "data": {**r["data"], "n_train": args.n_train, "n_test": args.n_test,
-                                            "seed": args.data_seed}}
-        task = classifier_task(args.task, info["data"])
-        model_config = ClassifierConfig(vocab_size=task.tokenizer.vocab_size, max_len=info["data"]["max_len"],
-                                        n_classes=task.dataset.num_classes, n_layer=args.n_layer,
-                                        pooling=args.pooling, position_shift=args.position_shift,
-                                        cls_id=SeqTokenizer.BOS, **_architecture(args))
-        config = train_config_from_args(args, out_dir)
-    model = EncoderClassifier(model_config, seed=config.seed)
-    print(f"task: {info['task']}, {len(task.dataset):,} generated examples for training and validation, "
-          f"{len(task.test):,} held out; e.g. {task.test[0][0]!r} -> {task.test[0][1]}")
-    print(f"model: {model.num_params():,} parameters")
-    print_config(model_config, config, task=info)
-    write_run_config(out_dir, task=info, model=model_config.to_dict(), training=asdict(config))
-    trainer = Trainer(model, task.dataset, config, task.tokenizer, kind="classifier", info=info)
-    try:
-        _fit(trainer, out_dir, args.resume)
-    except KeyboardInterrupt:
+    def new_model_config(task, d):
+        return ClassifierConfig(vocab_size=task.tokenizer.vocab_size, max_len=d["max_len"],
+                                n_classes=task.dataset.num_classes, n_layer=args.n_layer, pooling=args.pooling,
+                                position_shift=args.position_shift, cls_id=SeqTokenizer.BOS, **_architecture(args))
+
+    trained = _train_on_task(args, "classifier", classifier_task, new_model_config, "examples")
+    if trained is None:
         return 130
-    step = _best(model, out_dir)
+    model, task, info, step = trained
     score = accuracy(model, task.tokenizer, task.test, progress=True)
     print(f"held-out accuracy: {score} on the {info['task']} test split, best checkpoint (step {step})")
     print(score.lengths_line())
@@ -218,20 +182,8 @@ def _texts(args):
     return texts
 
 
-def _load(args, kind):
-    out_dir = Path(args.out_dir)
-    path = out_dir / f"{args.checkpoint}.npz"
-    if not path.exists() and args.checkpoint == "best":
-        path = out_dir / "last.npz"
-    model, tokenizer, meta = load_trained(path)
-    if meta["kind"] != kind:
-        raise ValueError(f"{path} holds a {meta['kind']} model; use "
-                         f"{'classify' if meta['kind'] == 'classifier' else 'translate'}")
-    return model, tokenizer
-
-
 def translate_cmd(args):
-    model, tok = _load(args, "seq2seq")
+    model, tok = load_trained(args, "seq2seq")
     texts = _texts(args)
     for text, out in zip(texts, translate(model, tok.src, tok.tgt, texts, args.beam_width, args.alpha)):
         print(f"{text} -> {out}")
@@ -239,7 +191,7 @@ def translate_cmd(args):
 
 
 def classify_cmd(args):
-    model, tok = _load(args, "classifier")
+    model, tok = load_trained(args, "classifier")
     texts = _texts(args)
     for text, label in zip(texts, classify(model, tok, texts)):
         print(f"{text} -> {label}")

@@ -4,7 +4,7 @@ A batch is padded to its longest sequence. Drawn uniformly from examples of leng
 batch of 64 almost always holds a 24, so every step pays for 24 positions even when the average
 example has 17. Grouping the examples into buckets of similar length and drawing each batch from
 one bucket (chosen with probability proportional to its size, so every example is still drawn
-equally often) cut the brackets recipe's time per step by about a third.
+equally often) makes a step compute about the average length instead of the longest.
 
     data = LengthBuckets(examples, lambda part: LabelledDataset(part, tok, max_len, 0.05), n_buckets=6)
     src, ... = data.batch("train", 64, rng)

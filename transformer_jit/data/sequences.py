@@ -1,6 +1,5 @@
 """Data for models that read whole sequences: (source, target) pairs and (text, label) examples.
 
-    SeqTokenizer        characters plus three special tokens: PAD=0, BOS=1, EOS=2
     pad_batch           list of id sequences -> (B, L) array padded with PAD
     PairDataset         (source, target) text pairs  -> batches (src, tgt_in, tgt_out)
     LabelledDataset     (text, label) examples       -> batches (ids, labels)
@@ -10,68 +9,7 @@ is a single fancy-index copy: pick rows, keep the columns up to the longest pick
 """
 import numpy as np
 
-
-class SeqTokenizer:
-    """Character-level tokenizer with special tokens for sequence-to-sequence work.
-
-    Ids 0, 1, 2 are PAD (filler after the end of a shorter sequence), BOS (start of a target; also
-    used as the CLS token of a classifier) and EOS (end of a target); characters get ids from 3 on,
-    in the order given.
-    """
-
-    PAD, BOS, EOS = 0, 1, 2
-    SPECIALS = ("<pad>", "<bos>", "<eos>")
-
-    def __init__(self, chars):
-        chars = list(chars)
-        if not chars:
-            raise ValueError("a tokenizer needs at least one character")
-        bad = [c for c in chars if not (isinstance(c, str) and len(c) == 1)]
-        if bad:
-            raise ValueError(f"tokenizer characters must be single-character strings, got {bad[:5]!r}")
-        if len(set(chars)) != len(chars):
-            raise ValueError("tokenizer characters must be distinct")
-        self.chars = chars
-        self.stoi = {ch: i + len(self.SPECIALS) for i, ch in enumerate(chars)}
-
-    @classmethod
-    def from_texts(cls, texts):
-        """A tokenizer for every character that occurs in `texts`, in sorted order."""
-        return cls(sorted(set().union(*map(set, texts))))
-
-    @property
-    def vocab_size(self):
-        return len(self.SPECIALS) + len(self.chars)
-
-    def encode(self, text, bos=False, eos=False):
-        unknown = sorted(set(text) - self.stoi.keys())
-        if unknown:
-            raise ValueError(f"characters not in the vocabulary: {''.join(unknown)!r} ({len(unknown)} of them)")
-        ids = [self.BOS] * bos + [self.stoi[ch] for ch in text] + [self.EOS] * eos
-        return np.array(ids, dtype=np.int64)
-
-    def decode(self, ids):
-        """Text of `ids`: stops at the first EOS (what a model generates after it is noise) and
-        skips PAD and BOS."""
-        out = []
-        for i in ids:
-            i = int(i)
-            if not 0 <= i < self.vocab_size:
-                raise ValueError(f"token id {i} is outside the vocabulary (size {self.vocab_size})")
-            if i == self.EOS:
-                break
-            if i >= len(self.SPECIALS):
-                out.append(self.chars[i - len(self.SPECIALS)])
-        return "".join(out)
-
-    def to_dict(self):
-        return {"type": "seq", "chars": "".join(self.chars), "specials": list(self.SPECIALS)}
-
-    @classmethod
-    def from_dict(cls, d):
-        if d.get("type") != "seq":
-            raise ValueError(f"not a sequence tokenizer: {d.get('type')!r}")
-        return cls(d["chars"])
+from .tokenizers import SeqTokenizer
 
 
 def pad_batch(seqs, max_len=None):

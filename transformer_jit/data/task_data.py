@@ -1,19 +1,14 @@
-"""Runs of the encoder models on the built-in tasks: their data, and trained models from checkpoints.
+"""The built-in tasks as datasets: tokenizers, train/val splits and held-out test examples.
 
     data = seq2seq_task("dates", recipe("dates")["data"])      tokenizers, PairDataset, held-out pairs
     data = classifier_task("brackets", recipe("brackets")["data"])
-    model, tokenizer, meta = load_trained("out-dates/best.npz")
 """
 from dataclasses import dataclass
 
 from . import tasks
 from .bucketing import LengthBuckets
-from .checkpoint import load_checkpoint, split_prefix
-from .classifier import EncoderClassifier
-from .configs import ClassifierConfig, Seq2SeqConfig
-from .recipes import TokenizerPair
-from .seqdata import LabelledDataset, PairDataset, SeqTokenizer
-from .seq2seq import Seq2SeqTransformer
+from .sequences import LabelledDataset, PairDataset
+from .tokenizers import SeqTokenizer, TokenizerPair
 
 SEQ2SEQ_TASKS = {"dates": tasks.date_pairs}
 CLASSIFIER_TASKS = {"brackets": tasks.bracket_examples}
@@ -75,22 +70,3 @@ def _maybe_bucketed(examples, make, data):
     n_buckets = data.get("buckets", 0)
     return LengthBuckets(examples, make, n_buckets) if n_buckets > 1 else make(examples)
 
-
-def load_trained(path):
-    """(model, tokenizer, meta) from a checkpoint written by the Trainer for a "seq2seq" or
-    "classifier" run; the tokenizer is a TokenizerPair or a SeqTokenizer accordingly."""
-    arrays, meta = load_checkpoint(path)
-    kind = meta.get("kind")
-    if kind in ("seq2seq", "classifier") and not meta.get("tokenizer"):
-        raise ValueError(f"{path} has no tokenizer: it was not written by a Trainer given one")
-    if kind == "seq2seq":
-        model = Seq2SeqTransformer(Seq2SeqConfig.from_dict(meta["model_config"]))
-        tokenizer = TokenizerPair.from_dict(meta["tokenizer"])
-    elif kind == "classifier":
-        model = EncoderClassifier(ClassifierConfig.from_dict(meta["model_config"]))
-        tokenizer = SeqTokenizer.from_dict(meta["tokenizer"])
-    else:
-        raise ValueError(f"{path} holds a {kind!r} model, not a seq2seq model or a classifier")
-    model.load_state_dict(split_prefix(arrays, "model."))
-    model.eval()
-    return model, tokenizer, meta

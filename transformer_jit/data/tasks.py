@@ -5,7 +5,7 @@
 
 Each has a "train" and a held-out "test" split that a model cannot have memorised: test dates
 never occur in training in any format, and test bracket strings have lengths training never shows.
-(A validation split for early stopping is carved out of "train" by the datasets in seqdata.py.)
+(A validation split for early stopping is carved out of "train" by the datasets in sequences.py.)
 """
 import datetime
 import zlib

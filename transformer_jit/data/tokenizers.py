@@ -1,16 +1,29 @@
-"""Character-level tokenizer: one token per distinct character of the training text."""
+"""Tokenizers: text to token ids and back, and back again from the dict saved in a checkpoint.
+
+    CharTokenizer    one token per distinct character of the training text (the GPT's)
+    SeqTokenizer     characters plus three special tokens, PAD=0, BOS=1, EOS=2 (the encoder models')
+    TokenizerPair    a seq2seq model's source and target tokenizers, saved together
+    tokenizer_from_dict(d)   whichever of these `to_dict()` wrote
+"""
 import numpy as np
 
 
 class CharTokenizer:
+    """One token per character; ids in the order the characters are given (sorted, from text)."""
+
+    n_special = 0  # ids below this are special tokens, not characters
+
     def __init__(self, chars):
         chars = list(chars)
         if not chars:
             raise ValueError("a tokenizer needs at least one character")
+        bad = [c for c in chars if not (isinstance(c, str) and len(c) == 1)]
+        if bad:
+            raise ValueError(f"tokenizer characters must be single-character strings, got {bad[:5]!r}")
         if len(set(chars)) != len(chars):
             raise ValueError("tokenizer characters must be distinct")
         self.chars = chars
-        self.stoi = {ch: i for i, ch in enumerate(chars)}
+        self.stoi = {ch: i + self.n_special for i, ch in enumerate(chars)}
 
     @classmethod
     def from_text(cls, text):
@@ -18,13 +31,16 @@ class CharTokenizer:
 
     @property
     def vocab_size(self):
-        return len(self.chars)
+        return self.n_special + len(self.chars)
 
-    def encode(self, text):
+    def _ids(self, text):
         unknown = sorted(set(text) - self.stoi.keys())
         if unknown:
             raise ValueError(f"characters not in the vocabulary: {''.join(unknown)!r} ({len(unknown)} of them)")
-        return np.array([self.stoi[ch] for ch in text], dtype=np.int64)
+        return [self.stoi[ch] for ch in text]
+
+    def encode(self, text):
+        return np.array(self._ids(text), dtype=np.int64)
 
     def decode(self, ids):
         return "".join(self.chars[int(i)] for i in ids)
@@ -37,3 +53,74 @@ class CharTokenizer:
         if d.get("type") != "char":
             raise ValueError(f"not a character tokenizer: {d.get('type')!r}")
         return cls(d["chars"])
+
+
+class SeqTokenizer(CharTokenizer):
+    """Character-level tokenizer with special tokens for sequence-to-sequence work.
+
+    Ids 0, 1, 2 are PAD (filler after the end of a shorter sequence), BOS (start of a target; also
+    used as the CLS token of a classifier) and EOS (end of a target); characters get ids from 3 on,
+    in the order given.
+    """
+
+    PAD, BOS, EOS = 0, 1, 2
+    SPECIALS = ("<pad>", "<bos>", "<eos>")
+    n_special = len(SPECIALS)
+
+    @classmethod
+    def from_texts(cls, texts):
+        """A tokenizer for every character that occurs in `texts`, in sorted order."""
+        return cls(sorted(set().union(*map(set, texts))))
+
+    def encode(self, text, bos=False, eos=False):
+        return np.array([self.BOS] * bos + self._ids(text) + [self.EOS] * eos, dtype=np.int64)
+
+    def decode(self, ids):
+        """Text of `ids`: stops at the first EOS (what a model generates after it is noise) and
+        skips PAD and BOS."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if not 0 <= i < self.vocab_size:
+                raise ValueError(f"token id {i} is outside the vocabulary (size {self.vocab_size})")
+            if i == self.EOS:
+                break
+            if i >= self.n_special:
+                out.append(self.chars[i - self.n_special])
+        return "".join(out)
+
+    def to_dict(self):
+        return {"type": "seq", "chars": "".join(self.chars), "specials": list(self.SPECIALS)}
+
+    @classmethod
+    def from_dict(cls, d):
+        if d.get("type") != "seq":
+            raise ValueError(f"not a sequence tokenizer: {d.get('type')!r}")
+        return cls(d["chars"])
+
+
+class TokenizerPair:
+    """The source and target tokenizers of a seq2seq model, saved together in its checkpoints."""
+
+    def __init__(self, src, tgt):
+        self.src, self.tgt = src, tgt
+
+    def to_dict(self):
+        return {"type": "pair", "src": self.src.to_dict(), "tgt": self.tgt.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d):
+        if d.get("type") != "pair":
+            raise ValueError(f"not a tokenizer pair: {d.get('type')!r}")
+        return cls(SeqTokenizer.from_dict(d["src"]), SeqTokenizer.from_dict(d["tgt"]))
+
+
+TOKENIZERS = {"char": CharTokenizer, "seq": SeqTokenizer, "pair": TokenizerPair}
+
+
+def tokenizer_from_dict(d):
+    """The tokenizer a checkpoint saved with `to_dict()`, whatever its type."""
+    if not isinstance(d, dict) or d.get("type") not in TOKENIZERS:
+        kind = d.get("type") if isinstance(d, dict) else type(d).__name__
+        raise ValueError(f"unknown tokenizer {kind!r}; expected one of {sorted(TOKENIZERS)}")
+    return TOKENIZERS[d["type"]].from_dict(d)

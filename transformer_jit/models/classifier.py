@@ -11,12 +11,13 @@ padding positions, so padding a batch further leaves every sequence's logits unc
 """
 import numpy as np
 
-from . import kernels as K
-from .checks import check_token_ids
+from .. import kernels as K
+from ..nn.checks import check_token_ids
+from ..nn.head import CrossEntropy
+from ..nn.layers import Linear
+from ..nn.model import Model
+from ..nn.stack import TransformerEncoder, padding_mask
 from .configs import ClassifierConfig
-from .layers import Linear
-from .model import Model
-from .stack import TransformerEncoder, padding_mask
 
 NO_IGNORE = -1  # every label counts in the classification loss
 
@@ -33,8 +34,12 @@ class EncoderClassifier(Model):
                                           positional=c.positional, norm_first=c.norm_first, activation=c.activation,
                                           position_shift=c.position_shift)
         self.classifier = Linear(self.store, "classifier", c.n_embd, c.n_classes)
+        self.loss = CrossEntropy(NO_IGNORE, c.label_smoothing)
         self._build()
         self._labels = None
+
+    def attention_layers(self):
+        return self.encoder.attention_layers()
 
     # -- inputs ------------------------------------------------------------------------------------
     def _prepare(self, ids):
@@ -79,10 +84,7 @@ class EncoderClassifier(Model):
         if ((labels < 0) | (labels >= c.n_classes)).any():
             raise ValueError(f"labels must be in [0, {c.n_classes}), got {np.unique(labels).tolist()[:10]}")
         self._labels = np.ascontiguousarray(labels, dtype=np.int64)
-        losses = self.buffer("losses", (B,), self.dtype)
-        self.probs = self.buffer("probs", (B, c.n_classes), self.dtype)  # softmax, kept for backward
-        loss = K.cross_entropy_forward(losses, self.probs, logits, self._labels, NO_IGNORE, c.label_smoothing)
-        return logits, loss
+        return logits, self.loss.forward(logits, self._labels)
 
     def backward(self):
         """Accumulate dloss/dparams into `grads` (call `zero_grad()` first, once per step)."""
@@ -91,11 +93,8 @@ class EncoderClassifier(Model):
         c = self.config
         B = self._labels.shape[0]
         h_shape = self._pool_mask.shape + (c.n_embd,)
-        # loss = (1/B) sum_b L_b: dlogits = (probs - target distribution) / B
-        dlogits = self.zeros("dlogits", (B, c.n_classes), self.dtype)
-        K.cross_entropy_backward(dlogits, self.probs, self._labels, NO_IGNORE, c.label_smoothing, 1.0 / B)
         dpooled = self.zeros("dpooled", (B, c.n_embd), self.dtype)
-        self.classifier.backward(dlogits, dpooled)
+        self.classifier.backward(self.loss.backward(), dpooled)
         dh = self.zeros("dh", h_shape, self.dtype)
         K.mean_pool_backward(dh, dpooled, self._pool_mask)
         self.encoder.backward(dh)
@@ -103,11 +102,6 @@ class EncoderClassifier(Model):
     # -- inference ---------------------------------------------------------------------------------
     def predict(self, ids):
         """The most likely class of each sequence, (B,) int64, dropout off."""
-        logits, _ = self._run_eval(self.forward, ids)
+        with self.evaluating():
+            logits, _ = self.forward(ids)
         return np.argmax(logits, axis=1)
-
-    def attention_maps(self, ids):
-        """{"encoder.layers.{i}.self_attn": (B, NH, T', T')} for ids, dropout off. With CLS pooling
-        position 0 is the classification token and T' = T + 1."""
-        self._run_eval(self.forward, ids)
-        return self._collect_attention(self.encoder.attention_layers("encoder"))

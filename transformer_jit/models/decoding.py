@@ -16,25 +16,11 @@ when unfinished ones compete too. With beam_width = 1 this is exactly greedy dec
 """
 import numpy as np
 
-from . import kernels as K
+from .. import kernels as K
 
 
 def _excluded(config):
     return [config.pad_id, config.bos_id]
-
-
-class _EvalMode:
-    """Dropout off while decoding, and the caller's mode restored afterwards."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def __enter__(self):
-        self.was_training = self.model.training
-        self.model.eval()
-
-    def __exit__(self, *exc):
-        self.model.train(self.was_training)
 
 
 def _max_steps(config, max_len):
@@ -56,7 +42,7 @@ def greedy_decode(model, src, max_len=None):
     (not including) EOS; at most max_len tokens (default and ceiling: the model's max_tgt_len)."""
     c = model.config
     steps = _max_steps(c, max_len)
-    with _EvalMode(model):
+    with model.evaluating():
         memory, src_mask = model.encode(src)
         B = memory.shape[0]
         seqs = np.full((B, 1), c.bos_id, dtype=np.int64)
@@ -92,7 +78,7 @@ def beam_search(model, src, beam_width=4, alpha=0.6, max_len=None, return_scores
         raise ValueError(f"alpha must be >= 0, got {alpha}")
     steps = _max_steps(c, max_len)
     Kw = int(beam_width)
-    with _EvalMode(model):
+    with model.evaluating():
         memory, src_mask = model.encode(src)
         B = memory.shape[0]
         # every beam of source b attends to the same memory: rows b*Kw ... b*Kw + Kw-1

@@ -14,13 +14,12 @@ dL/d(memory) into one buffer, which is then the encoder's upstream gradient.
 """
 import numpy as np
 
-from . import kernels as K
-from .checks import check_token_ids
+from ..nn.checks import check_token_ids
+from ..nn.head import LMHead
+from ..nn.model import Model
+from ..nn.parameters import normal
+from ..nn.stack import TransformerDecoder, TransformerEncoder, padding_mask
 from .configs import Seq2SeqConfig
-from .kernels.matmul import matmul
-from .model import Model
-from .params import normal
-from .stack import TransformerDecoder, TransformerEncoder, padding_mask
 
 
 class Seq2SeqTransformer(Model):
@@ -41,8 +40,12 @@ class Seq2SeqTransformer(Model):
             self.generator = self.decoder.embed.weight
         else:
             self.generator = self.store.add("generator.weight", (c.tgt_vocab_size, c.n_embd), True, normal(0.02))
+        self.head = LMHead(self.generator, ignore_index=c.pad_id, label_smoothing=c.label_smoothing)
         self._build()
         self._targets = None
+
+    def attention_layers(self):
+        return [*self.encoder.attention_layers(), *self.decoder.attention_layers()]
 
     # -- inputs ------------------------------------------------------------------------------------
     def _check_src(self, src):
@@ -73,71 +76,42 @@ class Seq2SeqTransformer(Model):
         seeds = seeds or [None] * self.encoder.n_dropout
         return self.encoder.forward(src, mask, seeds), mask
 
-    def decode(self, tgt_in, memory, src_mask, seeds=None):
-        """tgt_in (B, T) -> logits (B, T, V_tgt), given encode()'s memory and mask for the same B."""
+    def decode(self, tgt_in, memory, src_mask, seeds=None, targets=None):
+        """tgt_in (B, T) -> logits (B, T, V_tgt), given encode()'s memory and mask for the same B.
+        With targets (B * T,) int64 (checked by the caller) returns (logits, loss) instead."""
         c = self.config
         tgt_in = self._check_tgt("tgt_in", tgt_in, memory.shape[0])
         B, T = tgt_in.shape
-        N, C = B * T, c.n_embd
         tgt_mask = padding_mask(tgt_in, c.pad_id, self.buffer("tgt_mask", tgt_in.shape, np.bool_))
         seeds = seeds or [None] * self.decoder.n_dropout
-        self.h = self.decoder.forward(tgt_in, tgt_mask, seeds, memory, src_mask).reshape(N, C)
-        logits = self.buffer("logits", (N, c.tgt_vocab_size), self.dtype)
-        # logits = h Gᵀ, G the output projection (tied to the target embedding or not): a product
-        # without bias (see GPT.forward)
-        matmul(logits, self.h, False, self.generator.data, True, np.empty(0, self.dtype), False)
-        return logits.reshape(B, T, -1)
+        h = self.decoder.forward(tgt_in, tgt_mask, seeds, memory, src_mask)
+        logits, loss = self.head.forward(h.reshape(B * T, c.n_embd), targets)
+        logits = logits.reshape(B, T, -1)
+        return logits if targets is None else (logits, loss)
 
     # -- forward and backward ----------------------------------------------------------------------
     def forward(self, src, tgt_in, tgt_out=None):
         """src (B, S), tgt_in (B, T) and tgt_out (B, T) token ids padded with pad_id.
         Returns (logits (B, T, V_tgt), loss or None); the loss leaves out positions where
         tgt_out == pad_id."""
-        c = self.config
+        self._targets = None
+        if tgt_out is not None:
+            tgt_out = self._check_tgt("tgt_out", tgt_out, np.shape(tgt_in)[0])
+            if tgt_out.shape != np.shape(tgt_in):
+                raise ValueError(f"tgt_out shape {tgt_out.shape} must equal tgt_in shape {np.shape(tgt_in)}")
         seeds = self._dropout_seeds(self.encoder.n_dropout + self.decoder.n_dropout)
         memory, src_mask = self.encode(src, seeds[:self.encoder.n_dropout])
-        logits = self.decode(tgt_in, memory, src_mask, seeds[self.encoder.n_dropout:])
-        B, T, V = logits.shape
-        self._targets = None
         self._memory_shape = memory.shape
         if tgt_out is None:
-            return logits, None
-        tgt_out = self._check_tgt("tgt_out", tgt_out, B)
-        if tgt_out.shape != (B, T):
-            raise ValueError(f"tgt_out shape {tgt_out.shape} must equal tgt_in shape {(B, T)}")
-        self._targets = tgt_out.reshape(B * T)
-        losses = self.buffer("losses", (B * T,), self.dtype)
-        self.probs = self.buffer("probs", (B * T, V), self.dtype)  # softmax, kept for backward
-        loss = K.cross_entropy_forward(losses, self.probs, logits.reshape(B * T, V), self._targets, c.pad_id,
-                                       c.label_smoothing)
-        return logits, loss
+            return self.decode(tgt_in, memory, src_mask, seeds[self.encoder.n_dropout:]), None
+        self._targets = tgt_out.reshape(-1)
+        return self.decode(tgt_in, memory, src_mask, seeds[self.encoder.n_dropout:], self._targets)
 
     def backward(self):
         """Accumulate dloss/dparams into `grads` (call `zero_grad()` first, once per step)."""
         if self._targets is None:
             raise RuntimeError("backward() needs a forward(src, tgt_in, tgt_out) immediately before it")
-        c = self.config
-        N, V = self.probs.shape
-        # loss = mean over counted positions: dlogits = (probs - target distribution) / n_counted
-        n_counted = K.count_targets(self._targets, c.pad_id)
-        dlogits = self.zeros("dlogits", (N, V), self.dtype)
-        if n_counted:
-            K.cross_entropy_backward(dlogits, self.probs, self._targets, c.pad_id, c.label_smoothing, 1.0 / n_counted)
-        # logits = h Gᵀ: dL/dh = dlogits G, dL/dG += dlogitsᵀ h (into the tied embedding's gradient)
-        dh = self.buffer("dh", (N, c.n_embd), self.dtype)  # overwritten: no zeroing
-        no_bias = np.empty(0, self.dtype)
-        matmul(dh, dlogits, False, self.generator.data, False, no_bias, False)
-        matmul(self.generator.grad, dlogits, True, self.h, False, no_bias, True)
+        dh = self.head.backward()  # (B * T, C); dL/dG went into the generator's (or embedding's) gradient
         dmemory = self.zeros("dmemory", self._memory_shape, self.dtype)
-        B, S, C = self._memory_shape
-        self.decoder.backward(dh.reshape(B, N // B, C), dmemory)
+        self.decoder.backward(dh, dmemory)
         self.encoder.backward(dmemory)
-
-    # -- inspection --------------------------------------------------------------------------------
-    def attention_maps(self, src, tgt_in):
-        """Attention probabilities for one teacher-forced pass, dropout off:
-        "encoder.layers.{i}.self_attn" (B, NH, S, S), "decoder.layers.{i}.self_attn" (B, NH, T, T)
-        and "decoder.layers.{i}.cross_attn" (B, NH, T, S): row = query position, column = key."""
-        self._run_eval(self.forward, src, tgt_in)
-        return self._collect_attention([*self.encoder.attention_layers("encoder"),
-                                        *self.decoder.attention_layers("decoder")])

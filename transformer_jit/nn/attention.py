@@ -15,19 +15,15 @@ Parameter names follow nanoGPT: `c_attn` is the fused projection, `c_proj` the o
 cross-attention's halves are `c_q` and `c_kv`. Both layers keep the probabilities P of their last
 forward in `.probs` (B, NH, T, S): the backward pass needs them, and they are the attention maps.
 """
-import math
-
-import numpy as np
-
-from . import kernels as K
+from .. import kernels as K
+from .checks import head_size
 from .layers import Layer, Linear
 
 
 class SelfAttention(Layer):
     def __init__(self, store, name, n_embd, n_head, causal, bias=True, proj_std=0.02, std=0.02):
         super().__init__()
-        if n_embd % n_head != 0:
-            raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
+        head_size(n_embd, n_head, "SelfAttention")
         self.n_embd, self.n_head, self.causal = n_embd, n_head, causal
         self.c_attn = Linear(store, f"{name}.c_attn", n_embd, 3 * n_embd, bias, std=std)
         self.c_proj = Linear(store, f"{name}.c_proj", n_embd, n_embd, bias, std=proj_std)
@@ -57,8 +53,7 @@ class SelfAttention(Layer):
 class CrossAttention(Layer):
     def __init__(self, store, name, n_embd, n_head, bias=True, proj_std=0.02, std=0.02):
         super().__init__()
-        if n_embd % n_head != 0:
-            raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
+        head_size(n_embd, n_head, "CrossAttention")
         self.n_embd, self.n_head = n_embd, n_head
         self.c_q = Linear(store, f"{name}.c_q", n_embd, n_embd, bias, std=std)
         self.c_kv = Linear(store, f"{name}.c_kv", n_embd, 2 * n_embd, bias, std=std)
@@ -92,8 +87,3 @@ class CrossAttention(Layer):
         self.c_q.backward(dq.reshape(B * T, C), dinp.reshape(B * T, C), accumulate)
         self.c_kv.backward(dkv.reshape(B * S, 2 * C), dmemory.reshape(B * S, C))
 
-
-def residual_std(n_layer):
-    """GPT-2 scales the init of projections that write into the residual stream by 1/sqrt(2 n_layer),
-    so the stream's variance does not grow with depth (two such writes per block)."""
-    return 0.02 / math.sqrt(2 * n_layer)

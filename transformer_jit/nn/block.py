@@ -18,15 +18,23 @@ Backward, by hand, in reverse. For one pre-LN sub-layer, from dL/dy:
 and for a post-LN one, with s = x + dropout(f(x)) and ds = LNᵀ dL/dy:
     dL/dx = ds + fᵀ dropoutᵀ ds
 """
-from . import kernels as K
-from .attention import CrossAttention, SelfAttention, residual_std
+import math
+
+from .. import kernels as K
+from .attention import CrossAttention, SelfAttention
 from .layers import ACTIVATIONS, Dropout, Layer, LayerNorm, Linear
 
 # State-dict names of a block's parts. GPT keeps nanoGPT's names, so GPT-2 weights map one to one;
 # the encoder and decoder use names that read like the paper's parts.
-GPT_NAMES = {"ln_1": "ln_1", "attn": "attn", "ln_2": "ln_2", "mlp": "mlp"}
+GPT2_NAMES = {"ln_1": "ln_1", "attn": "attn", "ln_2": "ln_2", "mlp": "mlp"}
 PAPER_NAMES = {"ln_1": "self_attn_norm", "attn": "self_attn", "ln_cross": "cross_attn_norm",
                "cross_attn": "cross_attn", "ln_2": "ffn_norm", "mlp": "ffn"}
+
+
+def residual_std(n_layer):
+    """GPT-2 scales the init of projections that write into the residual stream by 1/sqrt(2 n_layer),
+    so the stream's variance does not grow with depth (two such writes per block)."""
+    return 0.02 / math.sqrt(2 * n_layer)
 
 
 class MLP(Layer):
@@ -85,7 +93,7 @@ class Residual(Layer):
         B, T, C = dout.shape
         N = B * T
         if self.norm_first:
-            K.residual_forward(dinp.reshape(-1), dinp.reshape(-1), dout.reshape(-1))  # identity path
+            K.add_(dinp.reshape(-1), dout.reshape(-1))  # identity path
             dh = self._dropout_backward(dout)
             dln = self.scratch("dln", (B, T, C), dout.dtype, zero=False)  # overwritten by fn
             self.fn.backward(dh, dln, *extra, accumulate=False)
@@ -93,7 +101,7 @@ class Residual(Layer):
             return
         ds = self.scratch("ds", (B, T, C), dout.dtype)  # dL/ds, s = x + dropout(f(x))
         self.norm.backward(dout.reshape(N, C), ds.reshape(N, C))
-        K.residual_forward(dinp.reshape(-1), dinp.reshape(-1), ds.reshape(-1))  # identity path
+        K.add_(dinp.reshape(-1), ds.reshape(-1))  # identity path
         self.fn.backward(self._dropout_backward(ds), dinp, *extra)
 
     def _dropout_backward(self, dout):
@@ -113,12 +121,12 @@ class Block(Layer):
     N(0, (0.02 / sqrt(2 n_layer))²) (see residual_std): right for GPT-2's small (0.02) embeddings.
     init="lecun": every weight N(0, 1 / fan_in), so each sub-layer maps unit-variance inputs to
     unit-variance outputs: right for the paper's embeddings, scaled to unit size. (With 0.02-sized
-    weights next to unit-sized embeddings, the sub-layers' first contributions to the residual
-    stream are ~50x too small to matter and training stalls for hundreds of steps.)
+    weights next to unit-sized embeddings the sub-layers' first contributions to the residual
+    stream are far too small to matter, and training stalls.)
     """
 
     def __init__(self, store, name, n_embd, n_head, n_layer, causal, bias=True, dropout=0.0,
-                 norm_first=True, activation="gelu", cross_attention=False, n_inner=None, names=GPT_NAMES,
+                 norm_first=True, activation="gelu", cross_attention=False, n_inner=None, names=GPT2_NAMES,
                  init="gpt2"):
         super().__init__()
         if init == "gpt2":

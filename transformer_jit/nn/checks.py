@@ -43,3 +43,10 @@ def check_token_ids(name, ids, vocab_size, ignore_index=None):
         bad = np.unique(ids[~valid])[:10].tolist()
         raise ValueError(f"{name} has ids outside the vocabulary [0, {vocab_size}): {bad}")
     return np.ascontiguousarray(ids, dtype=np.int64)
+
+
+def head_size(n_embd, n_head, owner="attention"):
+    """hs = C / NH: the heads split the channels evenly, or the model cannot be built."""
+    if n_embd % n_head:
+        raise ValueError(f"{owner}: n_embd ({n_embd}) must be divisible by n_head ({n_head})")
+    return n_embd // n_head

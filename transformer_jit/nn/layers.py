@@ -5,8 +5,7 @@ Every layer has
     backward(dout, dinp)      ACCUMULATES dL/d(input) into the caller's dinp and dL/d(params)
                               into the parameters' .grad views
 Linear, the activations, the attentions and the MLP also take backward(..., accumulate=False),
-which overwrites dinp instead: a temporary that receives a single gradient then needs no zeroing
-(that made a training step 5% faster in both benchmark GPT configs).
+which overwrites dinp instead: a temporary that receives a single gradient then needs no zeroing.
 Nothing here does arithmetic itself: all per-element work happens in kernels. Activations are
 2-D (N, C) with N = B * T unless a docstring says otherwise; reshaping a C-contiguous array is free.
 """
@@ -15,10 +14,10 @@ import threading
 
 import numpy as np
 
-from . import kernels as K
+from .. import kernels as K
 from .checks import check_array
 from .memory import aligned_empty
-from .params import constant, normal
+from .parameters import constant, normal
 
 
 # Temporaries of backward passes, per thread: {(layer class, key, dtype): flat array}. See Layer.scratch.
@@ -49,9 +48,9 @@ class Layer:
 
         Backward passes run one layer at a time, so every layer of a class can share such a
         temporary: it is taken from one pool per thread (grown to the largest shape asked for),
-        not held per layer. In the large GPT config that is ~47 MB of gradient temporaries per
-        block held once instead of once per block. Two temporaries in use at the same time must
-        have different keys or come from different classes."""
+        not held per layer, so a deep model holds one block's gradient temporaries, not one set
+        per block. Two temporaries in use at the same time must have different keys or come from
+        different classes."""
         pool = getattr(_workspace, "pool", None)
         if pool is None:
             pool = _workspace.pool = {}
@@ -174,7 +173,7 @@ class Dropout(Layer):
         if self.active:
             K.dropout_backward(dinp.reshape(-1), dout.reshape(-1), self.mask.reshape(-1))
         else:
-            K.residual_forward(dinp.reshape(-1), dinp.reshape(-1), dout.reshape(-1))  # dinp += dout
+            K.add_(dinp.reshape(-1), dout.reshape(-1))  # identity: dinp += dout
 
 
 class Embedding(Layer):
@@ -209,14 +208,17 @@ class Embedding(Layer):
         K.embedding_backward(self.weight.grad, dout, self.idx)
 
 
+POSITIONALS = ("learned", "sinusoidal")
+
+
 class PositionalEncoding(Layer):
     """Adds a position table to (B, T, C): learned (GPT-2's wpe) or the fixed sinusoidal table of
     "Attention Is All You Need". Only the learned table is a parameter."""
 
     def __init__(self, store, name, max_len, dim, kind="learned", std=0.02):
         super().__init__()
-        if kind not in ("learned", "sinusoidal"):
-            raise ValueError(f"positional encoding must be 'learned' or 'sinusoidal', got {kind!r}")
+        if kind not in POSITIONALS:
+            raise ValueError(f"positional encoding must be one of {POSITIONALS}, got {kind!r}")
         self.kind = kind
         self.max_len, self.dim = max_len, dim
         self.weight = store.add(f"{name}.weight", (max_len, dim), True, normal(std)) if kind == "learned" else None

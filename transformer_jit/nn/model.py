@@ -3,10 +3,12 @@
 A model subclass declares its layers against `self.store`, calls `self._build()`, and implements
 `forward(*batch) -> (output, loss)` and `backward()`. That is the whole contract the Trainer needs.
 """
+from contextlib import contextmanager
+
 import numpy as np
 
 from .layers import Layer
-from .params import ParameterStore
+from .parameters import ParameterStore
 
 
 class Model(Layer):
@@ -55,14 +57,37 @@ class Model(Layer):
     def zero_grad(self):
         self.store.grad.fill(0)
 
+    # -- modes ------------------------------------------------------------------------------------
     def train(self, mode=True):
+        """Training mode (dropout and position shifts drawn) or, with mode=False, evaluation."""
         self.training = mode
         return self
 
     def eval(self):
         return self.train(False)
 
-    # -- helpers for subclasses --------------------------------------------------------------------
+    @contextmanager
+    def evaluating(self):
+        """`with model.evaluating():` dropout off inside, the caller's mode restored after."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield self
+        finally:
+            self.train(was_training)
+
+    def attention_maps(self, *inputs):
+        """Attention probabilities of every attention layer for one forward of `inputs`, dropout
+        off: {state-dict name of the layer: (B, NH, T, S) copy}; row t is query t, column s key s."""
+        with self.evaluating():
+            self.forward(*inputs)
+        return {name: layer.probs.copy() for name, layer in self.attention_layers()}
+
+    def attention_layers(self):
+        """(name, attention layer) pairs of the model, in order."""
+        raise NotImplementedError
+
+    # -- random draws of a training forward ---------------------------------------------------------
     def _dropout_seeds(self, n):
         """n dropout seeds for one training forward, or n Nones when dropout is off.
 
@@ -83,16 +108,3 @@ class Model(Layer):
             return 0
         self.forward_count += 1
         return int(np.random.default_rng([self.seed, self.forward_count, 1]).integers(position_shift + 1))
-
-    def _collect_attention(self, named_layers):
-        """{name: copy of the layer's last probabilities (B, NH, T, S)} for (name, layer) pairs."""
-        return {name: layer.probs.copy() for name, layer in named_layers}
-
-    def _run_eval(self, fn, *args):
-        """Run fn(*args) with dropout off, restoring the mode it found."""
-        was_training = self.training
-        self.eval()
-        try:
-            return fn(*args)
-        finally:
-            self.train(was_training)

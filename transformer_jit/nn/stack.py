@@ -1,49 +1,68 @@
-"""The encoder and decoder stacks of "Attention Is All You Need", as layers inside a model.
+"""The transformer stack of "Attention Is All You Need", behind every model of the package.
 
-    x = embed(ids) * sqrt(C) + PE        (PE sinusoidal or learned; C = d_model)
+    x = embed(ids) * s + P[positions]    (P sinusoidal or learned; s = sqrt(C) in the paper, 1 in GPT-2)
     x = dropout(x)
-    x = n_layer x Block(x)               encoder: bidirectional self-attention over non-padding keys
-                                         decoder: causal self-attention, then cross-attention over the
-                                                  encoder output (its padding masked), then FFN
+    x = n_layer x Block(x)               self-attention: causal (GPT, the decoder) or over the
+                                         non-padding keys (the encoder); with cross_attention,
+                                         then attention over the encoder's output (the decoder)
     x = LN(x)                            pre-LN stacks only: a post-LN block already ends with LN
 
-The stacks take token ids, so their backward passes stop at the embedding (there is no gradient
-with respect to ids); the decoder's backward also hands back dL/d(memory) for the encoder.
+GPT is this stack (causal, no cross-attention) plus a head; the encoder-decoder is two of them.
+The stack takes token ids, so its backward stops at the embedding (there is no gradient with
+respect to ids); with cross-attention it also hands back dL/d(memory) for the encoder.
+
+Two conventions for names and initial values:
+    "gpt2"   transformer.wte, .wpe, .h.{i}.{ln_1, attn, ln_2, mlp}, .ln_f; weights N(0, 0.02²),
+             unscaled embeddings: GPT-2's checkpoints load name for name
+    "paper"  embed, pos, layers.{i}.{self_attn_norm, self_attn, [cross_attn_norm, cross_attn,]
+             ffn_norm, ffn}, norm; embeddings scaled by sqrt(C), weights N(0, 1/fan_in)
 """
 import math
 
 import numpy as np
 
-from .block import PAPER_NAMES, Block
+from .block import GPT2_NAMES, PAPER_NAMES, Block
 from .layers import Dropout, Embedding, Layer, LayerNorm, PositionalEncoding
+
+STACK_NAMES = {
+    "gpt2": {"embed": "wte", "pos": "wpe", "layers": "h", "norm": "ln_f", **GPT2_NAMES},
+    "paper": {"embed": "embed", "pos": "pos", "layers": "layers", "norm": "norm", **PAPER_NAMES},
+}
 
 
 class TransformerStack(Layer):
     """Embeddings, positions, dropout, n_layer blocks and (pre-LN) a final layer norm.
 
-    State-dict names under `name`: embed.weight, pos.weight (learned positions only),
-    layers.{i}.{self_attn_norm, self_attn, [cross_attn_norm, cross_attn,] ffn_norm, ffn}.*, norm.*
+    causal: each position attends only to itself and earlier ones.
+    cross_attention: each block also attends to the memory (an encoder's output) given to forward.
     """
 
-    def __init__(self, store, name, vocab_size, max_len, n_layer, n_head, n_embd, n_inner=0, dropout=0.0,
-                 bias=True, positional="sinusoidal", norm_first=True, activation="gelu", decoder=False,
-                 position_shift=0):
+    def __init__(self, store, name, vocab_size, max_len, n_layer, n_head, n_embd, *, causal, cross_attention=False,
+                 n_inner=0, dropout=0.0, bias=True, positional="sinusoidal", norm_first=True, activation="gelu",
+                 position_shift=0, style="paper"):
         super().__init__()
-        self.n_embd, self.max_len, self.decoder = n_embd, max_len, decoder
-        # Paper, 3.4: embeddings are multiplied by sqrt(d_model). With init std d_model^-0.5 a token
-        # vector then has entries of size ~1, like the sinusoidal table's (RMS sqrt(1/2)); a learned
-        # table starts at that same RMS.
-        # Every weight matrix of the blocks starts at N(0, 1/fan_in) to match (see Block).
-        self.embed = Embedding(store, f"{name}.embed", vocab_size, n_embd, std=n_embd ** -0.5,
-                               scale=math.sqrt(n_embd))
-        self.pos = PositionalEncoding(store, f"{name}.pos", max_len + position_shift, n_embd, positional,
-                                      std=math.sqrt(0.5))
+        if style not in STACK_NAMES:
+            raise ValueError(f"style must be one of {sorted(STACK_NAMES)}, got {style!r}")
+        names = STACK_NAMES[style]
+        self.n_embd, self.max_len, self.cross_attention = n_embd, max_len, cross_attention
+        if style == "paper":
+            # Paper, 3.4: embeddings are multiplied by sqrt(d_model). With init std d_model^-0.5 a
+            # token vector then has entries of size ~1, like the sinusoidal table's (RMS sqrt(1/2));
+            # a learned table starts at that same RMS, and the blocks' weights at N(0, 1/fan_in).
+            embed_std, scale, pos_std, init = n_embd ** -0.5, math.sqrt(n_embd), math.sqrt(0.5), "lecun"
+        else:
+            embed_std, scale, pos_std, init = 0.02, 1.0, 0.02, "gpt2"
+        self.embed = Embedding(store, f"{name}.{names['embed']}", vocab_size, n_embd, std=embed_std, scale=scale)
+        self.pos = PositionalEncoding(store, f"{name}.{names['pos']}", max_len + position_shift, n_embd, positional,
+                                      std=pos_std)
         self.drop = Dropout(dropout)
-        self.layers = [Block(store, f"{name}.layers.{i}", n_embd, n_head, n_layer, causal=decoder, bias=bias,
-                             dropout=dropout, norm_first=norm_first, activation=activation,
-                             cross_attention=decoder, n_inner=n_inner or None, names=PAPER_NAMES, init="lecun")
+        self.layers = [Block(store, f"{name}.{names['layers']}.{i}", n_embd, n_head, n_layer, causal=causal,
+                             bias=bias, dropout=dropout, norm_first=norm_first, activation=activation,
+                             cross_attention=cross_attention, n_inner=n_inner or None, names=names, init=init)
                        for i in range(n_layer)]
-        self.norm = LayerNorm(store, f"{name}.norm", n_embd, bias) if norm_first else None
+        self.norm = LayerNorm(store, f"{name}.{names['norm']}", n_embd, bias) if norm_first else None
+        self.layers_name = f"{name}.{names['layers']}"
+        self.names = names
 
     @property
     def n_dropout(self):
@@ -51,9 +70,10 @@ class TransformerStack(Layer):
         return 1 + sum(block.n_dropout for block in self.layers)
 
     def forward(self, ids, key_mask, seeds, memory=None, memory_mask=None, first_position=0):
-        """ids (B, T) int64 with T <= max_len; key_mask bool (B, T), True at real tokens.
-        Decoder: memory (B, S, C) and memory_mask bool (B, S). first_position: the position the
-        first token takes (up to position_shift). Returns (B, T, C)."""
+        """ids (B, T) int64 with T <= max_len; key_mask None or bool (B, T), True at real tokens;
+        seeds: n_dropout dropout seeds (None when not training). With cross-attention: memory
+        (B, S, C) and memory_mask bool (B, S). first_position: the position the first token takes
+        (up to position_shift). Returns (B, T, C)."""
         B, T = ids.shape
         N, C = B * T, self.n_embd
         x = self.embed.forward(ids.reshape(N)).reshape(B, T, C)
@@ -69,11 +89,14 @@ class TransformerStack(Layer):
         return x
 
     def backward(self, dout, dmemory=None):
-        """dout (B, T, C) = dL/d(output). Accumulates parameter gradients and, in the decoder,
-        dL/d(memory) into dmemory (B, S, C)."""
+        """dout (B, T, C) or (B * T, C) = dL/d(output). Accumulates parameter gradients and, with
+        cross-attention, dL/d(memory) into dmemory (B, S, C)."""
         B, T = self._shape
         N, C = B * T, self.n_embd
+        dout = dout.reshape(B, T, C)
         dtype = dout.dtype
+        # The gradient flows down through two buffers in turn: each block reads one and adds into
+        # the other, zeroed, which the block below then reads.
         if self.norm is not None:
             dx = self.zeros("dx_a", (B, T, C), dtype)
             self.norm.backward(dout.reshape(N, C), dx.reshape(N, C))
@@ -90,19 +113,19 @@ class TransformerStack(Layer):
         self.pos.backward(demb)  # x = s E[ids] + P[t]: both get demb
         self.embed.backward(demb.reshape(N, C))
 
-    def attention_layers(self, prefix):
-        """(name, attention layer) pairs, in order, for attention maps."""
+    def attention_layers(self):
+        """(state-dict name, attention layer) pairs, in order: what attention maps are read from."""
         for i, block in enumerate(self.layers):
-            yield f"{prefix}.layers.{i}.self_attn", block.attn
+            yield f"{self.layers_name}.{i}.{self.names['attn']}", block.attn
             if block.cross_attn is not None:
-                yield f"{prefix}.layers.{i}.cross_attn", block.cross_attn
+                yield f"{self.layers_name}.{i}.{self.names['cross_attn']}", block.cross_attn
 
 
 class TransformerEncoder(TransformerStack):
     """The paper's encoder: bidirectional self-attention, padding masked. forward(ids, key_mask, seeds)."""
 
     def __init__(self, store, name, vocab_size, max_len, n_layer, n_head, n_embd, **options):
-        super().__init__(store, name, vocab_size, max_len, n_layer, n_head, n_embd, decoder=False, **options)
+        super().__init__(store, name, vocab_size, max_len, n_layer, n_head, n_embd, causal=False, **options)
 
 
 class TransformerDecoder(TransformerStack):
@@ -110,7 +133,8 @@ class TransformerDecoder(TransformerStack):
     forward(ids, key_mask, seeds, memory, memory_mask); backward(dout, dmemory)."""
 
     def __init__(self, store, name, vocab_size, max_len, n_layer, n_head, n_embd, **options):
-        super().__init__(store, name, vocab_size, max_len, n_layer, n_head, n_embd, decoder=True, **options)
+        super().__init__(store, name, vocab_size, max_len, n_layer, n_head, n_embd, causal=True,
+                         cross_attention=True, **options)
 
 
 def padding_mask(ids, pad_id, out):

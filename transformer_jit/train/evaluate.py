@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from .decoding import beam_search, greedy_decode
-from .seqdata import pad_batch
+from ..data.sequences import pad_batch
+from ..models.decoding import beam_search, greedy_decode
 
 
 @dataclass

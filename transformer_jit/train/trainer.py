@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import kernels as K
+from .. import kernels as K
 from .checkpoint import load_checkpoint, save_checkpoint, split_prefix
-from .optim import OPTIMIZERS, SCHEDULES, make_optimizer, warmup_cosine, warmup_rsqrt
+from .optim import OPTIMIZERS, make_optimizer
+from .schedules import SCHEDULES, warmup_cosine, warmup_rsqrt
 
 
 @dataclass
@@ -142,12 +143,9 @@ class Trainer:
 
     def evaluate(self):
         """Mean loss over the fixed evaluation batches of each split, with dropout off."""
-        self.model.eval()
-        try:
+        with self.model.evaluating():
             return {split: float(np.mean([self.model.forward(*b)[1] for b in batches]))
                     for split, batches in self.eval_batches.items()}
-        finally:
-            self.model.train()
 
     def evaluate_and_save(self, tokens_per_s):
         losses = self.evaluate()

@@ -1,0 +1,17 @@
+"""Training: the loop and everything it saves, restores and measures.
+
+    trainer      Trainer and TrainConfig: schedule, clipping, evaluation, logging, checkpoints, resume
+    optim        SGD, Momentum, AdaGrad, RMSprop, Adam, AdamW over a model's flat buffers
+    schedules    warm-up + cosine, and the paper's warm-up + 1/sqrt(step)
+    checkpoint   atomic .npz checkpoints, and trained models loaded from them
+    evaluate     task metrics of the encoder models (exact match, accuracy)
+    recipes      tuned settings of the built-in tasks
+"""
+from .checkpoint import load_checkpoint, load_model, save_checkpoint
+from .optim import SGD, AdaGrad, Adam, AdamW, Momentum, RMSprop, make_optimizer
+from .recipes import recipe
+from .schedules import noam, warmup_cosine, warmup_rsqrt
+from .trainer import TrainConfig, Trainer
+
+__all__ = ["load_checkpoint", "load_model", "save_checkpoint", "SGD", "AdaGrad", "Adam", "AdamW", "Momentum",
+           "RMSprop", "make_optimizer", "recipe", "noam", "warmup_cosine", "warmup_rsqrt", "TrainConfig", "Trainer"]
