@@ -3,9 +3,11 @@
     CharTokenizer    one token per distinct character of the training text (the GPT's)
     SeqTokenizer     characters plus three special tokens, PAD=0, BOS=1, EOS=2 (the encoder models')
     TokenizerPair    a seq2seq model's source and target tokenizers, saved together
+    BPETokenizer     GPT-2's byte-level BPE (bpe.py), registered here as "bpe"
     tokenizer_from_dict(d)   whichever of these `to_dict()` wrote
 """
 import numpy as np
+
 
 
 class CharTokenizer:
@@ -36,14 +38,37 @@ class CharTokenizer:
     def _ids(self, text):
         unknown = sorted(set(text) - self.stoi.keys())
         if unknown:
-            raise ValueError(f"characters not in the vocabulary: {''.join(unknown)!r} ({len(unknown)} of them)")
+            shown = "".join(unknown[:20]) + ("..." if len(unknown) > 20 else "")
+            raise ValueError(f"characters not in the vocabulary: {shown!r} ({len(unknown)} of them)")
         return [self.stoi[ch] for ch in text]
 
-    def encode(self, text):
-        return np.array(self._ids(text), dtype=np.int64)
+    @property
+    def dtype(self):
+        """The smallest unsigned integer type that holds every id."""
+        return np.uint8 if self.vocab_size <= 256 else np.uint16 if self.vocab_size <= 65536 else np.uint32
+
+    def encode(self, text, chunk=1 << 20):
+        """Token ids of `text` in `self.dtype`. Long texts go through in chunks of code points, so
+        the memory is the ids plus one chunk, not a Python list of the whole text."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode needs a str, got {type(text).__name__}")
+        codes = np.array(sorted(ord(ch) for ch in self.stoi), dtype=np.uint32)
+        ids = np.array([self.stoi[chr(c)] for c in codes], dtype=self.dtype)
+        out = np.empty(len(text), dtype=self.dtype)
+        for start in range(0, len(text), chunk):
+            part = np.frombuffer(text[start:start + chunk].encode("utf-32-le"), dtype=np.uint32)
+            at = np.minimum(np.searchsorted(codes, part), len(codes) - 1)
+            unknown = codes[at] != part
+            if unknown.any():
+                self._ids(text[start:start + chunk])  # raises, naming the characters
+            out[start:start + len(part)] = ids[at]
+        return out
 
     def decode(self, ids):
-        return "".join(self.chars[int(i)] for i in ids)
+        ids = np.asarray(ids)
+        if ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= self.vocab_size):
+            raise ValueError(f"token ids must be integers in [0, {self.vocab_size})")
+        return "".join(self.chars[int(i)] for i in ids.reshape(-1))
 
     def to_dict(self):
         return {"type": "char", "chars": "".join(self.chars)}
@@ -73,6 +98,8 @@ class SeqTokenizer(CharTokenizer):
         return cls(sorted(set().union(*map(set, texts))))
 
     def encode(self, text, bos=False, eos=False):
+        if not isinstance(text, str):
+            raise TypeError(f"encode needs a str, got {type(text).__name__}")
         return np.array([self.BOS] * bos + self._ids(text) + [self.EOS] * eos, dtype=np.int64)
 
     def decode(self, ids):
@@ -113,14 +140,3 @@ class TokenizerPair:
         if d.get("type") != "pair":
             raise ValueError(f"not a tokenizer pair: {d.get('type')!r}")
         return cls(SeqTokenizer.from_dict(d["src"]), SeqTokenizer.from_dict(d["tgt"]))
-
-
-TOKENIZERS = {"char": CharTokenizer, "seq": SeqTokenizer, "pair": TokenizerPair}
-
-
-def tokenizer_from_dict(d):
-    """The tokenizer a checkpoint saved with `to_dict()`, whatever its type."""
-    if not isinstance(d, dict) or d.get("type") not in TOKENIZERS:
-        kind = d.get("type") if isinstance(d, dict) else type(d).__name__
-        raise ValueError(f"unknown tokenizer {kind!r}; expected one of {sorted(TOKENIZERS)}")
-    return TOKENIZERS[d["type"]].from_dict(d)
