@@ -29,7 +29,16 @@ What the models in `transformer_jit` use: linear and matmul (the tied lm heads),
 norm, GELU and ReLU, residual_forward and add_, dropout, token and positional embeddings (learned
 or sinusoidal), mean pooling, cross-entropy with count_targets, softmax_forward and
 log_softmax_forward (sampling, decoding), the optimizer steps, clip_grad_norm (with grad_norm)
-and scale_.
+and scale_. Generation, one token per sequence at a time, adds matvec (a weight matrix times a
+few vectors, at memory speed, float32 or bfloat16 weights), kv_attention_forward (attention of a
+new position over a cache of keys and values) and bfloat16_from_float32.
+
+What the BPE tokenizer (transformer_jit/data/tokenizers/bpe.py) uses, over byte and token-id arrays rather
+than float tensors: pretokenize.py (GPT-2's pre-tokenizer as a state machine: piece_end,
+pretokenize, and split_point / last_split_point, where a text may be cut and encoded in parts),
+bpe.py (bpe_encode and bpe_encode_parallel, compact_spans, decoded_length and bpe_decode, and
+build_pair_table / build_piece_table for its lookup tables) and bpe_train.py (count_pieces,
+bpe_train_init, bpe_train_merges).
 
 The rest are kept on purpose as the teaching set, each derivative worked out next to its forward,
 and only tests and benchmarks call them: leaky ReLU, sigmoid and tanh; MSE; softmax_backward and
@@ -38,26 +47,36 @@ log_softmax_backward; the explicit softmax_jacobian and its products softmax_jvp
 (its identity Jacobian).
 
 Internals shared between modules: tiles.py (the parts of a tiled matrix product), stack_alloc.py
-(stack arrays for register accumulators), prefetch.py, fast_exp.py (vectorizable exp and sigmoid).
+(stack arrays for register accumulators), prefetch.py, fast_exp.py (vectorizable exp and sigmoid),
+bfloat16.py's `widen` (bfloat16 bits to float32 inside a loop), hash_tables.py and heap.py (the
+BPE kernels' lookup tables and priority queue).
 """
 from .activations import (
     gelu_backward, gelu_forward, leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward,
     sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward,
 )
 from .attention import attention_backward, attention_forward
+from .bfloat16 import bfloat16_from_float32
+from .bpe import (
+    bpe_decode, bpe_encode, bpe_encode_parallel, build_pair_table, build_piece_table, compact_spans, decoded_length,
+)
+from .bpe_train import bpe_train_init, bpe_train_merges, count_pieces
 from .dropout import dropout_backward, dropout_forward
 from .elementwise import add_, residual_backward, residual_forward
 from .embedding import (
     embedding_backward, embedding_forward, positional_backward, positional_forward, sinusoidal_table,
 )
+from .kv_attention import kv_attention_forward
 from .layernorm import layernorm_backward, layernorm_forward
 from .linear import linear_backward, linear_forward
 from .losses import count_targets, cross_entropy_backward, cross_entropy_forward, mse_backward, mse_forward
+from .matvec import matvec
 from .optimizers import (
     adagrad_step, adam_step, adamw_step, clip_grad_norm, grad_norm, momentum_step, rmsprop_step, scale_,
     sgd_step,
 )
 from .pooling import mean_pool_backward, mean_pool_forward
+from .pretokenize import last_split_point, piece_end, pretokenize, split_point
 from .softmax import (
     log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward, softmax_jacobian, softmax_jvp,
     softmax_vjp,

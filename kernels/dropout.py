@@ -10,13 +10,17 @@ Where u_i comes from: NumPy's global seed does not reach @njit code, and a seque
 shared by parallel threads would make the mask depend on scheduling. Instead u_i is a pure function
 of (seed, i): the splitmix64 finalizer (a bijective integer hash with good avalanche) applied to a
 counter. Any thread can compute any element's decision independently, the same seed always gives
-the same mask for any thread count, and a different seed gives an unrelated mask.
+the same mask for any thread count, and a different seed gives an unrelated mask. Being a pure
+function, the mask can also be recomputed instead of stored: attention.py does that for the
+dropout on attention probabilities, with `dropout_key`, `keep_threshold` and `kept` below.
 
 All hash arithmetic is on np.uint64 values: mixing uint64 with a signed int in Numba gives float64,
 so every constant and the counter are made uint64 explicitly. Multiplication and addition wrap
 modulo 2^64, which is what the hash relies on. (Interpreted via py_func, NumPy warns about that
 wrap-around unless run under np.errstate(over="ignore"); the results are the same.)
 """
+import math
+
 import numpy as np
 from numba import prange
 
@@ -29,7 +33,7 @@ _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _S11 = np.uint64(11)
-_TWO_NEG53 = 1.0 / 9007199254740992.0  # 2^-53
+_TWO_53 = 9007199254740992.0  # 2^53
 
 
 @kernel
@@ -39,6 +43,30 @@ def _mix64(z):
     z = (z ^ (z >> _S30)) * _MIX1
     z = (z ^ (z >> _S27)) * _MIX2
     return z ^ (z >> _S31)
+
+
+@kernel
+def dropout_key(seed):
+    """The generator's state for `seed` (an int or np.uint64): the seed hashed once, so that nearby
+    seeds (0, 1, 2, ...) start far apart in the counter stream."""
+    return _mix64(np.uint64(seed))
+
+
+@kernel
+def keep_threshold(p):
+    """The keep test u >= p on integers. u = k / 2^53 with k the hash's top 53 bits, so
+    u >= p  <=>  k >= p 2^53  <=>  k >= ceil(p 2^53); p 2^53 is exact in float64 (a power-of-two
+    scaling), so this is the same decision, made without a float conversion per element."""
+    return np.uint64(math.ceil(p * _TWO_53))
+
+
+@kernel
+def kept(key, i, threshold):
+    """Element i's keep decision [u_i >= p] (probability 1 - p), from the state `key` and the
+    threshold of p: u_i is splitmix64's i-th output from `key`, mix(key + (i + 1) golden), its top
+    53 bits read as k / 2^53 in [0, 1)."""
+    z = _mix64(key + (np.uint64(i) + np.uint64(1)) * _GOLDEN)
+    return (z >> _S11) >= threshold
 
 
 @parallel_kernel
@@ -58,15 +86,11 @@ def dropout_forward(out, mask, inp, p, seed):
     dt = inp.dtype.type
     scale = dt(1.0 / (1.0 - p))  # in float64, then cast: exactly 1 when p = 0
     zero = dt(0)
-    # Hash the seed once so that nearby seeds (0, 1, 2, ...) start far apart in the counter stream.
-    key = _mix64(np.uint64(seed))
+    key = dropout_key(seed)
+    threshold = keep_threshold(p)
     for i in prange(n):  # every element is independent: no shared generator state
-        # splitmix64's i-th output from state `key`: mix(key + (i + 1) * golden)
-        z = _mix64(key + (np.uint64(i) + np.uint64(1)) * _GOLDEN)
-        # top 53 bits -> a float64 uniform in [0, 1) on the grid k / 2^53
-        u = np.float64(z >> _S11) * _TWO_NEG53
-        # keep with probability P(u >= p) = 1 - p; with p = 0 every element is kept
-        m = scale if u >= p else zero
+        # keep with probability P(u_i >= p) = 1 - p; with p = 0 every element is kept
+        m = scale if kept(key, np.uint64(i), threshold) else zero
         mask[i] = m
         out[i] = inp[i] * m
 

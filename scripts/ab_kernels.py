@@ -18,9 +18,11 @@ revision's time, and the median of the per-round ratios B / A (below 1: B takes 
 results of A and B are checked equal first.
 
 The ops are called through the kernels' public signatures (`linear_forward`, `linear_backward`,
-`attention_forward`, `attention_backward`), which both revisions must share.
+`attention_forward`, `attention_backward`), which both revisions must share, except for attention
+dropout's (rate, seed) arguments: a revision whose kernels take them runs with dropout off.
 """
 import argparse
+import inspect
 import os
 import shutil
 import statistics
@@ -101,11 +103,16 @@ def cases(config, rng):
     probs = aligned_empty((B, n_head, T, T), np.float32)
     dq, dk, dv = (filled(rng, B, T, C) for _ in range(3))
     found.append((f"{config} attention fwd", lambda pkg: (
-        lambda: pkg.attention_forward(out, probs, q, k, v, None, n_head, True), out)))
+        lambda: pkg.attention_forward(out, probs, q, k, v, None, n_head, True, *no_dropout(pkg)), out)))
     found.append((f"{config} attention bwd", lambda pkg: (
-        lambda: pkg.attention_backward(dq, dk, dv, dout, probs, q, k, v, None, n_head, True, False),
+        lambda: pkg.attention_backward(dq, dk, dv, dout, probs, q, k, v, None, n_head, True, *no_dropout(pkg), False),
         dq)))
     return found
+
+
+def no_dropout(pkg):
+    """The arguments that turn attention dropout off: (rate 0, seed 0), or none for kernels without it."""
+    return (0.0, 0) if "dropout_p" in inspect.signature(pkg.attention_forward.py_func).parameters else ()
 
 
 def main():

@@ -378,12 +378,12 @@ def attention_cases(cfg):
 
     def jit_fwd(f, s):
         q, k, v = thirds(s.qkv)  # strided views of the fused qkv, as the GPT passes them
-        return lambda: f(s.out, s.probs, q, k, v, None, s.NH, True)
+        return lambda: f(s.out, s.probs, q, k, v, None, s.NH, True, 0.0, 0)  # no attention dropout
 
     def jit_bwd(f, s):
         q, k, v = thirds(s.qkv)
         dq, dk, dv = thirds(s.dqkv)
-        return lambda: f(dq, dk, dv, s.dout, s.probs, q, k, v, None, s.NH, True, True)
+        return lambda: f(dq, dk, dv, s.dout, s.probs, q, k, v, None, s.NH, True, 0.0, 0, True)
 
     def np_fwd(s):
         def run():

@@ -2,6 +2,7 @@
 
     python scripts/bench_train.py                     # baby and large configs, PyTorch if installed
     python scripts/bench_train.py --config baby --rounds 5 --steps 30
+    python scripts/bench_train.py --config gpt2 --rounds 3 --steps 5   # GPT-2 124M, B 4, T 64 (random ids)
 
 Each measurement is a fresh process that builds the model, runs warm-up steps (compilation, first
 touches of memory), then times `--steps` training steps (forward, backward, clipping, AdamW) on the
@@ -36,7 +37,10 @@ CONFIGS = {
     # name: (n_layer, n_head, n_embd, block_size, batch_size)
     "baby": (4, 4, 128, 64, 12),
     "large": (6, 6, 384, 256, 8),
+    "gpt2": (12, 12, 768, 64, 4),   # GPT-2 124M at llm.c's test size (B 4, T 64)
 }
+# Vocabulary sizes other than tinyshakespeare's characters: GPT-2's, fed random token ids.
+VOCAB = {"gpt2": 50257}
 SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 
 
@@ -139,7 +143,11 @@ def child(impl, config_name, steps, warmup, threads):
 
         torch.set_num_threads(threads)
     config = CONFIGS[config_name]
-    tokens, vocab_size = load_tokens()
+    if config_name in VOCAB:
+        vocab_size = VOCAB[config_name]
+        tokens = np.random.default_rng(0).integers(0, vocab_size, 1 << 20)
+    else:
+        tokens, vocab_size = load_tokens()
     data = list(batches(tokens, config[3], config[4], warmup + steps))
     step, n_params = (run_jit if impl == "jit" else run_torch)(config, vocab_size, data)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -176,7 +184,7 @@ def flops_per_step(n_params, config):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", choices=[*CONFIGS, "all"], default="all")
+    parser.add_argument("--config", choices=[*CONFIGS, "all"], default="all", help="all: baby and large")
     parser.add_argument("--rounds", type=int, default=3, help="A/B rounds per config")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per run")
     parser.add_argument("--warmup", type=int, default=3)
@@ -208,7 +216,7 @@ def main():
     envs.setdefault("torch", env)
     peak = matmul_peak(args.threads)
     print(f"threads {args.threads}; matmul peak (NumPy float32 2048^3) {peak:.0f} GFLOP/s")
-    names = list(CONFIGS) if args.config == "all" else [args.config]
+    names = ["baby", "large"] if args.config == "all" else [args.config]
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(names) * args.rounds * len(impls), desc="benchmark runs", file=sys.stderr)

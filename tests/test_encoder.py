@@ -21,8 +21,8 @@ def padded_ids(rng, B=3, T=5, vocab=7):
 
 @pytest.mark.parametrize("options", [
     dict(),  # pre-LN, GELU, sinusoidal positions, mean pooling
-    dict(norm_first=False, activation="relu", positional="learned", pooling="cls", dropout=0.2, bias=False,
-         label_smoothing=0.1, position_shift=3),  # post-LN as in the paper, CLS token, dropout, shifted
+    dict(norm_first=False, activation="relu", positional="learned", pooling="cls", dropout=0.2, attn_dropout=0.3,
+         bias=False, label_smoothing=0.1, position_shift=3),  # post-LN as in the paper, CLS token, dropouts, shifted
 ])
 def test_whole_classifier_gradient_matches_finite_differences(rng, options):
     model = EncoderClassifier(ClassifierConfig(**TINY, **options), seed=1, dtype=np.float64)

@@ -1,8 +1,11 @@
 """The GPT as a whole: gradients, learning, causality, sampling, state dicts."""
+import json
+
 import numpy as np
 import pytest
 
 from gradcheck import check_model_gradients
+from reference_gpt2 import reference_logits
 from transformer_jit import GPT, GPTConfig
 from transformer_jit.models.gpt import IGNORE_INDEX
 
@@ -16,7 +19,7 @@ def random_batch(rng, config, B=2, T=None):
 
 @pytest.mark.parametrize("options", [
     dict(dropout=0.0, bias=True, positional="learned"),
-    dict(dropout=0.2, bias=False, positional="sinusoidal"),
+    dict(dropout=0.2, attn_dropout=0.3, bias=False, positional="sinusoidal"),  # both dropouts
 ])
 def test_whole_gpt_gradient_matches_finite_differences(rng, options):
     config = GPTConfig(**TINY, **options)
@@ -73,32 +76,6 @@ def test_logits_are_causal(rng):
     after = model.forward(changed)[0]
     np.testing.assert_array_equal(before[0, :3], after[0, :3])
     assert not np.allclose(before[0, 3:], after[0, 3:])
-
-
-def reference_logits(sd, config, idx):
-    """GPT-2's forward in plain NumPy, from the state dict: the yardstick for the model's forward."""
-    def ln(x, name):
-        mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
-        return (x - mu) / np.sqrt(var + 1e-5) * sd[f"{name}.weight"] + sd[f"{name}.bias"]
-
-    def linear(x, name):
-        return x @ sd[f"{name}.weight"].T + sd[f"{name}.bias"]
-
-    B, T = idx.shape
-    C, NH = config.n_embd, config.n_head
-    x = sd["transformer.wte.weight"][idx] + sd["transformer.wpe.weight"][:T]
-    for i in range(config.n_layer):
-        h = f"transformer.h.{i}"
-        q, k, v = np.split(linear(ln(x, f"{h}.ln_1"), f"{h}.attn.c_attn"), 3, axis=-1)
-        q, k, v = (a.reshape(B, T, NH, C // NH).transpose(0, 2, 1, 3) for a in (q, k, v))
-        scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(C // NH) + np.triu(np.full((T, T), -np.inf), 1)
-        p = np.exp(scores - scores.max(-1, keepdims=True))
-        y = (p / p.sum(-1, keepdims=True)) @ v
-        x = x + linear(y.transpose(0, 2, 1, 3).reshape(B, T, C), f"{h}.attn.c_proj")
-        m = linear(ln(x, f"{h}.ln_2"), f"{h}.mlp.c_fc")
-        m = 0.5 * m * (1 + np.tanh(np.sqrt(2 / np.pi) * (m + 0.044715 * m ** 3)))
-        x = x + linear(m, f"{h}.mlp.c_proj")
-    return ln(x, "transformer.ln_f") @ sd["transformer.wte.weight"].T
 
 
 @pytest.mark.parametrize("T", [1, 3, 5])
@@ -193,3 +170,37 @@ def test_attention_maps_per_layer_and_head_are_causal(rng):
         assert np.all(np.triu(probs, k=1) == 0)  # no query looks ahead
     maps["transformer.h.0.attn"][:] = 0  # a copy: the model's buffers are untouched
     assert model.transformer.layers[0].attn.probs.sum() > 0
+
+
+def test_attention_dropout_draws_a_seed_per_layer_and_is_off_in_evaluation(rng):
+    assert GPT(GPTConfig(**TINY)).transformer.n_dropout == 1 + 2 * TINY["n_layer"]  # as without the option
+    config = GPTConfig(**TINY, attn_dropout=0.3)  # residual and embedding dropout stay off
+    model = GPT(config, seed=0, dtype=np.float64)
+    assert model.transformer.n_dropout == 1 + 3 * TINY["n_layer"]  # one more seed per block
+    model.params[:] = rng.normal(0, 0.3, model.params.shape)
+    batch = random_batch(rng, config)
+    first = model.forward(*batch)[1]
+    rates, seeds = zip(*(layer.drop.args for _, layer in model.attention_layers()))
+    assert rates == (0.3, 0.3) and seeds[0] != seeds[1]  # every layer its own mask
+    assert model.forward(*batch)[1] != first  # the next forward draws new masks
+    model.forward_count = 0
+    assert model.forward(*batch)[1] == first  # the same count and seed: the same masks
+    with model.evaluating():
+        evaluated = model.forward(*batch)[1]
+        assert all(layer.drop.args == (0.0, 0) for _, layer in model.attention_layers())
+    model.forward_count = 0
+    assert evaluated != first  # the masks changed the training loss: nothing else drops out here
+    assert model.forward(*batch)[1] == first
+    with pytest.raises(ValueError, match="attn_dropout"):
+        GPTConfig(**TINY, attn_dropout=1.0)
+
+
+def test_attention_dropout_in_saved_configs(tmp_path):
+    config = GPTConfig(**TINY, dropout=0.1, attn_dropout=0.2)
+    old = {k: v for k, v in config.to_dict().items() if k != "attn_dropout"}  # saved before the field existed
+    assert GPTConfig.from_dict(old) == GPTConfig(**TINY, dropout=0.1)
+    GPT(config).save_pretrained(tmp_path)
+    written = json.loads((tmp_path / "config.json").read_text())
+    assert (written["resid_pdrop"], written["embd_pdrop"], written["attn_pdrop"]) == (0.1, 0.1, 0.2)
+    loaded = GPT.from_pretrained(tmp_path, dropout=0.1, attn_dropout=0.2)
+    assert loaded.config == config

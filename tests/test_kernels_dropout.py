@@ -6,7 +6,7 @@ import pytest
 
 from gradcheck import assert_grad_close, numerical_grad
 from transformer_jit.kernels._jit import interpreted
-from transformer_jit.kernels.dropout import dropout_backward, dropout_forward
+from transformer_jit.kernels.dropout import dropout_backward, dropout_forward, keep_threshold
 
 # The statistical checks below use fixed seeds, so they are deterministic; their bounds are still
 # 5 sigma of the binomial spread, so any seed passes unless the generator is actually biased.
@@ -159,3 +159,12 @@ def test_py_func_agrees_with_compiled(rng):
     dropout_backward(d_c, R, mask_c)
     dropout_backward.py_func(d_i, R, mask_c)
     np.testing.assert_array_equal(d_i, d_c)
+
+
+@pytest.mark.parametrize("p", [0.0, 1e-300, 3 / 2**53, 0.1, 0.5, 1 - 2**-53])
+def test_keep_threshold_is_the_integer_form_of_u_at_least_p(p):
+    # kept(key, i, t) tests k >= t on the hash's top 53 bits k; u = k / 2^53 >= p must hold exactly
+    # for k >= t: t is the smallest such k
+    t = int(keep_threshold(p))
+    assert t / 2**53 >= p
+    assert t == 0 or (t - 1) / 2**53 < p

@@ -34,8 +34,9 @@ def random_model(rng, dtype=np.float64, std=0.3, **options):
 
 @pytest.mark.parametrize("options", [
     dict(),  # pre-LN, GELU, sinusoidal, tied output projection
-    dict(norm_first=False, activation="relu", positional="learned", tie_weights=False, dropout=0.2, bias=False,
-         label_smoothing=0.1),  # post-LN as in the paper, separate generator, dropout, label smoothing
+    dict(norm_first=False, activation="relu", positional="learned", tie_weights=False, dropout=0.2,
+         attn_dropout=0.3, bias=False, label_smoothing=0.1),  # post-LN as in the paper, separate generator,
+                                                              # dropouts (attention's in all three), label smoothing
 ])
 def test_whole_seq2seq_gradient_matches_finite_differences(rng, options):
     model = random_model(rng, **options)
@@ -246,7 +247,7 @@ def test_bad_inputs_get_clear_errors(rng):
     with pytest.raises(RuntimeError, match="backward"):
         model.forward(src, tgt_in)
         model.backward()
-    with pytest.raises(ValueError, match="distinct"):
+    with pytest.raises(ValueError, match="must differ from pad_id and bos_id"):
         Seq2SeqConfig(**TINY, eos_id=1)
     with pytest.raises(ValueError, match="label_smoothing"):
         Seq2SeqConfig(**TINY, label_smoothing=1.0)

@@ -8,7 +8,7 @@ data (tokenizers and datasets), models (GPT, the encoder models), train (the tra
 optimizers, checkpoints), cli (the command line). Each imports only from the ones before it.
 """
 from . import kernels
-from .data import CharTokenizer, TextDataset, default_corpus, load_text
+from .data import BPETokenizer, CharTokenizer, TextDataset, default_corpus, load_text
 from .models import (GPT, ClassifierConfig, EncoderClassifier, EncoderConfig, GPTConfig, Seq2SeqConfig,
                      Seq2SeqTransformer, beam_search, greedy_decode)
 from .nn import TransformerDecoder, TransformerEncoder, TransformerStack
@@ -18,7 +18,7 @@ from .train import (SGD, AdaGrad, Adam, AdamW, Momentum, RMSprop, TrainConfig, T
 __version__ = "0.1.0"
 
 __all__ = [
-    "GPT", "GPTConfig", "CharTokenizer", "TextDataset", "default_corpus", "load_text",
+    "GPT", "GPTConfig", "CharTokenizer", "BPETokenizer", "TextDataset", "default_corpus", "load_text",
     "EncoderConfig", "ClassifierConfig", "EncoderClassifier", "Seq2SeqConfig", "Seq2SeqTransformer",
     "TransformerEncoder", "TransformerDecoder", "TransformerStack", "greedy_decode", "beam_search",
     "SGD", "Momentum", "AdaGrad", "RMSprop", "Adam", "AdamW", "warmup_cosine", "noam", "warmup_rsqrt",

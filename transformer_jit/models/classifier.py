@@ -23,18 +23,19 @@ NO_IGNORE = -1  # every label counts in the classification loss
 
 
 class EncoderClassifier(Model):
-    def __init__(self, config, seed=0, dtype=np.float32):
+    def __init__(self, config, seed=0, dtype=np.float32, allocate=True):
         if not isinstance(config, ClassifierConfig):
             raise TypeError(f"EncoderClassifier needs a ClassifierConfig, got {type(config).__name__}")
-        super().__init__(config, seed, dtype)
+        super().__init__(config, seed, dtype, allocate)
         c = config
         self.n_prefix = 1 if c.pooling == "cls" else 0  # the CLS token takes one position
         self.encoder = TransformerEncoder(self.store, "encoder", c.vocab_size, c.max_len + self.n_prefix, c.n_layer,
                                           c.n_head, c.n_embd, n_inner=c.n_inner, dropout=c.dropout, bias=c.bias,
                                           positional=c.positional, norm_first=c.norm_first, activation=c.activation,
-                                          position_shift=c.position_shift)
+                                          position_shift=c.position_shift, attn_dropout=c.attn_dropout)
         self.classifier = Linear(self.store, "classifier", c.n_embd, c.n_classes)
         self.loss = CrossEntropy(NO_IGNORE, c.label_smoothing)
+        self.loss_layer = self.loss
         self._build()
         self._labels = None
 

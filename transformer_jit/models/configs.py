@@ -4,18 +4,19 @@ Every config is checked on construction, here and only here, so that a bad value
 name rather than deep inside a kernel. The encoder models' defaults are the ones the built-in tasks
 train well with on a 2-core CPU, not the paper's (d_model 512, 6 + 6 layers, 8 heads).
 """
-import math
-import typing
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
-from ..nn.checks import head_size
+from ..nn.checks import ConfigError, check_fields, check_range, config_from_dict, head_size
 from ..nn.layers import ACTIVATIONS, POSITIONALS
 
 POOLINGS = ("mean", "cls")
 
 
 class ModelConfig:
-    """Shared by every config: conversion to and from dicts, and the checks all of them need."""
+    """Shared by every config: conversion to and from dicts, and the checks all of them need.
+    Subclasses list `at_least` ({field: lowest value}) and add checks of their own."""
+
+    at_least = {}
 
     def to_dict(self):
         return asdict(self)
@@ -23,47 +24,18 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d):
         """Build from a saved dict; unknown keys are an error that names them."""
-        if not isinstance(d, dict):
-            raise ValueError(f"{cls.__name__} must be built from a dict, got {type(d).__name__}")
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"{cls.__name__} has no fields {unknown}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
     def __post_init__(self):
-        name = type(self).__name__
-        hints = typing.get_type_hints(type(self))
-        for f in fields(self):
-            value, kind = getattr(self, f.name), hints[f.name]
-            if kind is int and not _is_int(value):
-                raise ValueError(f"{name}.{f.name} must be an integer, got {value!r}")
-            if kind is float and not (_is_number(value) and math.isfinite(value)):
-                raise ValueError(f"{name}.{f.name} must be a finite number, got {value!r}")
-            if kind in (bool, str) and not isinstance(value, kind):
-                raise ValueError(f"{name}.{f.name} must be a {kind.__name__}, got {value!r}")
-        for f in self.positive:
-            if getattr(self, f) < 1:
-                raise ValueError(f"{name}.{f} must be >= 1, got {getattr(self, f)}")
-        for f in self.non_negative:
-            if getattr(self, f) < 0:
-                raise ValueError(f"{name}.{f} must be >= 0, got {getattr(self, f)}")
-        head_size(self.n_embd, self.n_head, name)
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"{name}.dropout must be in [0, 1), got {self.dropout}")
-        if not 0.0 <= getattr(self, "label_smoothing", 0.0) < 1.0:
-            raise ValueError(f"{name}.label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.positional not in POSITIONALS:
-            raise ValueError(f"{name}.positional must be one of {POSITIONALS}, got {self.positional!r}")
-        if getattr(self, "activation", "gelu") not in ACTIVATIONS:
-            raise ValueError(f"{name}.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+        choices = {"positional": POSITIONALS}
+        if hasattr(self, "activation"):
+            choices["activation"] = ACTIVATIONS
+        check_fields(self, self.at_least, choices)
+        head_size(self.n_embd, self.n_head, type(self).__name__)
+        check_range(self, "dropout", 0.0, 1.0)
+        check_range(self, "attn_dropout", 0.0, 1.0)
+        if hasattr(self, "label_smoothing"):
+            check_range(self, "label_smoothing", 0.0, 1.0)
 
 
 @dataclass
@@ -74,12 +46,12 @@ class GPTConfig(ModelConfig):
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
-    dropout: float = 0.0
+    dropout: float = 0.0          # on the embeddings and residual branches (resid_pdrop, embd_pdrop)
+    attn_dropout: float = 0.0     # on attention probabilities (GPT-2's attn_pdrop)
     bias: bool = True             # biases in linear and layer-norm layers
     positional: str = "learned"   # or "sinusoidal"
 
-    positive = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd")
-    non_negative = ()
+    at_least = {"vocab_size": 1, "block_size": 1, "n_layer": 1, "n_head": 1, "n_embd": 1}
 
 
 @dataclass
@@ -91,7 +63,8 @@ class EncoderConfig(ModelConfig):
     n_head: int = 4
     n_embd: int = 64              # d_model
     n_inner: int = 0              # feed-forward width d_ff; 0 means 4 * n_embd
-    dropout: float = 0.0
+    dropout: float = 0.0          # on the embeddings and residual branches
+    attn_dropout: float = 0.0     # on attention probabilities
     bias: bool = True
     positional: str = "sinusoidal"  # or "learned"
     norm_first: bool = True       # pre-LN; False is post-LN, as in the original paper
@@ -103,13 +76,13 @@ class EncoderConfig(ModelConfig):
     # the position table has max_len + position_shift rows.
     position_shift: int = 0
 
-    positive = ("vocab_size", "max_len", "n_layer", "n_head", "n_embd")
-    non_negative = ("n_inner", "pad_id", "position_shift")
+    at_least = {"vocab_size": 1, "max_len": 1, "n_layer": 1, "n_head": 1, "n_embd": 1, "n_inner": 0, "pad_id": 0,
+                "position_shift": 0}
 
     def __post_init__(self):
         super().__post_init__()
         if self.pad_id >= self.vocab_size:
-            raise ValueError(f"{type(self).__name__}.pad_id ({self.pad_id}) must be < vocab_size ({self.vocab_size})")
+            raise ConfigError(type(self).__name__, "pad_id", f"must be < vocab_size ({self.vocab_size})", self.pad_id)
 
 
 @dataclass
@@ -119,14 +92,15 @@ class ClassifierConfig(EncoderConfig):
     pooling: str = "mean"         # mean over non-padding positions, or "cls": a classification token
     cls_id: int = 1               # the token put in front of every sequence when pooling == "cls"
 
+    at_least = {**EncoderConfig.at_least, "n_classes": 2}
+
     def __post_init__(self):
         super().__post_init__()
-        if self.n_classes < 2:
-            raise ValueError(f"ClassifierConfig.n_classes must be >= 2, got {self.n_classes}")
         if self.pooling not in POOLINGS:
-            raise ValueError(f"ClassifierConfig.pooling must be one of {POOLINGS}, got {self.pooling!r}")
+            raise ConfigError("ClassifierConfig", "pooling", f"must be one of {list(POOLINGS)}", self.pooling)
         if not 0 <= self.cls_id < self.vocab_size or self.cls_id == self.pad_id:
-            raise ValueError(f"ClassifierConfig.cls_id ({self.cls_id}) must be a non-padding id < vocab_size")
+            raise ConfigError("ClassifierConfig", "cls_id", f"must be a non-padding id < vocab_size ({self.vocab_size})",
+                              self.cls_id)
 
 
 @dataclass
@@ -141,7 +115,8 @@ class Seq2SeqConfig(ModelConfig):
     n_head: int = 4
     n_embd: int = 64
     n_inner: int = 0
-    dropout: float = 0.0
+    dropout: float = 0.0          # on the embeddings and residual branches
+    attn_dropout: float = 0.0     # on attention probabilities (self- and cross-attention)
     bias: bool = True
     positional: str = "sinusoidal"
     norm_first: bool = True
@@ -152,14 +127,13 @@ class Seq2SeqConfig(ModelConfig):
     bos_id: int = 1
     eos_id: int = 2
 
-    positive = ("src_vocab_size", "tgt_vocab_size", "max_src_len", "max_tgt_len", "n_encoder_layer",
-                "n_decoder_layer", "n_head", "n_embd")
-    non_negative = ("n_inner", "pad_id", "bos_id", "eos_id")
+    at_least = {"src_vocab_size": 1, "tgt_vocab_size": 1, "max_src_len": 1, "max_tgt_len": 1, "n_encoder_layer": 1,
+                "n_decoder_layer": 1, "n_head": 1, "n_embd": 1, "n_inner": 0, "pad_id": 0, "bos_id": 0, "eos_id": 0}
 
     def __post_init__(self):
         super().__post_init__()
         for field in ("pad_id", "bos_id", "eos_id"):
             if getattr(self, field) >= min(self.src_vocab_size, self.tgt_vocab_size):
-                raise ValueError(f"Seq2SeqConfig.{field} ({getattr(self, field)}) must be < both vocabulary sizes")
+                raise ConfigError("Seq2SeqConfig", field, "must be < both vocabulary sizes", getattr(self, field))
         if len({self.pad_id, self.bos_id, self.eos_id}) != 3:
-            raise ValueError("Seq2SeqConfig.pad_id, bos_id and eos_id must be distinct")
+            raise ConfigError("Seq2SeqConfig", "eos_id", "must differ from pad_id and bos_id", self.eos_id)

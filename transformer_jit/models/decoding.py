@@ -17,6 +17,7 @@ when unfinished ones compete too. With beam_width = 1 this is exactly greedy dec
 import numpy as np
 
 from .. import kernels as K
+from ..nn.checks import ConfigError, is_int, is_number
 
 
 def _excluded(config):
@@ -64,6 +65,14 @@ def length_penalty(length, alpha):
     return ((5.0 + length) / 6.0) ** alpha
 
 
+def check_beam_args(beam_width, alpha):
+    """beam_width an integer >= 1 and alpha a finite number >= 0, or a ConfigError naming them."""
+    if not is_int(beam_width) or beam_width < 1:
+        raise ConfigError("beam_search", "beam_width", "must be an integer >= 1", beam_width)
+    if not is_number(alpha) or alpha < 0:
+        raise ConfigError("beam_search", "alpha", "must be a finite number >= 0", alpha)
+
+
 def beam_search(model, src, beam_width=4, alpha=0.6, max_len=None, return_scores=False):
     """src (B, S) -> list of B int64 arrays: the best finished hypothesis per source (without EOS).
 
@@ -72,10 +81,7 @@ def beam_search(model, src, beam_width=4, alpha=0.6, max_len=None, return_scores
     return_scores=True also returns the list of their normalised scores.
     """
     c = model.config
-    if int(beam_width) != beam_width or beam_width < 1:
-        raise ValueError(f"beam_width must be a positive integer, got {beam_width}")
-    if alpha < 0:
-        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    check_beam_args(beam_width, alpha)
     steps = _max_steps(c, max_len)
     Kw = int(beam_width)
     with model.evaluating():

@@ -9,28 +9,29 @@ initialisation. The backward pass walks the same path in reverse, by hand; the t
 nothing special because every backward kernel accumulates into the gradient buffer.
 """
 import numpy as np
-from tqdm.auto import tqdm
 
-from .. import kernels as K
+from .. import formats
 from ..nn.checks import check_token_ids
 from ..nn.head import LMHead
 from ..nn.model import Model
 from ..nn.stack import TransformerStack
+from . import generation
 from .configs import GPTConfig
 
 IGNORE_INDEX = -1  # targets equal to this are left out of the loss
 
 
 class GPT(Model):
-    def __init__(self, config, seed=0, dtype=np.float32):
+    def __init__(self, config, seed=0, dtype=np.float32, allocate=True):
         if not isinstance(config, GPTConfig):
             raise TypeError(f"GPT needs a GPTConfig, got {type(config).__name__}")
-        super().__init__(config, seed, dtype)
+        super().__init__(config, seed, dtype, allocate)
         c = config
         self.transformer = TransformerStack(self.store, "transformer", c.vocab_size, c.block_size, c.n_layer, c.n_head,
                                             c.n_embd, causal=True, dropout=c.dropout, bias=c.bias,
-                                            positional=c.positional, style="gpt2")
+                                            positional=c.positional, style="gpt2", attn_dropout=c.attn_dropout)
         self.lm_head = LMHead(self.transformer.embed.weight, IGNORE_INDEX)  # tied to wte
+        self.loss_layer = self.lm_head.loss
         self._build()
         self._targets = None
 
@@ -64,34 +65,60 @@ class GPT(Model):
             raise RuntimeError("backward() needs a forward(idx, targets) immediately before it")
         self.transformer.backward(self.lm_head.backward())
 
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, seed=None, progress=False):
-        """Append `max_new_tokens` sampled tokens to idx (B, T0) and return the (B, T0 + new) array.
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, seed=None, stop_token=None,
+                 progress=False, weights=None):
+        """Sample up to `max_new_tokens` tokens after each prompt, with a key/value cache
+        (models/generation.py: the cache, the window, batching, sampling).
 
-        Each step feeds the last block_size tokens, divides the last position's logits by
-        `temperature`, keeps the `top_k` most likely tokens if given, and samples. The same seed
-        gives the same tokens.
+        idx: an integer array (B, T) of prompts, or a list (or tuple) of 1-D prompts of any lengths.
+        temperature: 0 is greedy (argmax); otherwise the logits are divided by it.
+        top_k: keep the k most likely tokens. top_p: then keep the smallest set of most likely
+        tokens whose probability reaches top_p, in (0, 1] (nucleus sampling).
+        seed: the same seed gives the same tokens (None: fresh randomness).
+        stop_token: a sequence ends with the first one it samples (e.g. GPT-2's <|endoftext|>).
+        progress: a progress bar on a terminal. weights: None uses the model's own; "bfloat16"
+        reads bfloat16 copies, made at the start of the call (half the bytes per token, logits
+        off by bfloat16 rounding of the weights).
+
+        Past block_size the window slides: when a sequence has block_size tokens of context, its
+        last ceil(block_size / 2) tokens start again at position 0 (GPT-2's positions are
+        absolute), so every token sees at least half a window of context.
+
+        Returns, for an array, the array (B, T + n): each row its prompt and its new tokens, n =
+        max_new_tokens, or fewer if every row stopped; a row that stopped early holds its stop token
+        in the remaining places. For a list, a list of 1-D arrays: each prompt followed by its new
+        tokens, up to and including its stop token.
         """
-        c = self.config
-        idx = check_token_ids("idx", idx, c.vocab_size)
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        if top_k is not None and not 1 <= top_k:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
-        if max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-        rng = np.random.default_rng(seed)
-        with self.evaluating():
-            for _ in tqdm(range(max_new_tokens), desc="generating", unit="tok", disable=not progress, leave=False):
-                logits, _ = self.forward(idx[:, -c.block_size:])
-                scaled = logits[:, -1, :].astype(np.float64) / temperature
-                probs = np.empty_like(scaled)
-                K.softmax_forward(probs, scaled)
-                if top_k is not None and top_k < c.vocab_size:
-                    kth = np.sort(probs, axis=1)[:, -top_k][:, None]
-                    probs = np.where(probs >= kth, probs, 0.0)
-                    probs /= probs.sum(axis=1, keepdims=True)
-                # inverse-CDF sampling, one uniform draw per sequence
-                u = rng.random((idx.shape[0], 1))
-                nxt = np.minimum((np.cumsum(probs, axis=1) <= u).sum(axis=1), c.vocab_size - 1)
-                idx = np.concatenate([idx, nxt[:, None].astype(np.int64)], axis=1)
-        return idx
+        return generation.generate(self, idx, max_new_tokens, temperature, top_k, top_p, seed, stop_token, progress,
+                                   weights)
+
+    # -- GPT-2 files of other projects (the codecs are in transformer_jit.formats) --------------------
+    @classmethod
+    def from_pretrained(cls, directory, dropout=0.0, dtype=np.float32, attn_dropout=0.0):
+        """GPT-2 (any size, 124M to 1.5B) from a Hugging Face directory: config.json, model.safetensors.
+        dropout and attn_dropout: the rates to fine-tune with (the file's *_pdrop are not read)."""
+        return cls._from_checkpoint(formats.HuggingFaceGPT2(directory), dropout, dtype, attn_dropout)
+
+    @classmethod
+    def from_llmc(cls, path, dropout=0.0, dtype=np.float32, attn_dropout=0.0):
+        """GPT-2 from an llm.c checkpoint such as gpt2_124M.bin (float32 or bfloat16)."""
+        return cls._from_checkpoint(formats.LlmcGPT2(path), dropout, dtype, attn_dropout)
+
+    @classmethod
+    def _from_checkpoint(cls, checkpoint, dropout, dtype, attn_dropout):
+        config = GPTConfig(**checkpoint.sizes, dropout=dropout, attn_dropout=attn_dropout)
+        model = cls.for_loading(config, dtype=dtype)
+        checkpoint.copy_into(model._parameter_views())
+        return model
+
+    def save_pretrained(self, directory):
+        """Write config.json and model.safetensors (float32) that transformers' GPT2LMHeadModel loads."""
+        formats.save_gpt2_pretrained(directory, self._parameter_views(), self.config.to_dict())
+
+    def save_llmc(self, path):
+        """Write an llm.c checkpoint (version 3, float32)."""
+        formats.save_llmc(path, self._parameter_views(), self.config.to_dict())
+
+    def _parameter_views(self):
+        """{nanoGPT name: the parameter's view into the flat buffer}: filled and read in place, no copy."""
+        return {name: p.data for name, p in self.store.params.items()}

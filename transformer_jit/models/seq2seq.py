@@ -23,13 +23,14 @@ from .configs import Seq2SeqConfig
 
 
 class Seq2SeqTransformer(Model):
-    def __init__(self, config, seed=0, dtype=np.float32):
+    def __init__(self, config, seed=0, dtype=np.float32, allocate=True):
         if not isinstance(config, Seq2SeqConfig):
             raise TypeError(f"Seq2SeqTransformer needs a Seq2SeqConfig, got {type(config).__name__}")
-        super().__init__(config, seed, dtype)
+        super().__init__(config, seed, dtype, allocate)
         c = config
         arch = dict(n_head=c.n_head, n_embd=c.n_embd, n_inner=c.n_inner, dropout=c.dropout, bias=c.bias,
-                    positional=c.positional, norm_first=c.norm_first, activation=c.activation)
+                    positional=c.positional, norm_first=c.norm_first, activation=c.activation,
+                    attn_dropout=c.attn_dropout)
         self.encoder = TransformerEncoder(self.store, "encoder", c.src_vocab_size, c.max_src_len, c.n_encoder_layer,
                                           **arch)
         self.decoder = TransformerDecoder(self.store, "decoder", c.tgt_vocab_size, c.max_tgt_len, c.n_decoder_layer,
@@ -41,6 +42,7 @@ class Seq2SeqTransformer(Model):
         else:
             self.generator = self.store.add("generator.weight", (c.tgt_vocab_size, c.n_embd), True, normal(0.02))
         self.head = LMHead(self.generator, ignore_index=c.pad_id, label_smoothing=c.label_smoothing)
+        self.loss_layer = self.head.loss
         self._build()
         self._targets = None
 

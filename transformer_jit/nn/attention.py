@@ -14,30 +14,66 @@ decoder stream x (B, T, C) and the keys and values from the encoder's output, th
 Parameter names follow nanoGPT: `c_attn` is the fused projection, `c_proj` the output projection;
 cross-attention's halves are `c_q` and `c_kv`. Both layers keep the probabilities P of their last
 forward in `.probs` (B, NH, T, S): the backward pass needs them, and they are the attention maps.
+
+Attention dropout (GPT-2's attn_pdrop): with `dropout` p > 0 and a seed given to forward (training),
+y_h = (P * M / (1 - p)) v_h, M a Bernoulli(1 - p) mask; `.probs` still holds P. The kernel draws M
+from the seed and the backward draws it again from the same seed (kernels/attention.py), so no
+mask is stored.
 """
 from .. import kernels as K
 from .checks import head_size
 from .layers import Layer, Linear
 
 
+class AttentionDropout:
+    """The (rate, seed) pair a forward passes to the attention kernels and its backward passes
+    again, so that both draw the same mask; (0.0, 0) when dropout is off. Always a float and an
+    int: other types (an int rate, None) would compile other versions of the kernels."""
+
+    def __init__(self, p, owner):
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"{owner} dropout probability must be in [0, 1), got {p}")
+        self.p = float(p)
+        self.args = (0.0, 0)
+
+    def draw(self, seed):
+        """Arguments for this forward: seed is an int in [0, 2^63), or None outside training."""
+        self.args = (self.p, int(seed)) if self.p > 0.0 and seed is not None else (0.0, 0)
+        return self.args
+
+
 class SelfAttention(Layer):
-    def __init__(self, store, name, n_embd, n_head, causal, bias=True, proj_std=0.02, std=0.02):
+    def __init__(self, store, name, n_embd, n_head, causal, bias=True, proj_std=0.02, std=0.02, dropout=0.0):
         super().__init__()
         head_size(n_embd, n_head, "SelfAttention")
         self.n_embd, self.n_head, self.causal = n_embd, n_head, causal
+        self.drop = AttentionDropout(dropout, "SelfAttention")
         self.c_attn = Linear(store, f"{name}.c_attn", n_embd, 3 * n_embd, bias, std=std)
         self.c_proj = Linear(store, f"{name}.c_proj", n_embd, n_embd, bias, std=proj_std)
 
-    def forward(self, x, key_mask=None):
-        """x (B, T, C); key_mask None or bool (B, T), True where a key may be attended."""
+    def forward(self, x, key_mask=None, seed=None):
+        """x (B, T, C); key_mask None or bool (B, T), True where a key may be attended; seed: the
+        attention-dropout seed (None when not training)."""
         B, T, C = x.shape
         qkv = self.c_attn.forward(x.reshape(B * T, C)).reshape(B, T, 3 * C)
         self.q, self.k, self.v = qkv[:, :, :C], qkv[:, :, C:2 * C], qkv[:, :, 2 * C:]
         self.key_mask = key_mask
         y = self.buffer("y", (B, T, C), x.dtype)
         self.probs = self.buffer("probs", (B, self.n_head, T, T), x.dtype)  # kept for backward
-        K.attention_forward(y, self.probs, self.q, self.k, self.v, key_mask, self.n_head, self.causal)
+        K.attention_forward(y, self.probs, self.q, self.k, self.v, key_mask, self.n_head, self.causal,
+                            *self.drop.draw(seed))
         return self.c_proj.forward(y.reshape(B * T, C)).reshape(B, T, C)
+
+    def decode(self, h, into, keys, values, probs, positions):
+        """Generation: one new position per sequence, causal, over a key/value cache.
+
+        h (B, C) the new positions' inputs; the output is ADDED into `into` (B, C), the residual
+        stream. keys, values (B, NH, W, hs): this layer's cache, which gets the new keys and values
+        at `positions` (B,) int64; probs (B, NH, W) receives the attention probabilities."""
+        qkv = self.c_attn.decode(h)
+        y = self.buffer("decode_y", h.shape, h.dtype)
+        K.kv_attention_forward(y, probs, qkv, keys, values, positions, self.n_head)
+        self.c_proj.decode(y, into=into)
 
     def backward(self, dout, dinp, accumulate=True):
         B, T, C = dout.shape
@@ -46,22 +82,25 @@ class SelfAttention(Layer):
         self.c_proj.backward(dout.reshape(B * T, C), dy, accumulate=False)
         dqkv = self.scratch("dqkv", (B, T, 3 * C), dout.dtype, zero=False)
         K.attention_backward(dqkv[:, :, :C], dqkv[:, :, C:2 * C], dqkv[:, :, 2 * C:], dy.reshape(B, T, C),
-                             self.probs, self.q, self.k, self.v, self.key_mask, self.n_head, self.causal, False)
+                             self.probs, self.q, self.k, self.v, self.key_mask, self.n_head, self.causal,
+                             *self.drop.args, False)
         self.c_attn.backward(dqkv.reshape(B * T, 3 * C), dinp.reshape(B * T, C), accumulate)
 
 
 class CrossAttention(Layer):
-    def __init__(self, store, name, n_embd, n_head, bias=True, proj_std=0.02, std=0.02):
+    def __init__(self, store, name, n_embd, n_head, bias=True, proj_std=0.02, std=0.02, dropout=0.0):
         super().__init__()
         head_size(n_embd, n_head, "CrossAttention")
         self.n_embd, self.n_head = n_embd, n_head
+        self.drop = AttentionDropout(dropout, "CrossAttention")
         self.c_q = Linear(store, f"{name}.c_q", n_embd, n_embd, bias, std=std)
         self.c_kv = Linear(store, f"{name}.c_kv", n_embd, 2 * n_embd, bias, std=std)
         self.c_proj = Linear(store, f"{name}.c_proj", n_embd, n_embd, bias, std=proj_std)
 
-    def forward(self, x, memory, memory_mask=None):
+    def forward(self, x, memory, memory_mask=None, seed=None):
         """x (B, T, C) queries; memory (B, S, C) keys and values; memory_mask None or bool (B, S),
-        True where a source position is a real token (padding is never attended)."""
+        True where a source position is a real token (padding is never attended); seed: the
+        attention-dropout seed (None when not training)."""
         B, T, C = x.shape
         S = memory.shape[1]
         self.q = self.c_q.forward(x.reshape(B * T, C)).reshape(B, T, C)
@@ -70,7 +109,8 @@ class CrossAttention(Layer):
         self.memory_mask = memory_mask
         y = self.buffer("y", (B, T, C), x.dtype)
         self.probs = self.buffer("probs", (B, self.n_head, T, S), x.dtype)  # kept for backward
-        K.attention_forward(y, self.probs, self.q, self.k, self.v, memory_mask, self.n_head, False)
+        K.attention_forward(y, self.probs, self.q, self.k, self.v, memory_mask, self.n_head, False,
+                            *self.drop.draw(seed))
         return self.c_proj.forward(y.reshape(B * T, C)).reshape(B, T, C)
 
     def backward(self, dout, dinp, dmemory, accumulate=True):
@@ -83,7 +123,8 @@ class CrossAttention(Layer):
         dq = self.scratch("dq", (B, T, C), dout.dtype, zero=False)
         dkv = self.scratch("dkv", (B, S, 2 * C), dout.dtype, zero=False)
         K.attention_backward(dq, dkv[:, :, :C], dkv[:, :, C:], dy.reshape(B, T, C),
-                             self.probs, self.q, self.k, self.v, self.memory_mask, self.n_head, False, False)
+                             self.probs, self.q, self.k, self.v, self.memory_mask, self.n_head, False,
+                             *self.drop.args, False)
         self.c_q.backward(dq.reshape(B * T, C), dinp.reshape(B * T, C), accumulate)
         self.c_kv.backward(dkv.reshape(B * S, 2 * C), dmemory.reshape(B * S, C))
 

@@ -12,6 +12,8 @@ A GPT block and an encoder block have two sub-layers, a decoder block three:
     x1 = sub(x,  self-attention)               causal in GPT and decoder, key padding mask in encoder
     x2 = sub(x1, cross-attention over memory)  decoder only: memory = the encoder's output
     x3 = sub(x2, feed-forward)                 ffn(h) = c_proj(act(c_fc(h))), hidden width 4C
+With attn_dropout > 0 the attention layers also drop attention probabilities (GPT-2's attn_pdrop),
+each with a seed of its own.
 
 Backward, by hand, in reverse. For one pre-LN sub-layer, from dL/dy:
     dL/dx = dL/dy + LNᵀ fᵀ dropoutᵀ dL/dy      (the residual passes the gradient through unchanged)
@@ -22,7 +24,7 @@ import math
 
 from .. import kernels as K
 from .attention import CrossAttention, SelfAttention
-from .layers import ACTIVATIONS, Dropout, Layer, LayerNorm, Linear
+from .layers import ACTIVATIONS, GELU, Dropout, Layer, LayerNorm, Linear
 
 # State-dict names of a block's parts. GPT keeps nanoGPT's names, so GPT-2 weights map one to one;
 # the encoder and decoder use names that read like the paper's parts.
@@ -52,6 +54,12 @@ class MLP(Layer):
     def forward(self, x):  # (..., C) -> (..., C); every position independently
         C = x.shape[-1]
         return self.c_proj.forward(self.act.forward(self.c_fc.forward(x.reshape(-1, C)))).reshape(x.shape)
+
+    def decode(self, h, into):
+        """Generation: h (B, C) -> into += c_proj(GELU(c_fc(h))), the GELU fused into c_fc's product."""
+        if not isinstance(self.act, GELU):
+            raise ValueError(f"decoding needs a GELU feed-forward layer, this one has {type(self.act).__name__}")
+        self.c_proj.decode(self.c_fc.decode(h, gelu=True), into=into)
 
     def backward(self, dout, dinp, accumulate=True):
         C = dout.shape[-1]
@@ -127,7 +135,7 @@ class Block(Layer):
 
     def __init__(self, store, name, n_embd, n_head, n_layer, causal, bias=True, dropout=0.0,
                  norm_first=True, activation="gelu", cross_attention=False, n_inner=None, names=GPT2_NAMES,
-                 init="gpt2"):
+                 init="gpt2", attn_dropout=0.0):
         super().__init__()
         if init == "gpt2":
             std, proj_std = 0.02, residual_std(n_layer)
@@ -137,38 +145,54 @@ class Block(Layer):
             raise ValueError(f"init must be 'gpt2' or 'lecun', got {init!r}")
         # Declaration order = state-dict order = initialisation order: keep GPT's (ln_1, attn, ln_2, mlp).
         self.ln_1 = LayerNorm(store, f"{name}.{names['ln_1']}", n_embd, bias)
-        self.attn = SelfAttention(store, f"{name}.{names['attn']}", n_embd, n_head, causal, bias, proj_std, std)
+        self.attn = SelfAttention(store, f"{name}.{names['attn']}", n_embd, n_head, causal, bias, proj_std, std,
+                                  attn_dropout)
         self.sublayers = [Residual(self.ln_1, self.attn, dropout, norm_first)]
         self.cross_attn = None
         if cross_attention:
             self.ln_cross = LayerNorm(store, f"{name}.{names['ln_cross']}", n_embd, bias)
             self.cross_attn = CrossAttention(store, f"{name}.{names['cross_attn']}", n_embd, n_head, bias,
-                                             proj_std, std)
+                                             proj_std, std, attn_dropout)
             self.sublayers.append(Residual(self.ln_cross, self.cross_attn, dropout, norm_first))
         self.ln_2 = LayerNorm(store, f"{name}.{names['ln_2']}", n_embd, bias)
         self.mlp = MLP(store, f"{name}.{names['mlp']}", n_embd, bias, proj_std=proj_std, hidden=n_inner,
                        activation=activation, std=std)
         self.sublayers.append(Residual(self.ln_2, self.mlp, dropout, norm_first))
+        # attention layers whose probabilities are dropped out, each taking a seed after the sub-layers'
+        self.n_attn_dropout = (1 if self.cross_attn is None else 2) if attn_dropout > 0.0 else 0
 
     @property
     def n_dropout(self):
-        """How many dropout seeds forward takes: one per sub-layer."""
-        return len(self.sublayers)
+        """How many dropout seeds forward takes: one per sub-layer, then one per attention layer
+        when attention dropout is on."""
+        return len(self.sublayers) + self.n_attn_dropout
 
-    def forward(self, x, key_mask=None, seeds=(None, None, None), memory=None, memory_mask=None):
+    def forward(self, x, key_mask=None, seeds=None, memory=None, memory_mask=None):
         """x (B, T, C) -> (B, T, C).
 
         key_mask: None or bool (B, T), the keys self-attention may use (padding is False).
-        seeds: one dropout seed per sub-layer (None when not training).
+        seeds: n_dropout dropout seeds: one per sub-layer, then self-attention's and
+        cross-attention's when attention dropout is on (None, or a list of Nones, when not training).
         memory (B, S, C), memory_mask bool (B, S) or None: the encoder output and its padding mask,
         for a decoder block's cross-attention.
         """
         if (self.cross_attn is None) != (memory is None):
             raise ValueError("memory must be given exactly when the block has cross-attention")
-        x = self.sublayers[0].forward(x, seeds[0], key_mask)
+        n = len(self.sublayers)
+        if seeds is None:
+            seeds = [None] * self.n_dropout
+        attn_seeds = seeds[n:] if self.n_attn_dropout else (None, None)  # self-, then cross-attention's
+        x = self.sublayers[0].forward(x, seeds[0], key_mask, attn_seeds[0])
         if self.cross_attn is not None:
-            x = self.sublayers[1].forward(x, seeds[1], memory, memory_mask)
-        return self.sublayers[-1].forward(x, seeds[len(self.sublayers) - 1])
+            x = self.sublayers[1].forward(x, seeds[1], memory, memory_mask, attn_seeds[1])
+        return self.sublayers[-1].forward(x, seeds[n - 1])
+
+    def decode(self, x, keys, values, probs, positions):
+        """Generation, one new position per sequence: x (B, C), the residual stream, updated in
+        place, x += attn(ln_1(x)), then x += mlp(ln_2(x)) (pre-LN, causal, no cross-attention: a
+        GPT block). keys, values, probs, positions: this layer's cache, as SelfAttention.decode."""
+        self.attn.decode(self.ln_1.decode(x), x, keys, values, probs, positions)
+        self.mlp.decode(self.ln_2.decode(x), x)
 
     def backward(self, dout, dinp, dmemory=None):
         """Accumulates dL/dx into dinp (B, T, C) and, in a decoder block, dL/dmemory into dmemory."""

@@ -10,7 +10,7 @@ softmax Jacobian.
 """
 from .. import kernels as K
 from ..kernels.matmul import matmul
-from .layers import Layer
+from .layers import Layer, weight_to_decode
 
 
 class CrossEntropy(Layer):
@@ -26,6 +26,7 @@ class CrossEntropy(Layer):
         """logits (N, V), targets (N,) int64 -> the mean loss (a float)."""
         N, V = logits.shape
         self.targets = targets
+        self.counted = K.count_targets(targets, self.ignore_index)  # the loss is the mean over these rows
         losses = self.buffer("losses", (N,), logits.dtype)
         self.probs = self.buffer("probs", (N, V), logits.dtype)  # softmax, kept for backward
         return K.cross_entropy_forward(losses, self.probs, logits, targets, self.ignore_index, self.label_smoothing)
@@ -33,10 +34,9 @@ class CrossEntropy(Layer):
     def backward(self):
         """dL/dlogits (N, V), a buffer of this layer: (p - q) / n_counted on counted rows, 0 elsewhere."""
         dlogits = self.zeros("dlogits", self.probs.shape, self.probs.dtype)
-        n_counted = K.count_targets(self.targets, self.ignore_index)
-        if n_counted:  # loss = (1 / n_counted) sum of counted rows' losses
+        if self.counted:  # loss = (1 / counted) sum of counted rows' losses
             K.cross_entropy_backward(dlogits, self.probs, self.targets, self.ignore_index, self.label_smoothing,
-                                     1.0 / n_counted)
+                                     1.0 / self.counted)
         return dlogits
 
 
@@ -51,6 +51,7 @@ class LMHead(Layer):
         super().__init__()
         self.weight = weight
         self.loss = CrossEntropy(ignore_index, label_smoothing)
+        self.decode_weight = None  # a narrower copy of W while a generation runs (layers.Linear)
 
     def forward(self, h, targets=None):
         """h (N, C); targets None or (N,) int64. Returns (logits (N, V), loss or None)."""
@@ -62,6 +63,13 @@ class LMHead(Layer):
         logits = self.buffer("logits", (h.shape[0], W.shape[0]), h.dtype)
         matmul(logits, a=h, a_transposed=False, b=W, b_transposed=True, bias=self.no_bias, accumulate=False)
         return logits, None if targets is None else self.loss.forward(logits, targets)
+
+    def decode(self, h):
+        """Generation: h (B, C), one position per sequence -> logits (B, V), a buffer of this layer;
+        a matrix-vector product, at memory speed (W is the largest matrix of a GPT)."""
+        logits = self.buffer("decode_logits", (h.shape[0], self.weight.shape[0]), h.dtype)
+        K.matvec(logits, h, weight_to_decode(self), self.buffer("no_bias", (0,), h.dtype), False, False)
+        return logits
 
     def backward(self):
         """Returns dL/dh (N, C), a buffer of this layer; accumulates dL/dW into W's gradient."""

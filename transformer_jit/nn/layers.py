@@ -8,6 +8,12 @@ Linear, the activations, the attentions and the MLP also take backward(..., accu
 which overwrites dinp instead: a temporary that receives a single gradient then needs no zeroing.
 Nothing here does arithmetic itself: all per-element work happens in kernels. Activations are
 2-D (N, C) with N = B * T unless a docstring says otherwise; reshaping a C-contiguous array is free.
+
+Generation's path: the layers it runs also have `decode(...)`, on (B, C) rows, one new position
+per sequence. It keeps nothing for a backward and uses buffers of its own, so it leaves the
+training buffers alone. Its products are matrix-vector products (kernels.matvec), which read
+`decode_weight` when that is set (a bfloat16 copy while a generation runs) and the parameter
+otherwise.
 """
 import math
 import threading
@@ -78,6 +84,7 @@ class Linear(Layer):
         std = in_features ** -0.5 if std is None else std
         self.weight = store.add(f"{name}.weight", (out_features, in_features), True, normal(std))
         self.bias = store.add(f"{name}.bias", (out_features,), False, constant(0.0)) if bias else None
+        self.decode_weight = None
 
     def forward(self, x):  # x (N, C) -> (N, OC)
         check_array("Linear input", x, self.weight.data.dtype, (None, self.in_features))
@@ -89,6 +96,20 @@ class Linear(Layer):
     def backward(self, dout, dinp, accumulate=True):
         K.linear_backward(dinp, self.weight.grad, None if self.bias is None else self.bias.grad,
                           dout, self.x, self.weight.data, accumulate)
+
+    def decode(self, x, into=None, gelu=False):
+        """x (B, C) -> GELU(x Wᵀ + b) if gelu else x Wᵀ + b, (B, OC), a buffer of this layer; or,
+        given `into` (B, OC), that added into it (a residual stream) and `into` returned."""
+        out = into if into is not None else self.buffer("decode_out", (x.shape[0], self.out_features), x.dtype)
+        bias = self.bias.data if self.bias is not None else self.buffer("no_bias", (0,), x.dtype)
+        K.matvec(out, x, weight_to_decode(self), bias, into is not None, gelu)
+        return out
+
+
+def weight_to_decode(layer):
+    """The matrix that `layer.decode` multiplies by: its `decode_weight` copy if one is set, else
+    the parameter itself."""
+    return layer.decode_weight if layer.decode_weight is not None else layer.weight.data
 
 
 class LayerNorm(Layer):
@@ -109,6 +130,13 @@ class LayerNorm(Layer):
         self.mean = self.buffer("mean", (n,), x.dtype)
         self.rstd = self.buffer("rstd", (n,), x.dtype)
         K.layernorm_forward(out, self.mean, self.rstd, x, self.weight.data, self._bias(x.dtype), self.eps)
+        return out
+
+    def decode(self, x):
+        """x (B, C) -> (B, C) normalized, a buffer of this layer (the statistics are not kept)."""
+        out = self.buffer("decode_out", x.shape, x.dtype)
+        stats = self.buffer("decode_stats", (2, x.shape[0]), x.dtype)
+        K.layernorm_forward(out, stats[0], stats[1], x, self.weight.data, self._bias(x.dtype), self.eps)
         return out
 
     def backward(self, dout, dinp):
@@ -240,6 +268,14 @@ class PositionalEncoding(Layer):
             raise ValueError(f"positions {start}..{start + T - 1} run past the table's {self.max_len} rows")
         self.start = start
         K.positional_forward(x, x, self.table(x.dtype)[start:start + T])
+        return x
+
+    def decode(self, x, positions):
+        """x (B, C), one position per row, added to in place: row b gets row positions[b] of the
+        table. positions: (B,) int64, each in [0, max_len)."""
+        rows = self.buffer("decode_rows", x.shape, x.dtype)
+        K.embedding_forward(rows, positions, self.table(x.dtype))
+        K.add_(x.reshape(-1), rows.reshape(-1))
         return x
 
     def backward(self, dout):  # dL/dx is dout itself; only the learned table has a gradient

@@ -1,7 +1,11 @@
 """What every model shares: the flat parameter buffer, modes, dropout seeds and attention maps.
 
 A model subclass declares its layers against `self.store`, calls `self._build()`, and implements
-`forward(*batch) -> (output, loss)` and `backward()`. That is the whole contract the Trainer needs.
+`forward(*batch) -> (output, loss)` and `backward()`. That is the whole contract the Trainer needs;
+data-parallel training also asks `counted_targets()`, which reads the subclass's `loss_layer`.
+
+A model made with allocate=False declares its parameters and allocates nothing: `num_params()`
+then says how large it would be, before memory for it is asked for.
 """
 from contextlib import contextmanager
 
@@ -12,9 +16,10 @@ from .parameters import ParameterStore
 
 
 class Model(Layer):
-    def __init__(self, config, seed=0, dtype=np.float32):
+    def __init__(self, config, seed=0, dtype=np.float32, allocate=True):
         super().__init__()
         self.config = config
+        self.allocate = allocate
         self.dtype = np.dtype(dtype)
         self.seed = seed
         self.store = ParameterStore()
@@ -22,10 +27,24 @@ class Model(Layer):
         # Random draws of training forwards so far (one for the dropout masks, one for the position
         # shift, each when in use): with `seed`, it determines every mask and every shift.
         self.forward_count = 0
+        # Which replica this is in data-parallel training: each rank draws masks of its own (0: as a
+        # single process does).
+        self.rank = 0
+        self.loss_layer = None  # the CrossEntropy whose mean is forward's loss
 
     def _build(self):
         """Allocate the flat buffers once every layer has declared its parameters."""
-        self.store.build(self.dtype, np.random.default_rng(self.seed))
+        if self.allocate:
+            self.store.build(self.dtype, np.random.default_rng(self.seed))
+
+    @classmethod
+    def for_loading(cls, config, dtype=np.float32):
+        """A model whose parameters are allocated but not initialised: for weights about to be
+        copied in, which then need no random numbers drawn first."""
+        model = cls(config, dtype=dtype, allocate=False)
+        model.store.build(model.dtype, None)
+        model.allocate = True
+        return model
 
     # -- parameters -------------------------------------------------------------------------------
     @property
@@ -42,7 +61,7 @@ class Model(Layer):
         return self.store.n_decay
 
     def num_params(self):
-        return len(self.store)
+        return sum(p.size for p in self.store.params.values())
 
     def state_dict(self):
         """Copies of the weights by name, PyTorch nn.Linear layout (out_features, in_features)."""
@@ -56,6 +75,11 @@ class Model(Layer):
 
     def zero_grad(self):
         self.store.grad.fill(0)
+
+    def counted_targets(self):
+        """How many targets the last forward's loss is the mean over (ignored and padding targets are
+        not counted): the weight of that loss, and of its gradient, where batches are combined."""
+        return self.loss_layer.counted
 
     # -- modes ------------------------------------------------------------------------------------
     def train(self, mode=True):
@@ -89,15 +113,16 @@ class Model(Layer):
 
     # -- random draws of a training forward ---------------------------------------------------------
     def _dropout_seeds(self, n):
-        """n dropout seeds for one training forward, or n Nones when dropout is off.
+        """n dropout seeds for one training forward, or n Nones when dropout is off (both
+        config.dropout and config.attn_dropout are 0).
 
         The seeds come from (model seed, forward count), so a run, and a resumed run, draws the
         same masks; every training forward with dropout advances the count.
         """
-        if not (self.training and self.config.dropout > 0.0):
+        if not (self.training and (self.config.dropout > 0.0 or self.config.attn_dropout > 0.0)):
             return [None] * n
         self.forward_count += 1
-        seeds = np.random.SeedSequence([self.seed, self.forward_count]).generate_state(n, np.uint64)
+        seeds = self._draw().generate_state(n, np.uint64)
         return [int(s) >> 1 for s in seeds]  # 63-bit: numba passes Python ints as int64
 
     def _first_position(self, position_shift):
@@ -107,4 +132,10 @@ class Model(Layer):
         if not (self.training and position_shift > 0):
             return 0
         self.forward_count += 1
-        return int(np.random.default_rng([self.seed, self.forward_count, 1]).integers(position_shift + 1))
+        return int(np.random.default_rng(self._draw(1)).integers(position_shift + 1))
+
+    def _draw(self, *stream):
+        """The seed of one draw, from (model seed, forward count, stream). Ranks other than 0 take
+        their own spawn key, so their masks differ, and rank 0 draws exactly what a single process draws."""
+        return np.random.SeedSequence([self.seed, self.forward_count, *stream],
+                                      spawn_key=(self.rank,) if self.rank else ())

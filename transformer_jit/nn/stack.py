@@ -35,11 +35,12 @@ class TransformerStack(Layer):
 
     causal: each position attends only to itself and earlier ones.
     cross_attention: each block also attends to the memory (an encoder's output) given to forward.
+    dropout: on the embeddings and every residual branch; attn_dropout: on attention probabilities.
     """
 
     def __init__(self, store, name, vocab_size, max_len, n_layer, n_head, n_embd, *, causal, cross_attention=False,
                  n_inner=0, dropout=0.0, bias=True, positional="sinusoidal", norm_first=True, activation="gelu",
-                 position_shift=0, style="paper"):
+                 position_shift=0, style="paper", attn_dropout=0.0):
         super().__init__()
         if style not in STACK_NAMES:
             raise ValueError(f"style must be one of {sorted(STACK_NAMES)}, got {style!r}")
@@ -58,7 +59,8 @@ class TransformerStack(Layer):
         self.drop = Dropout(dropout)
         self.layers = [Block(store, f"{name}.{names['layers']}.{i}", n_embd, n_head, n_layer, causal=causal,
                              bias=bias, dropout=dropout, norm_first=norm_first, activation=activation,
-                             cross_attention=cross_attention, n_inner=n_inner or None, names=names, init=init)
+                             cross_attention=cross_attention, n_inner=n_inner or None, names=names, init=init,
+                             attn_dropout=attn_dropout)
                        for i in range(n_layer)]
         self.norm = LayerNorm(store, f"{name}.{names['norm']}", n_embd, bias) if norm_first else None
         self.layers_name = f"{name}.{names['layers']}"
@@ -66,7 +68,8 @@ class TransformerStack(Layer):
 
     @property
     def n_dropout(self):
-        """Dropout seeds one forward takes: the embedding's plus one per sub-layer."""
+        """Dropout seeds one forward takes: the embedding's plus each block's (one per sub-layer, and
+        one per attention layer when attention dropout is on)."""
         return 1 + sum(block.n_dropout for block in self.layers)
 
     def forward(self, ids, key_mask, seeds, memory=None, memory_mask=None, first_position=0):
@@ -87,6 +90,34 @@ class TransformerStack(Layer):
             x = self.norm.forward(x.reshape(N, C)).reshape(B, T, C)
         self._shape = (B, T)
         return x
+
+    # -- generation: a causal pre-LN stack without cross-attention (GPT), one position at a time ---
+    def prefill(self, ids, cache, row):
+        """Run one sequence, ids (1, T) with T <= the cache's window, through the stack (the
+        forward above, dropout off) and store every layer's keys and values for its positions
+        0..T-1 as sequence `row` of the cache. Returns the output (1, T, C)."""
+        self._check_decodable()
+        h = self.forward(ids, None, [None] * self.n_dropout)
+        for layer, block in enumerate(self.layers):
+            cache.store(layer, row, block.attn.k[0], block.attn.v[0])
+        cache.lengths[row] = ids.shape[1]
+        return h
+
+    def decode(self, ids, positions, cache):
+        """One new position per sequence: ids (B,) int64 at positions (B,) int64, each below the
+        cache's window; every layer appends its keys and values to the cache at those positions
+        and attends over the cache. Returns the output (B, C), a buffer of this stack's final layer
+        norm. (The caller advances cache.lengths.)"""
+        self._check_decodable()
+        x = self.embed.forward(ids)  # (B, C), this stack's own buffer: the residual stream
+        self.pos.decode(x, positions)
+        for layer, block in enumerate(self.layers):
+            block.decode(x, cache.keys[layer], cache.values[layer], cache.probs[layer], positions)
+        return self.norm.decode(x)
+
+    def _check_decodable(self):
+        if self.norm is None or self.cross_attention or not self.layers[0].attn.causal:
+            raise ValueError("generating with a key/value cache needs a causal pre-LN stack without cross-attention")
 
     def backward(self, dout, dmemory=None):
         """dout (B, T, C) or (B * T, C) = dL/d(output). Accumulates parameter gradients and, with

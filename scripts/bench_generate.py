@@ -1,0 +1,253 @@
+"""Generation speed: GPT-2 124M, batch 1, this project's key/value-cached generate beside Hugging Face
+transformers' generate (its cache on), on the same weights and the same number of threads.
+
+    python scripts/bench_generate.py                      # 3 rounds, prompt 32 tokens, 64 new tokens
+    python scripts/bench_generate.py --rounds 5 --new 128 --no-hf
+
+A randomly initialised GPT-2 124M (float32) is written once in Hugging Face format (config.json,
+model.safetensors) with GPT.save_pretrained; every run is a fresh process that loads it
+(GPT.from_pretrained, or transformers' GPT2LMHeadModel.from_pretrained), warms up, then times
+greedy generation `--repeats` times:
+    prefill   generate(prompt, 1): the prompt's forward and the first token; prompt tokens/s
+    decode    generate(prompt, 1 + new) minus the above: `new` tokens one at a time; tokens/s
+    total     generate(prompt, 1 + new), prefill included: new tokens/s as a user sees it
+The implementations run interleaved for `--rounds` rounds (A B C, C B A, ...), so that drifts in
+machine load hit all alike; the table gives medians over rounds, and each ratio is the median of
+the per-round ratios.
+
+Memory bound: a token reads every weight matrix once (12 C^2 per layer and the V x C lm head; the
+embedding rows and the key/value cache are small next to them), so tokens/s cannot pass the memory
+bandwidth over those bytes. The bandwidth is measured here before every round: NumPy sums over a
+512 MB float32 array, one share per Python thread on `--threads` threads (NumPy lets go of the GIL
+while it sums); the bound uses the median, or `--bandwidth` if given. (A sum is not the fastest
+reader: the matrix-vector kernel can stream faster than it, so a fraction above 100% is possible.) The bfloat16 run reads bfloat16 copies of the matrices
+(generate(..., weights="bfloat16")): half the bytes. Its prefill includes making those copies
+(once per generate call); it also reports how far its logits are from float32's on the prompt.
+
+On a machine that other processes keep busy, OpenMP threads that spin while they wait make every
+parallel region wait for a time slice; `--passive` sets OMP_WAIT_POLICY=PASSIVE for every run (both
+implementations use OpenMP threads).
+
+transformers and torch are optional (`pip install -e '.[bench]'`); without them the hf column is
+left out.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+N_LAYER, N_HEAD, N_EMBD, VOCAB, BLOCK = 12, 12, 768, 50257, 1024  # GPT-2 124M
+IMPLS = {"jit": "transformer-jit float32", "jit-bf16": "transformer-jit bfloat16 weights",
+         "hf": "transformers (PyTorch) float32"}
+
+
+def prompt_ids(n):
+    return np.random.default_rng(0).integers(0, VOCAB, (1, n))
+
+
+# -- one run, in its own process ------------------------------------------------------------------
+
+def generator(impl, model_dir, threads):
+    """A function (prompt (1, P) int64, n) -> the n greedy tokens, for `impl`, with its model loaded."""
+    if impl == "hf":
+        import torch
+        from transformers import GPT2LMHeadModel
+
+        torch.set_num_threads(threads)
+        model = GPT2LMHeadModel.from_pretrained(model_dir, dtype=torch.float32).eval()
+
+        def generate(prompt, n):
+            ids = torch.from_numpy(prompt)
+            with torch.inference_mode():
+                out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, min_new_tokens=n,
+                                     do_sample=False, use_cache=True, pad_token_id=0)
+            return out[0, prompt.shape[1]:].numpy()
+        return generate
+
+    from transformer_jit import GPT
+
+    model = GPT.from_pretrained(model_dir)
+    weights = "bfloat16" if impl == "jit-bf16" else None
+    return lambda prompt, n: model.generate(prompt, n, temperature=0, weights=weights)[0, prompt.shape[1]:]
+
+
+def bfloat16_logit_error(model_dir, prompt):
+    """Max |logits(bfloat16 weights) - logits(float32)| at the prompt's last position, and the
+    float32 logits' standard deviation, for scale."""
+    from transformer_jit import GPT
+    from transformer_jit.models.generation import CachedDecoder, narrowed_weights
+
+    model = GPT.from_pretrained(model_dir).eval()
+    exact = CachedDecoder(model, 1, prompt.shape[1]).prefill([prompt[0]]).copy()
+    with narrowed_weights(model, "bfloat16"):
+        narrow = CachedDecoder(model, 1, prompt.shape[1]).prefill([prompt[0]])
+    return float(np.abs(narrow - exact).max()), float(exact.std())
+
+
+def timed(fn, *args):
+    t = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - t, out
+
+
+def child(impl, model_dir, prompt_len, new, repeats, threads):
+    generate = generator(impl, model_dir, threads)
+    prompt = prompt_ids(prompt_len)
+    generate(prompt, 2)  # warm-up: compiled code loaded, buffers allocated, pages touched
+    prefill, total, tokens = [], [], None
+    for _ in range(repeats):
+        t1, _ = timed(generate, prompt, 1)
+        tn, tokens = timed(generate, prompt, 1 + new)
+        if len(tokens) != 1 + new:
+            sys.exit(f"{impl} generated {len(tokens)} tokens, not {1 + new}")
+        prefill.append(t1)
+        total.append(tn)
+    result = {"prefill_tok_s": prompt_len / statistics.median(prefill),
+              "decode_tok_s": statistics.median(new / (tn - t1) for t1, tn in zip(prefill, total)),
+              "total_tok_s": (1 + new) / statistics.median(total), "tokens": [int(t) for t in tokens]}
+    if impl == "jit-bf16":
+        result["logit_error"], result["logit_std"] = bfloat16_logit_error(model_dir, prompt)
+    print(json.dumps(result))
+
+
+# -- the parent: write the model, measure the bandwidth, interleave, summarise ------------------------
+
+def write_model(directory):
+    from transformer_jit import GPT, GPTConfig
+
+    config = GPTConfig(vocab_size=VOCAB, block_size=BLOCK, n_layer=N_LAYER, n_head=N_HEAD, n_embd=N_EMBD)
+    GPT(config, seed=0).save_pretrained(directory)
+
+
+def bandwidth(threads, nbytes=512 * 2 ** 20):
+    """Bytes per second that `threads` Python threads read when each NumPy-sums its share of one array."""
+    a = np.ones(nbytes // 4, dtype=np.float32)
+    parts = np.array_split(a, threads)
+
+    def run():
+        workers = [threading.Thread(target=part.sum) for part in parts]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+
+    run()
+    return nbytes / statistics.median(timed(run)[0] for _ in range(7))
+
+
+def weight_bytes(bytes_per_weight):
+    """Bytes of the matrices one token reads: 12 C^2 per layer (qkv 3 C^2, projection C^2, MLP 8 C^2)
+    and the lm head V x C."""
+    return (12 * N_LAYER * N_EMBD ** 2 + VOCAB * N_EMBD) * bytes_per_weight
+
+
+def has_hf():
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed generations per run")
+    parser.add_argument("--prompt", type=int, default=32, help="prompt tokens")
+    parser.add_argument("--new", type=int, default=64, help="tokens generated one at a time")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-hf", action="store_true", help="leave out transformers")
+    parser.add_argument("--no-bf16", action="store_true", help="leave out the bfloat16 run")
+    parser.add_argument("--passive", action="store_true", help="OMP_WAIT_POLICY=PASSIVE in every run")
+    parser.add_argument("--bandwidth", type=float, metavar="GB/S",
+                        help="the memory bandwidth to state the bound with, instead of the measured one")
+    parser.add_argument("--child", choices=list(IMPLS), help=argparse.SUPPRESS)
+    parser.add_argument("--model-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child, args.model_dir, args.prompt, args.new, args.repeats, args.threads)
+
+    impls = ["jit"] + ([] if args.no_bf16 else ["jit-bf16"])
+    if not args.no_hf:
+        if has_hf():
+            impls.append("hf")
+        else:
+            print("transformers or torch not installed (pip install -e '.[bench]'): no hf column")
+    env = dict(os.environ, NUMBA_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads),
+               MKL_NUM_THREADS=str(args.threads))
+    if args.passive:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    with tempfile.TemporaryDirectory(prefix="bench-generate-") as model_dir:  # 500 MB: removed at the end
+        write_model(model_dir)
+        runs, bandwidths = run_rounds(args, impls, env, model_dir)
+    report(args, impls, runs, bandwidths)
+
+
+def run_rounds(args, impls, env, model_dir):
+    """Every implementation once per round, in alternating order: (runs by implementation, the
+    bandwidth measured before each round)."""
+    from tqdm.auto import tqdm
+
+    runs = {impl: [] for impl in impls}
+    bandwidths = []
+    with tqdm(total=args.rounds * len(impls), desc="benchmark runs", file=sys.stderr, disable=None) as bar:
+        for round_ in range(args.rounds):
+            bandwidths.append(bandwidth(args.threads))
+            for impl in impls if round_ % 2 == 0 else impls[::-1]:
+                cmd = [sys.executable, __file__, "--child", impl, "--model-dir", model_dir, "--prompt",
+                       str(args.prompt), "--new", str(args.new), "--repeats", str(args.repeats), "--threads",
+                       str(args.threads)]
+                out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                if out.returncode:
+                    sys.exit(f"{impl} run failed:\n{out.stderr}")
+                runs[impl].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                bar.update(1)
+    return runs, bandwidths
+
+
+def report(args, impls, runs, bandwidths):
+    print(f"GPT-2 124M, batch 1, float32, {args.threads} threads; prompt {args.prompt} tokens, {args.new} new, greedy"
+          + ("; OMP_WAIT_POLICY=PASSIVE" if args.passive else ""))
+
+    def median(impl, key):
+        return statistics.median(r[key] for r in runs[impl])
+
+    gbs = statistics.median(bandwidths)
+    print(f"memory bandwidth (NumPy sums, {args.threads} threads): {gbs / 1e9:.1f} GB/s, per round "
+          f"{[round(b / 1e9, 1) for b in bandwidths]}" + (f"; the bound assumes {args.bandwidth} GB/s"
+                                                          if args.bandwidth else ""))
+    gbs = args.bandwidth * 1e9 if args.bandwidth else gbs
+
+    print(f"\n{'':32} {'decode tok/s':>12} {'bound':>6} {'of bound':>8} {'total tok/s':>11} {'prefill tok/s':>13}"
+          "  decode tok/s per round")
+    for impl in impls:
+        bound = gbs / weight_bytes(2 if impl == "jit-bf16" else 4)
+        decode = median(impl, "decode_tok_s")
+        print(f"{IMPLS[impl]:32} {decode:12.1f} {bound:6.0f} {decode / bound:8.0%} {median(impl, 'total_tok_s'):11.1f} "
+              f"{median(impl, 'prefill_tok_s'):13.0f}  {[round(r['decode_tok_s'], 1) for r in runs[impl]]}")
+    print(f"bound: {gbs / 1e9:.1f} GB/s over the matrices a token reads ({weight_bytes(4) / 1e6:.0f} MB in float32, "
+          f"{weight_bytes(2) / 1e6:.0f} MB in bfloat16)")
+    if "hf" in impls:
+        for impl in impls[:-1]:
+            for key, what in (("decode_tok_s", "decode"), ("total_tok_s", "total")):
+                ratios = [j[key] / h[key] for j, h in zip(runs[impl], runs["hf"])]
+                print(f"{IMPLS[impl]}: {what} tokens/s = {statistics.median(ratios):.2f}x transformers' "
+                      f"(median of the per-round ratios {[round(r, 2) for r in ratios]})")
+        same = sum(a == b for a, b in zip(runs["jit"][0]["tokens"], runs["hf"][0]["tokens"]))
+        print(f"greedy tokens equal to transformers': {same} of {args.new + 1} "
+              "(random weights give near-ties, which rounding may break either way)")
+    if "jit-bf16" in impls:
+        print(f"bfloat16 weights: logits off by at most {median('jit-bf16', 'logit_error'):.2g} on the prompt "
+              f"(the float32 logits' standard deviation: {median('jit-bf16', 'logit_std'):.2g})")
+
+
+if __name__ == "__main__":
+    main()

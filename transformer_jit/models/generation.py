@@ -1,0 +1,235 @@
+"""Generating text with a GPT: a key/value cache, so that each new token costs one position's work.
+
+    prefill   each prompt in one forward over all its tokens (the training forward, dropout off);
+              every layer's keys and values go into the cache (nn/kv_cache.py), and the last
+              position's logits give the first new token
+    step      each sequence's newest token at its next position: every layer appends its key and
+              value to the cache and attends over it (kernels.kv_attention_forward); every product
+              is a matrix times one vector per sequence (kernels.matvec), at memory speed
+
+The logits equal those of a full forward over the same tokens, up to float rounding.
+
+Batches: prompts may have different lengths. Each is prefilled on its own and each sequence keeps
+its own position in the cache, so its positions and attention are exactly those of the prompt
+alone; the products sum every row in the same order whatever the other rows hold, so a sequence's
+tokens do not depend on the rest of the batch.
+
+The window. GPT-2's positions are learned and absolute (there is no embedding past block_size - 1),
+and every cached key was computed at its position, so a full cache cannot shift by one. When a
+sequence's cache holds block_size positions and another token comes, its last ceil(block_size / 2)
+tokens (the new one included) are prefilled again at positions 0.., and generation goes on from
+there: every step sees between ceil(block_size / 2) and block_size tokens of context, and the
+logits after a slide are exactly those of a forward over those last tokens. A slide costs one
+prefill of half a window every half window of steps. (Recomputing the whole last window at every
+step, as a plain forward over the last block_size tokens would, costs a window per token.) A
+prompt longer than block_size keeps its last block_size tokens.
+
+Sampling (`sample_next`): temperature 0 is greedy (argmax). Otherwise the logits are divided by
+the temperature, top_k keeps the k most likely tokens, top_p then keeps the smallest set of most
+likely tokens whose probabilities add up to at least p (nucleus sampling, Holtzman et al. 2019),
+and a token is drawn from what is kept, renormalised. Each sequence draws from a random generator
+of its own, spawned from the seed, so its tokens do not depend on the batch either.
+"""
+from contextlib import contextmanager
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import kernels as K
+from ..nn.checks import check_token_ids, is_int, is_number
+from ..nn.kv_cache import KVCache
+from ..nn.memory import aligned_empty
+
+MAX_NEW_TOKENS = 1 << 20  # per call: the output is allocated up front
+WEIGHTS = (None, "bfloat16")  # the model's own, or bfloat16 copies
+
+
+class CachedDecoder:
+    """A GPT (`transformer`: a causal pre-LN stack; `lm_head`) run over `batch` sequences, one
+    position at a time, with a cache of `window` <= block_size positions (block_size if any
+    sequence may slide)."""
+
+    def __init__(self, model, batch, window):
+        c = model.config
+        if not 1 <= window <= c.block_size:
+            raise ValueError(f"window must be in [1, block_size={c.block_size}], got {window}")
+        self.stack, self.head, self.block_size = model.transformer, model.lm_head, c.block_size
+        self.keep = (c.block_size + 1) // 2  # tokens a slide leaves, the new one included
+        self.cache = KVCache(c.n_layer, batch, c.n_head, window, c.n_embd // c.n_head, model.dtype)
+        self.context = np.zeros((batch, window), dtype=np.int64)  # the tokens the cache holds
+        self.last = aligned_empty((batch, c.n_embd), model.dtype)
+
+    def prefill(self, prompts):
+        """prompts: one 1-D int64 array per sequence, each at most `window` tokens. Returns the
+        logits (B, V) of each prompt's last position (a buffer, valid until the next call)."""
+        for row, tokens in enumerate(prompts):
+            self.last[row] = self._fill(row, tokens)[0, -1]
+        return self.head.decode(self.last)
+
+    def step(self, tokens):
+        """tokens (B,) int64: each sequence's newest token, appended at its next position (after a
+        slide if its cache is full). Returns the logits (B, V) of the token after it."""
+        cache = self.cache
+        for row in np.flatnonzero(cache.lengths == cache.window):
+            self._slide(row)
+        positions = cache.lengths.copy()
+        self.context[np.arange(len(tokens)), positions] = tokens
+        h = self.stack.decode(tokens, positions, cache)
+        cache.lengths += 1
+        return self.head.decode(h)
+
+    def _fill(self, row, tokens):
+        self.context[row, :len(tokens)] = tokens
+        return self.stack.prefill(tokens[None, :], self.cache, row)
+
+    def _slide(self, row):
+        """Sequence `row` has a full cache: keep its last keep - 1 tokens, at positions 0.., so that
+        the coming token goes to position keep - 1."""
+        window = self.cache.window
+        if window < self.block_size:
+            raise RuntimeError(f"the cache of {window} positions is full; it was sized for fewer tokens")
+        n = self.keep - 1
+        if n == 0:
+            self.cache.lengths[row] = 0
+        else:
+            self._fill(row, self.context[row, window - n:].copy())
+
+
+def sample_next(logits, temperature, top_k, top_p, rngs):
+    """The next token of every sequence: logits (B, V) -> (B,) int64; rngs: one numpy Generator
+    per sequence. Arguments as in `generate` (checked there)."""
+    if temperature == 0:
+        return np.argmax(logits, axis=1)
+    B, V = logits.shape
+    z = logits.astype(np.float64)
+    ids = None  # with top_k: the vocabulary ids of z's columns
+    if top_k is not None and top_k < V:
+        ids = np.argpartition(z, V - top_k, axis=1)[:, V - top_k:]
+        z = np.take_along_axis(z, ids, axis=1)
+    probs = np.empty_like(z)
+    K.softmax_forward(probs, z / temperature)
+    tokens = np.empty(B, dtype=np.int64)
+    for b in range(B):
+        p, row_ids = probs[b], None if ids is None else ids[b]
+        if top_p is not None and top_p < 1.0:
+            kept = nucleus(p, top_p)
+            p, row_ids = p[kept], kept if row_ids is None else row_ids[kept]
+        # inverse-CDF sampling: the first token whose cumulative probability exceeds u
+        cumulative = np.cumsum(p)
+        j = min(int(np.searchsorted(cumulative, rngs[b].random() * cumulative[-1], side="right")), len(p) - 1)
+        tokens[b] = j if row_ids is None else row_ids[j]
+    return tokens
+
+
+def nucleus(probs, top_p):
+    """Indices of the smallest set of the largest `probs` whose sum reaches top_p, most likely
+    first. Sorts only a top slice of the probabilities (64, then 8 times more until the slice holds
+    that much): full sorts of a 50k vocabulary would cost milliseconds per token."""
+    n = probs.shape[0]
+    m = 64
+    while True:
+        m = min(m, n)
+        top = np.argpartition(probs, n - m)[n - m:]
+        order = top[np.argsort(-probs[top], kind="stable")]
+        cumulative = np.cumsum(probs[order])
+        if cumulative[-1] >= top_p or m == n:
+            return order[:min(int(np.searchsorted(cumulative, top_p)) + 1, m)]
+        m *= 8
+
+
+def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, seed=None, stop_token=None,
+             progress=False, weights=None):
+    """Sample up to `max_new_tokens` tokens after each prompt; see GPT.generate."""
+    c = model.config
+    prompts, as_list = _prompts(idx, c.vocab_size)
+    _check_options(max_new_tokens, temperature, top_k, top_p, seed, stop_token, weights, c.vocab_size)
+    B = len(prompts)
+    new = np.zeros((B, max_new_tokens), dtype=np.int64)
+    n_new = 0
+    if max_new_tokens > 0:
+        rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(B)]
+        window = min(c.block_size, max(len(p) for p in prompts) + max_new_tokens)
+        done = np.zeros(B, dtype=bool)
+        tokens = np.zeros(B, dtype=np.int64)
+        with model.evaluating(), narrowed_weights(model, weights):
+            decoder = CachedDecoder(model, B, window)
+            logits = decoder.prefill([p[-c.block_size:] for p in prompts])
+            for step in tqdm(range(max_new_tokens), desc="generating", unit="tok", disable=None if progress else True,
+                             leave=False):
+                if step > 0:
+                    logits = decoder.step(tokens)
+                if not np.isfinite(logits).all():
+                    raise FloatingPointError("the model's logits are not finite: its weights hold inf or NaN")
+                tokens = sample_next(logits, temperature, top_k, top_p, rngs)
+                if stop_token is not None:
+                    tokens[done] = stop_token  # a sequence that has stopped only repeats its stop token
+                    done |= tokens == stop_token
+                new[:, step] = tokens
+                n_new = step + 1
+                if done.all():
+                    break
+    new = new[:, :n_new]
+    if not as_list:
+        return np.concatenate([np.asarray(prompts), new], axis=1)
+    ends = [n_new if stop_token is None or not (row == stop_token).any() else int(np.argmax(row == stop_token)) + 1
+            for row in new]
+    return [np.concatenate([p, row[:end]]) for p, row, end in zip(prompts, new, ends)]
+
+
+def _prompts(idx, vocab_size):
+    """(list of 1-D int64 prompts, whether idx was a list): an array (B, T), or a list or tuple of
+    1-D prompts of any lengths."""
+    if isinstance(idx, (list, tuple)):
+        if not idx:
+            raise ValueError("idx is an empty list: give at least one prompt")
+        prompts = []
+        for i, p in enumerate(idx):
+            p = np.asarray(p)
+            if p.ndim != 1 or p.size == 0:
+                raise ValueError(f"idx[{i}] must be a non-empty 1-D sequence of token ids, got shape {p.shape}")
+            prompts.append(check_token_ids(f"idx[{i}]", p[None, :], vocab_size)[0])
+        return prompts, True
+    return list(check_token_ids("idx", idx, vocab_size)), False
+
+
+def _check_options(max_new_tokens, temperature, top_k, top_p, seed, stop_token, weights, vocab_size):
+    if not is_int(max_new_tokens) or not 0 <= max_new_tokens <= MAX_NEW_TOKENS:
+        raise ValueError(f"max_new_tokens must be an integer in [0, {MAX_NEW_TOKENS}], got {max_new_tokens!r}")
+    if not is_number(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0 (0: greedy), got {temperature!r}")
+    if top_k is not None and (not is_int(top_k) or top_k < 1):
+        raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}")
+    if top_p is not None and (not is_number(top_p) or not 0 < top_p <= 1):
+        raise ValueError(f"top_p must be None or a number in (0, 1], got {top_p!r}")
+    if seed is not None and (not is_int(seed) or seed < 0):
+        raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
+    if stop_token is not None and (not is_int(stop_token) or not 0 <= stop_token < vocab_size):
+        raise ValueError(f"stop_token must be None or a token id in [0, {vocab_size}), got {stop_token!r}")
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+
+
+@contextmanager
+def narrowed_weights(model, weights):
+    """With weights="bfloat16", the matrices that generation multiplies by (every linear layer of
+    the blocks and the lm head) get bfloat16 copies as their `decode_weight` for the duration: half
+    the bytes to read per token. The copies are made here, from the current weights (a pass over
+    them), into buffers that each layer keeps for the next time."""
+    if weights is None:
+        yield
+        return
+    if model.dtype != np.float32:
+        raise ValueError(f"bfloat16 weights need a float32 model, this one is {model.dtype.name}")
+    layers = [model.lm_head]
+    for block in model.transformer.layers:
+        layers += [block.attn.c_attn, block.attn.c_proj, block.mlp.c_fc, block.mlp.c_proj]
+    try:
+        for layer in layers:
+            w = layer.weight.data
+            narrow = layer.buffer("bfloat16_weight", w.shape, np.uint16)
+            K.bfloat16_from_float32(narrow.reshape(-1), w.reshape(-1).view(np.uint32))
+            layer.decode_weight = narrow
+        yield
+    finally:
+        for layer in layers:
+            layer.decode_weight = None

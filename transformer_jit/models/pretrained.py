@@ -1,0 +1,47 @@
+"""GPT-2's published weights and tokenizer, from a Hugging Face directory or an llm.c file.
+
+    model, tokenizer = load_pretrained("gpt2")            # config.json, model.safetensors, vocab.json, merges.txt
+    model, tokenizer = load_pretrained("gpt2_124M.bin")   # llm.c's file; the tokenizer from files beside it
+"""
+from pathlib import Path
+
+from ..data.tokenizers import BPETokenizer
+from ..formats import HuggingFaceGPT2, LlmcGPT2
+from .configs import GPTConfig
+from .gpt import GPT
+
+TOKENIZER_FILES = ("vocab.json", "merges.txt", "encoder.json", "vocab.bpe")
+
+
+def pretrained_config(path, dropout=0.0, attn_dropout=0.0):
+    """The GPTConfig of the weights at `path` (read from their header, not the weights), with the
+    dropout rates to fine-tune with."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"pretrained model not found: {path}")
+    reader = HuggingFaceGPT2(path) if path.is_dir() else LlmcGPT2(path)
+    return GPTConfig(**reader.sizes, dropout=dropout, attn_dropout=attn_dropout)
+
+
+def pretrained_tokenizer(path):
+    """The BPE tokenizer stored with the weights: in the directory, or beside the llm.c file."""
+    directory = Path(path) if Path(path).is_dir() else Path(path).parent
+    if not any((directory / name).exists() for name in TOKENIZER_FILES):
+        raise FileNotFoundError(f"no tokenizer beside the weights in {directory}: it needs vocab.json + merges.txt "
+                                f"(or encoder.json + vocab.bpe) from the same model")
+    return BPETokenizer.from_pretrained(directory)
+
+
+def load_pretrained(path, dropout=0.0, seed=0, attn_dropout=0.0):
+    """(GPT with the weights at `path`, its tokenizer)."""
+    path = Path(path)
+    tokenizer = pretrained_tokenizer(path)
+    if not path.exists():
+        raise FileNotFoundError(f"pretrained model not found: {path}")
+    load = GPT.from_pretrained if path.is_dir() else GPT.from_llmc
+    model = load(path, dropout=dropout, attn_dropout=attn_dropout)
+    if model.config.vocab_size != tokenizer.vocab_size:
+        raise ValueError(f"{path}: the weights have {model.config.vocab_size} tokens but the tokenizer "
+                         f"{tokenizer.vocab_size}")
+    model.seed = seed
+    return model, tokenizer
