@@ -15,6 +15,16 @@ Every kernel is decorated with `kernel` (serial), `parallel_kernel` (uses `prang
   combination of values; `_Dispatcher` types it by its type alone, as every compiled version of
   a large kernel adds to the cold compile.
 
+How threads wait. Kernels run on Numba's OpenMP threading layer (GNU libgomp). Between parallel
+regions libgomp's threads spin for 300,000 iterations before they sleep: on an idle machine that
+catches the next region at once, but beside another busy program a spinning thread holds a core
+that the thread doing the work needs, and every region of a step waits for a time slice. Unless
+OMP_WAIT_POLICY or GOMP_SPINCOUNT is set, importing this module sets GOMP_SPINCOUNT to
+1,000 spins: still enough to catch the regions of a step back to back, short enough to yield the
+core beside another program (scripts/bench_under_load.py measures both; docs/performance.md has
+the figures). libgomp reads it when Numba first loads it, at the first parallel call; a library
+that loaded libgomp earlier in the process keeps its own setting.
+
 Two settings exist for the tiled products (see tiles.py):
 
 - 512-bit vectors. On AVX-512 machines LLVM's tuning for most Intel cores prefers 256-bit
@@ -48,6 +58,16 @@ def _prefer_512_bit_vectors():
 
 
 _prefer_512_bit_vectors()
+
+SPIN_COUNT = "1000"  # iterations a waiting OpenMP thread spins before it sleeps (see the docstring)
+
+
+def _yielding_threads():
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
+
+
+_yielding_threads()
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 

@@ -67,4 +67,4 @@ def test_bad_options_get_clear_errors(tmp_path, command):
     result = run_cli(command, "--out-dir", "x", "--n-embd", "10", "--n-head", "3", cwd=tmp_path)
     assert result.returncode == 2 and "divisible" in result.stderr
     result = run_cli(command, "--resume", "--out-dir", "nowhere", cwd=tmp_path)
-    assert result.returncode == 2 and "checkpoint not found" in result.stderr
+    assert result.returncode == 2 and "no last.npz to resume from" in result.stderr

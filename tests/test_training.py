@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -65,20 +66,29 @@ def test_early_stopping_stops(tmp_path):
     assert trainer.step == 30
 
 
-def test_interrupt_saves_a_checkpoint(tmp_path, monkeypatch):
-    trainer = make_trainer(tmp_path, max_iters=50)
-    real_step = trainer.train_step
+def test_ctrl_c_finishes_the_step_then_saves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch):
+    straight = make_trainer(tmp_path / "straight", max_iters=30)
+    straight.fit()
 
-    def interrupted_step():
+    trainer = make_trainer(tmp_path / "run", max_iters=30)
+    real_backward = trainer.model.backward
+
+    def backward_hit_by_ctrl_c():  # the signal arrives in the middle of step 8
         if trainer.step == 7:
-            raise KeyboardInterrupt
-        return real_step()
+            os.kill(os.getpid(), signal.SIGINT)
+        real_backward()
 
-    monkeypatch.setattr(trainer, "train_step", interrupted_step)
+    monkeypatch.setattr(trainer.model, "backward", backward_hit_by_ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
-    _, meta = load_checkpoint(tmp_path / "last.npz")
-    assert meta["step"] == 7
+    _, meta = load_checkpoint(tmp_path / "run" / "last.npz")
+    assert meta["step"] == 8  # the interrupted step was finished, not cut in half
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
+
+    resumed = make_trainer(tmp_path / "run", max_iters=30, model_seed=99)
+    resumed.restore(tmp_path / "run" / "last.npz")
+    resumed.fit()
+    np.testing.assert_array_equal(resumed.model.params, straight.model.params)
 
 
 def test_bad_data_files_and_checkpoints_get_clear_errors(tmp_path):

@@ -1,28 +1,85 @@
 """Command line (also `python -m transformer_jit`):
 
-    transformer-jit train | sample                         a character-level GPT
+    transformer-jit prepare                                a text file to token files (characters or BPE)
+    transformer-jit train | sample                         a GPT on text (characters or BPE) or token files
     transformer-jit train-seq2seq | translate              an encoder-decoder on a built-in task (dates)
     transformer-jit train-classifier | classify            an encoder classifier on a built-in task (brackets)
+
+Every error is one line on stderr: exit status 2 for a bad input or option, 1 for a failure while
+running (training diverged, a checkpoint could not be written), 130 when interrupted. --debug (or
+TRANSFORMER_JIT_DEBUG=1) shows the traceback instead. Under mpiexec (data-parallel training) an
+error line starts with the rank that met it, and ends every rank.
 """
 import argparse
-import sys
+import os
+import signal
 
-from . import encoders, gpt
+from ..nn.checks import ConfigError
+from ..train.distributed import DistributedError, fail
+from ..train.trainer import CheckpointError, TrainingDiverged
+from . import encoders, gpt, prepare
+from .common import flag_for
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line (the usage itself is one --help away)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="transformer-jit", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    gpt.add_commands(commands)       # train, sample
-    encoders.add_commands(commands)  # train-seq2seq, train-classifier, translate, classify
+    parser = Parser(prog="transformer-jit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    prepare.add_commands(commands, common)   # prepare
+    gpt.add_commands(commands, common)       # train, sample
+    encoders.add_commands(commands, common)  # train-seq2seq, train-classifier, translate, classify
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if hasattr(args, "options"):
+        args.options.resolve(args)
+    debug = args.debug or os.environ.get("TRANSFORMER_JIT_DEBUG", "") not in ("", "0")
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a polite kill stops like Ctrl-C: training saves first
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        fail(130, "interrupted")
+        return 130
+    except Exception as e:
+        if debug:
+            raise
+        status, message = explain(e, args.command)
+        fail(status, f"error: {message}")
+        return status
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def explain(error, command):
+    """(exit status, one line) for an error that reached the command line."""
+    if isinstance(error, ConfigError):
+        return 2, error.naming(flag_for(error.field))
+    if isinstance(error, (ValueError, FileNotFoundError)):
+        return 2, _one_line(error)
+    if isinstance(error, (TrainingDiverged, CheckpointError, DistributedError)):
+        return 1, _one_line(error)
+    if isinstance(error, MemoryError):
+        return 1, "out of memory: make the model, the batch or the text smaller"
+    if isinstance(error, OSError):
+        return 1, f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
+    return 1, (f"unexpected {type(error).__name__} in {command}: {_one_line(error)} "
+               f"(run again with --debug to see where)")
+
+
+def _one_line(error):
+    text = " ".join(str(error).split())
+    return text if len(text) <= 500 else text[:500] + "..."

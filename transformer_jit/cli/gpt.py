@@ -1,77 +1,195 @@
-"""Commands for the GPT: train (a character-level GPT on a text file) and sample (from a trained one)."""
-import argparse
+"""Commands for the GPT: train (on text, token files, or from GPT-2's weights), sample, export.
+
+    transformer-jit train --data input.txt                          a new model, characters or BPE
+    transformer-jit train --init-from gpt2 --data input.txt         fine-tune GPT-2's weights
+    transformer-jit sample --out-dir out | --pretrained gpt2        continue a prompt
+    transformer-jit export --out-dir out --format hf|llmc DEST      a run's model for other tools
+"""
 from pathlib import Path
 
+from ..data.tokenizers import BPETokenizer
 from ..data.text import TextDataset, default_corpus, load_text
-from ..data.tokenizers import CharTokenizer
-from ..models import GPT, GPTConfig
-from .common import add_optimisation_args, load_trained, resume_meta, run_training, train_config_from_args
+from ..data.token_files import is_token_dir, open_token_dir
+from ..data.tokenizers import CharTokenizer, tokenizer_from_dict
+from ..models import GPTConfig
+from ..models.pretrained import load_pretrained, pretrained_config, pretrained_tokenizer
+from .common import (Options, RunSetup, add_checkpoint_args, add_optimisation_args, add_run_args, load_trained,
+                     non_negative_int, train_command)
+
+SHAPE = {"n_layer", "n_head", "n_embd", "block_size", "no_bias", "positional", "tokenizer", "vocab_size"}
 
 
-def add_commands(commands):
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    train = commands.add_parser("train", help="train a character-level GPT", formatter_class=fmt)
-    train.add_argument("--data", default="", help="UTF-8 text file; empty uses the built-in corpus (Python's help topics)")
-    train.add_argument("--out-dir", default="out", help="where checkpoints, config.json and metrics.csv go")
-    train.add_argument("--resume", action="store_true", help="continue the run saved in --out-dir")
+def add_commands(commands, common):
+    train = commands.add_parser("train", help="train a GPT on text or token files, or fine-tune GPT-2",
+                                parents=[common])
+    options = Options(train)
+    add_run_args(train, "out")
+    data = train.add_argument_group("data")
+    options.add(data, "--data", "", "a UTF-8 text file, or a directory of token files made by `prepare`; empty: "
+                "the built-in corpus (Python's help topics)")
+    options.add(data, "--tokenizer", "char", "for a text file: one token per character, or a byte-level BPE "
+                "trained on it", choices=["char", "bpe"], fixed=True)
+    options.add(data, "--vocab-size", 4096, "the BPE vocabulary's size", type=int, fixed=True)
     model = train.add_argument_group("model")
-    model.add_argument("--n-layer", type=int, default=4)
-    model.add_argument("--n-head", type=int, default=4)
-    model.add_argument("--n-embd", type=int, default=128)
-    model.add_argument("--block-size", type=int, default=64)
-    model.add_argument("--dropout", type=float, default=0.0)
-    model.add_argument("--no-bias", action="store_true", help="no biases in linear and layer-norm layers")
-    model.add_argument("--positional", choices=["learned", "sinusoidal"], default="learned")
-    opt = add_optimisation_args(train, {"max_iters": 1000})
-    opt.add_argument("--sample-tokens", type=int, default=300, help="length of the sample printed at the end")
+    options.add(model, "--init-from", "", "start from pretrained weights: a Hugging Face GPT-2 directory or an "
+                "llm.c file, with the tokenizer stored beside them", fixed=True)
+    options.add(model, "--n-layer", 4, type=int, fixed=True)
+    options.add(model, "--n-head", 4, type=int, fixed=True)
+    options.add(model, "--n-embd", 128, type=int, fixed=True)
+    options.add(model, "--block-size", 64, type=int, fixed=True)
+    options.add(model, "--dropout", 0.0, "on the embeddings and every residual branch", type=float, fixed=True)
+    options.add(model, "--attn-dropout", 0.0, "on the attention probabilities (GPT-2's attn_pdrop)", type=float,
+                fixed=True)
+    options.add(model, "--no-bias", False, "no biases in linear and layer-norm layers", action="store_true",
+                fixed=True)
+    options.add(model, "--positional", "learned", choices=["learned", "sinusoidal"], fixed=True)
+    opt = add_optimisation_args(train, options, {"max_iters": 1000})
+    opt.add_argument("--sample-tokens", type=non_negative_int, default=300,
+                     help="length of the sample printed at the end (default: 300)")
     train.set_defaults(run=train_gpt)
 
-    sample = commands.add_parser("sample", help="generate text from a trained model", formatter_class=fmt)
-    sample.add_argument("--out-dir", default="out")
-    sample.add_argument("--checkpoint", choices=["best", "last"], default="best")
-    sample.add_argument("--prompt", default="\n")
-    sample.add_argument("--max-new-tokens", type=int, default=500)
-    sample.add_argument("--temperature", type=float, default=0.8)
-    sample.add_argument("--top-k", type=int, default=None)
-    sample.add_argument("--seed", type=int, default=None)
+    sample = commands.add_parser("sample", help="generate text from a trained or a pretrained model",
+                                 parents=[common])
+    add_checkpoint_args(sample, "out")
+    sample.add_argument("--pretrained", default=None, help="sample from pretrained weights instead of a run: a "
+                        "Hugging Face GPT-2 directory or an llm.c file, with its tokenizer beside it")
+    sample.add_argument("--prompt", default=None,
+                        help="text to continue (default: a newline, or the vocabulary's first character)")
+    sample.add_argument("--max-new-tokens", type=non_negative_int, default=500, help="(default: 500)")
+    sample.add_argument("--temperature", type=float, default=0.8, help="0: always the most likely token (default: 0.8)")
+    sample.add_argument("--top-k", type=int, default=None, help="sample from the k most likely tokens only")
+    sample.add_argument("--top-p", type=float, default=None, help="sample from the most likely tokens whose "
+                        "probabilities add up to p (nucleus sampling)")
+    sample.add_argument("--seed", type=non_negative_int, default=None)
     sample.set_defaults(run=sample_gpt)
+
+    export = commands.add_parser("export", help="write a run's model in another project's format", parents=[common])
+    add_checkpoint_args(export, "out")
+    export.add_argument("--format", choices=["hf", "llmc"], required=True,
+                        help="hf: a Hugging Face directory (config.json, model.safetensors, and vocab.json + "
+                             "merges.txt for a BPE model); llmc: llm.c's model file")
+    export.add_argument("dest", help="the directory (hf) or file (llmc) to write")
+    export.set_defaults(run=export_gpt)
 
 
 def train_gpt(args):
-    out_dir = Path(args.out_dir)
-    if args.resume:
-        meta, config = resume_meta(out_dir, args.max_iters)
-        model_config = GPTConfig.from_dict(meta["model_config"])
-        tokenizer = CharTokenizer.from_dict(meta["tokenizer"])
-        text = load_text(config.data) if config.data else default_corpus()
-    else:
-        text = load_text(args.data) if args.data else default_corpus()
-        tokenizer = CharTokenizer.from_text(text)
-        model_config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
-                                 n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout,
-                                 bias=not args.no_bias, positional=args.positional)
-        config = train_config_from_args(args, out_dir, data=args.data)
-    data = TextDataset(tokenizer.encode(text), model_config.block_size)
-    model = GPT(model_config, seed=config.seed)
-    description = (f"data: {config.data or 'built-in corpus'} ({len(text):,} characters, "
-                   f"vocabulary {tokenizer.vocab_size})")
-    trainer = run_training(args, model, data, config, tokenizer, "gpt", description)
-    if trainer is None:
+    def setup(args, meta):
+        path = data_path(args, meta)
+        if meta is not None:
+            model_config, tokenizer = GPTConfig.from_dict(meta["model_config"]), tokenizer_from_dict(meta["tokenizer"])
+        elif args.init_from:
+            if args.given & SHAPE:
+                raise ValueError(f"--init-from takes the model and its tokenizer from {args.init_from}: leave out "
+                                 + ", ".join(sorted("--" + name.replace("_", "-") for name in args.given & SHAPE)))
+            model_config = pretrained_config(args.init_from, args.dropout, args.attn_dropout)
+            tokenizer = pretrained_tokenizer(args.init_from)
+        else:
+            model_config, tokenizer = None, None  # made from the data below
+        block_size = args.block_size if model_config is None else model_config.block_size
+        if path and is_token_dir(path):
+            data, files_tokenizer, files = open_token_dir(path, block_size)
+            if tokenizer is not None and files_tokenizer.to_dict() != tokenizer.to_dict():
+                raise ValueError(f"{path} was made with another tokenizer than this model's: make it with "
+                                 f"`prepare --tokenizer {args.init_from or 'DIR'}`")
+            if meta is None and args.given & {"tokenizer", "vocab_size"}:
+                raise ValueError(f"{path} holds token files, which carry their own tokenizer: leave out "
+                                 f"--tokenizer and --vocab-size")
+            tokenizer, what = files_tokenizer, f"{files['tokens']['train']:,} + {files['tokens']['val']:,} tokens"
+        else:
+            text = load_text(path) if path else default_corpus()
+            tokenizer = tokenizer or new_tokenizer(args, text)
+            data = TextDataset(tokenizer.encode(text, **special_tokens(tokenizer)), block_size)
+            what = f"{len(text):,} characters"
+        if model_config is None:
+            model_config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size,
+                                     n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
+                                     dropout=args.dropout, attn_dropout=args.attn_dropout, bias=not args.no_bias,
+                                     positional=args.positional)
+        build = None
+        if meta is None and args.init_from:
+            build = lambda seed: load_pretrained(args.init_from, args.dropout, seed, args.attn_dropout)[0]  # noqa: E731
+        description = f"data: {path or 'built-in corpus'} ({what}, {tokenizer_name(tokenizer)})"
+        if build:
+            description += f"\nmodel: starting from the pretrained weights in {args.init_from}"
+        return RunSetup(model_config, data, tokenizer, description, data_path=path, build_model=build)
+
+    trained = train_command(args, "gpt", setup)
+    if trained is None:
         return 130
-    prompt = "\n" if "\n" in tokenizer.stoi else tokenizer.chars[0]
-    out = model.generate(tokenizer.encode(prompt)[None, :], args.sample_tokens, temperature=0.8, seed=config.seed)
-    print(f"best validation loss {trainer.best_val_loss:.4f}; checkpoints in {out_dir}/")
+    trainer, model = trained
+    tokenizer = trainer.tokenizer
+    out = model.generate(tokenizer.encode(default_prompt(tokenizer))[None, :], args.sample_tokens, temperature=0.8,
+                         seed=trainer.config.seed)
+    print(f"best validation loss {trainer.best_val_loss:.4f}; checkpoints in {args.out_dir}/")
     print("--- sample ---")
     print(tokenizer.decode(out[0]))
     return 0
 
 
+def new_tokenizer(args, text):
+    if args.tokenizer == "bpe":
+        return BPETokenizer.train(text, args.vocab_size)
+    return CharTokenizer.from_text(text)
+
+
+def special_tokens(tokenizer):
+    """Text's special-token strings (<|endoftext|> between documents) are those tokens."""
+    return {"allowed_special": "all"} if isinstance(tokenizer, BPETokenizer) else {}
+
+
+def tokenizer_name(tokenizer):
+    kind = "byte-level BPE" if isinstance(tokenizer, BPETokenizer) else "characters"
+    return f"vocabulary {tokenizer.vocab_size:,} {kind}"
+
+
+def data_path(args, meta):
+    """The data to train on, as an absolute path so the run can resume from anywhere: --data, or
+    with --resume the saved run's, which must still be where it was."""
+    if meta is None or "data" in args.given:
+        return str(Path(args.data).resolve()) if args.data else ""
+    saved = meta["train_config"].get("data", "")
+    if saved and not Path(saved).exists():
+        raise FileNotFoundError(f"the run in {args.out_dir} trained on {saved}, which is not there any more: "
+                                f"give its new place with --data")
+    return saved
+
+
+def default_prompt(tokenizer):
+    """A newline if the vocabulary has one (a byte-level BPE has every byte), else its first
+    character: every corpus has a prompt."""
+    if isinstance(tokenizer, BPETokenizer):
+        return "\n"
+    return "\n" if "\n" in tokenizer.stoi else tokenizer.chars[0]
+
+
 def sample_gpt(args):
-    model, tokenizer = load_trained(args, "gpt")
-    if not args.prompt:
-        raise ValueError("the prompt must not be empty")
-    idx = tokenizer.encode(args.prompt)[None, :]
-    out = model.generate(idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                         seed=args.seed, progress=True)
+    if args.pretrained:
+        model, tokenizer = load_pretrained(args.pretrained)
+    else:
+        model, tokenizer = load_trained(args, "gpt")
+    prompt = default_prompt(tokenizer) if args.prompt is None else args.prompt
+    if not prompt:
+        raise ValueError("--prompt must not be empty")
+    idx = tokenizer.encode(prompt, **special_tokens(tokenizer))[None, :]
+    stop = tokenizer.eot_token if isinstance(tokenizer, BPETokenizer) else None
+    out = model.generate(idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                         seed=args.seed, stop_token=stop, progress=True)
     print(tokenizer.decode(out[0]))
+    return 0
+
+
+def export_gpt(args):
+    model, tokenizer = load_trained(args, "gpt")
+    dest = Path(args.dest)
+    if args.format == "llmc":
+        model.save_llmc(dest)
+        print(f"wrote {dest} (llm.c, float32)")
+        return 0
+    model.save_pretrained(dest)
+    if isinstance(tokenizer, BPETokenizer):
+        tokenizer.save_pretrained(dest)
+        print(f"wrote {dest}: config.json, model.safetensors, vocab.json, merges.txt")
+    else:
+        print(f"wrote {dest}: config.json, model.safetensors (a character vocabulary has no Hugging Face "
+              f"tokenizer files: its characters are in the run's checkpoint)")
     return 0

@@ -5,13 +5,13 @@ archive as bytes, so one file is always self-consistent, and it is loaded with
 allow_pickle=False, so opening a checkpoint never executes code.
 """
 import json
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..data.tokenizers import tokenizer_from_dict
+from ..formats.atomic import atomic_write
 from ..models import GPT, ClassifierConfig, EncoderClassifier, GPTConfig, Seq2SeqConfig, Seq2SeqTransformer
 
 FORMAT = "transformer-jit-checkpoint"
@@ -19,34 +19,53 @@ VERSION = 1
 _META = "__meta__"
 
 
+# What a checkpoint's description holds, and the types each entry must have.
+META_FIELDS = {
+    "format": str, "version": int, "kind": str, "model_config": dict, "train_config": dict,
+    "tokenizer": (dict, type(None)), "step": int, "rng_state": dict, "dropout_seed": int, "forward_count": int,
+    "best_val_loss": (int, float), "evals_since_best": int, "info": dict, "world_size": int,
+}
+OPTIONAL_META = {"world_size"}  # ranks of a data-parallel run; checkpoints older than it trained on one
+
+
 def save_checkpoint(path, arrays, meta):
-    """Write arrays and meta to `path` atomically: a crash leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write arrays and meta to `path` atomically: a crash or a failed write (a full disk) leaves
+    the previous file intact and no temporary file behind."""
     meta = {"format": FORMAT, "version": VERSION, **meta}
     blob = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_write(path) as f:
         np.savez(f, **arrays, **{_META: blob})
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
-def load_checkpoint(path):
-    """Return (arrays, meta); a missing or damaged file raises an error that says which."""
+def load_checkpoint(path, arrays=True):
+    """Return (arrays, meta), or with arrays=False ({}, meta) without reading the arrays; a missing
+    or damaged file raises an error that says which."""
+    want_arrays = arrays
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files if name != _META}
+            arrays = {name: archive[name] for name in archive.files if name != _META and want_arrays}
             meta = json.loads(archive[_META].tobytes().decode("utf-8"))
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as e:
         raise ValueError(f"checkpoint {path} is damaged or not a transformer-jit checkpoint ({e})") from None
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a transformer-jit checkpoint")
+    _check_meta(path, meta)
     return arrays, meta
+
+
+def _check_meta(path, meta):
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a transformer-jit checkpoint")
+    missing = sorted(set(META_FIELDS) - set(meta) - OPTIONAL_META)
+    unknown = sorted(set(meta) - set(META_FIELDS))
+    wrong = sorted(name for name, kind in META_FIELDS.items()
+                   if name in meta and (not isinstance(meta[name], kind) or isinstance(meta[name], bool)))
+    if missing or unknown or wrong:
+        problems = [f"{what} {names}" for what, names in
+                    (("missing entries", missing), ("unknown entries", unknown), ("entries of the wrong type", wrong))
+                    if names]
+        raise ValueError(f"checkpoint {path} has a damaged description: " + "; ".join(problems))
 
 
 def split_prefix(arrays, prefix):

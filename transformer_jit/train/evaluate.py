@@ -9,6 +9,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data.sequences import pad_batch
+from ..data.text import short
 from ..models.decoding import beam_search, greedy_decode
 
 
@@ -66,9 +67,9 @@ def translate(model, src_tok, tgt_tok, texts, beam_width=1, alpha=0.6, batch_siz
         try:
             ids = src_tok.encode(text)
         except ValueError as e:
-            raise ValueError(f"{text!r}: {e}") from None
+            raise ValueError(f"{short(text)}: {e}") from None
         if len(ids) > max_len:
-            raise ValueError(f"{text!r} has {len(ids)} characters; this model reads at most {max_len}")
+            raise ValueError(f"{short(text)} has {len(ids):,} characters; this model reads at most {max_len}")
         encoded.append(ids)
     outputs = []
     for chunk in _batches(encoded, batch_size, "decoding", progress):

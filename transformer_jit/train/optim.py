@@ -6,18 +6,20 @@
 `lr` is a plain attribute, so a schedule sets it before each step. State (step count and the
 per-parameter buffers) round-trips through `state_dict()` / `load_state_dict()` for exact resume.
 """
+import math
+
 import numpy as np
 
 from .. import kernels as K
 from ..nn.memory import aligned_zeros
+from ..nn.parameters import check_finite_floats
 
 
 class Optimizer:
     state_buffers = ()  # names of per-parameter state buffers, each as long as the parameters
 
     def __init__(self, model, lr):
-        if not lr >= 0:
-            raise ValueError(f"learning rate must be >= 0, got {lr}")
+        _check_hyperparameter("lr", lr, 0.0, math.inf)
         self.model = model
         self.lr = lr
         self.step_count = 0
@@ -41,8 +43,13 @@ class Optimizer:
             buf = getattr(self, name)
             if state[name].shape != buf.shape:
                 raise ValueError(f"optimizer state {name!r} has shape {state[name].shape}, expected {buf.shape}")
-            buf[...] = state[name]
-        self.step_count = int(state["step_count"])
+            check_finite_floats(f"optimizer state {name!r}", state[name])
+        count = state["step_count"]
+        if count.shape != () or count.dtype.kind not in "iu" or count < 0:
+            raise ValueError(f"optimizer step_count must be one integer >= 0, got {count!r}")
+        for name in self.state_buffers:
+            getattr(self, name)[...] = state[name]
+        self.step_count = int(count)
 
 
 class SGD(Optimizer):
@@ -59,7 +66,7 @@ class Momentum(Optimizer):
 
     def __init__(self, model, lr, momentum=0.9):
         super().__init__(model, lr)
-        self.momentum = momentum
+        self.momentum = _check_hyperparameter("momentum", momentum, 0.0, 1.0)
 
     def _update(self, params, grads):
         K.momentum_step(params, grads, self.velocity, self.lr, self.momentum)
@@ -72,7 +79,7 @@ class AdaGrad(Optimizer):
 
     def __init__(self, model, lr, eps=1e-10):
         super().__init__(model, lr)
-        self.eps = eps
+        self.eps = _check_hyperparameter("eps", eps, 0.0, math.inf)
 
     def _update(self, params, grads):
         K.adagrad_step(params, grads, self.sum_sq, self.lr, self.eps)
@@ -85,7 +92,8 @@ class RMSprop(Optimizer):
 
     def __init__(self, model, lr, alpha=0.99, eps=1e-8):
         super().__init__(model, lr)
-        self.alpha, self.eps = alpha, eps
+        self.alpha = _check_hyperparameter("alpha", alpha, 0.0, 1.0)
+        self.eps = _check_hyperparameter("eps", eps, 0.0, math.inf)
 
     def _update(self, params, grads):
         K.rmsprop_step(params, grads, self.sq_avg, self.lr, self.alpha, self.eps)
@@ -98,8 +106,10 @@ class Adam(Optimizer):
 
     def __init__(self, model, lr, betas=(0.9, 0.999), eps=1e-8):
         super().__init__(model, lr)
-        self.beta1, self.beta2 = betas
-        self.eps = eps
+        beta1, beta2 = betas
+        self.beta1 = _check_hyperparameter("beta1", beta1, 0.0, 1.0)
+        self.beta2 = _check_hyperparameter("beta2", beta2, 0.0, 1.0)
+        self.eps = _check_hyperparameter("eps", eps, 0.0, math.inf)
 
     def _update(self, params, grads):
         K.adam_step(params, grads, self.m, self.v, self.lr, self.beta1, self.beta2, self.eps, self.step_count)
@@ -110,11 +120,18 @@ class AdamW(Adam):
 
     def __init__(self, model, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
         super().__init__(model, lr, betas, eps)
-        self.weight_decay = weight_decay
+        self.weight_decay = _check_hyperparameter("weight_decay", weight_decay, 0.0, math.inf)
 
     def _update(self, params, grads):
         K.adamw_step(params, grads, self.m, self.v, self.lr, self.beta1, self.beta2, self.eps,
                      self.weight_decay, self.step_count, self.model.n_decay)
+
+
+def _check_hyperparameter(name, value, low, high):
+    """value, if it is a finite number in [low, high); else a ValueError naming it."""
+    if not (isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value) and low <= value < high):
+        raise ValueError(f"{name} must be a finite number in [{low}, {high}), got {value!r}")
+    return value
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adagrad": AdaGrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}

@@ -1,0 +1,138 @@
+"""Bad inputs to every command: each gets a non-zero exit and one line that names the problem,
+never a traceback, and a run that fails its checks writes nothing."""
+import io
+import sys
+
+import pytest
+
+from transformer_jit.cli import main
+
+TEXT = "the quick brown fox jumps over the lazy dog.\n" * 40
+GPT = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "8", "--batch-size", "4",
+       "--eval-interval", "2", "--eval-iters", "1", "--sample-tokens", "0"]
+ENCODER = ["--n-embd", "16", "--n-head", "2", "--batch-size", "8", "--eval-interval", "2", "--eval-iters", "1",
+           "--n-train", "200", "--n-test", "4"]
+
+
+@pytest.fixture(scope="module")
+def place(tmp_path_factory):
+    """A directory with data files, and a small trained run of each kind."""
+    root = tmp_path_factory.mktemp("bad-inputs")
+    (root / "input.txt").write_text(TEXT)
+    (root / "empty.txt").write_text("")
+    (root / "tiny.txt").write_text("abc")
+    (root / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    (root / "a-file").write_text("x")
+    (root / "empty-dir").mkdir()
+    assert main(["train", "--data", str(root / "input.txt"), "--out-dir", str(root / "gpt"), "--max-iters", "4",
+                 *GPT]) == 0
+    assert main(["train-seq2seq", "--out-dir", str(root / "s2s"), "--max-iters", "2", "--n-encoder-layer", "1",
+                 "--n-decoder-layer", "1", *ENCODER]) == 0
+    assert main(["train-classifier", "--out-dir", str(root / "cls"), "--max-iters", "2", "--n-layer", "1",
+                 *ENCODER]) == 0
+    return root
+
+
+def train(*args):
+    return ["train", "--data", "{root}/input.txt", "--out-dir", "{root}/new", *GPT, *args]
+
+
+CASES = [
+    # train: every option's range, NaN included
+    (train("--max-iters", "0"), "--max-iters must be >= 1"),
+    (train("--lr", "inf"), "--lr must be a finite number"),
+    (train("--lr", "nan"), "--lr must be a finite number"),
+    (train("--lr", "-1"), "--lr must be >= 0"),
+    (train("--min-lr", "nan"), "--min-lr must be a finite number"),
+    (train("--min-lr", "1"), "--min-lr must be <= lr"),
+    (train("--beta1", "1.0"), "--beta1 must be in [0.0, 1.0)"),
+    (train("--beta2", "-5"), "--beta2 must be in [0.0, 1.0)"),
+    (train("--weight-decay", "nan"), "--weight-decay must be a finite number"),
+    (train("--weight-decay", "-1"), "--weight-decay must be >= 0"),
+    (train("--grad-clip", "nan"), "--grad-clip must be a finite number"),
+    (train("--seed", "-1"), "--seed must be >= 0"),
+    (train("--batch-size", "0"), "--batch-size must be >= 1"),
+    (train("--eval-interval", "0"), "--eval-interval must be >= 1"),
+    (train("--eval-iters", "0"), "--eval-iters must be >= 1"),
+    (train("--warmup-iters", "-1"), "--warmup-iters must be >= 0"),
+    (train("--schedule", "noam", "--warmup-iters", "0"), "--warmup-iters must be >= 1 with the noam schedule"),
+    (train("--patience", "-1"), "--patience must be >= 0"),
+    (train("--n-embd", "10", "--n-head", "3"), "--n-embd must be divisible by n_head (3)"),
+    (train("--n-layer", "0"), "--n-layer must be >= 1"),
+    (train("--block-size", "0"), "--block-size must be >= 1"),
+    (train("--dropout", "1.0"), "--dropout must be in [0.0, 1.0)"),
+    (train("--attn-dropout", "nan"), "--attn-dropout must be a finite number, got nan"),
+    (train("--sample-tokens", "-5"), "argument --sample-tokens: must be >= 0"),
+    (train("--lr", "abc"), "argument --lr: invalid float value: 'abc'"),
+    (train("--optimizer", "adamax"), "argument --optimizer: invalid choice: 'adamax'"),
+    (train("--n-embd", "100000"), "GB is available"),
+    (train("--batch-size", "100000000"), "GB is available"),
+    # train: the data and the run directory
+    (["train", "--data", "/dev/null", "--out-dir", "{root}/new"], "is not a regular file"),
+    (["train", "--data", "{root}/empty-dir", "--out-dir", "{root}/new"], "is a directory, not a file"),
+    (["train", "--data", "{root}/missing.txt", "--out-dir", "{root}/new"], "data file not found"),
+    (["train", "--data", "{root}/empty.txt", "--out-dir", "{root}/new"], "is empty"),
+    (["train", "--data", "{root}/latin1.txt", "--out-dir", "{root}/new"], "is not UTF-8 text"),
+    (["train", "--data", "{root}/tiny.txt", "--out-dir", "{root}/new"], "needs at least block_size + 1"),
+    (["train", "--data", "{root}/input.txt", "--out-dir", "{root}/a-file"], "is a file, not a directory"),
+    (["train", "--data", "{root}/input.txt", "--out-dir", "/dev/full/run"], "cannot create the run directory"),
+    (["train", "--data", "{root}/input.txt", "--out-dir", "{root}/gpt", *GPT], "already holds a run"),
+    (["train", "--resume", "--out-dir", "{root}/empty-dir"], "has no last.npz to resume from"),
+    (["train", "--resume", "--out-dir", "{root}/s2s"], "resume it with train-seq2seq --resume"),
+    (["train", "--resume", "--out-dir", "{root}/gpt", "--max-iters", "3"], "is already at step 4"),
+    (["train", "--resume", "--out-dir", "{root}/gpt", "--n-layer", "2"], "--n-layer cannot change"),
+    (["train", "--resume", "--overwrite", "--out-dir", "{root}/gpt"], "not allowed with argument"),
+    # sample
+    (["sample", "--out-dir", "{root}/nowhere"], "checkpoint not found"),
+    (["sample", "--out-dir", "{root}/gpt", "--prompt", "QQ"], "not in the vocabulary: 'Q'"),
+    (["sample", "--out-dir", "{root}/gpt", "--prompt", ""], "--prompt must not be empty"),
+    (["sample", "--out-dir", "{root}/gpt", "--temperature", "nan"], "temperature"),
+    (["sample", "--out-dir", "{root}/gpt", "--temperature", "-1"], "temperature"),
+    (["sample", "--out-dir", "{root}/gpt", "--top-k", "0"], "top_k"),
+    (["sample", "--out-dir", "{root}/gpt", "--max-new-tokens", "-1"], "argument --max-new-tokens: must be >= 0"),
+    (["sample", "--out-dir", "{root}/gpt", "--max-new-tokens", "1e20"], "invalid integer value: '1e20'"),
+    (["sample", "--out-dir", "{root}/gpt", "--max-new-tokens", "100000000000000000000"], "max_new_tokens"),
+    (["sample", "--out-dir", "{root}/gpt", "--checkpoint", "middle"], "invalid choice: 'middle'"),
+    (["sample", "--out-dir", "{root}/s2s"], "holds a seq2seq model; use translate"),
+    # train-seq2seq, train-classifier
+    (["train-seq2seq", "--out-dir", "{root}/new", "--beam-width", "0"], "--beam-width must be an integer >= 1"),
+    (["train-seq2seq", "--out-dir", "{root}/new", "--alpha", "nan"], "--alpha must be a finite number >= 0"),
+    (["train-seq2seq", "--out-dir", "{root}/new", "--label-smoothing", "1"], "--label-smoothing must be in"),
+    (["train-seq2seq", "--out-dir", "{root}/new", "--n-train", "0"], "argument --n-train: must be >= 1, got 0"),
+    (["train-seq2seq", "--out-dir", "{root}/new", "--task", "poems"], "invalid choice: 'poems'"),
+    (["train-seq2seq", "--resume", "--out-dir", "{root}/cls"], "resume it with train-classifier --resume"),
+    (["train-classifier", "--out-dir", "{root}/new", "--position-shift", "-1"], "--position-shift must be >= 0"),
+    (["train-classifier", "--out-dir", "{root}/new", "--n-test", "0"], "argument --n-test: must be >= 1, got 0"),
+    (["train-classifier", "--out-dir", "{root}/new", "--pooling", "max"], "invalid choice: 'max'"),
+    (["train-classifier", "--out-dir", "{root}/new", "--n-inner", "-4"], "--n-inner must be >= 0"),
+    (["train-classifier", "--out-dir", "{root}/new", "--attn-dropout", "-0.1"], "--attn-dropout must be in"),
+    # translate, classify
+    (["translate", "--out-dir", "{root}/s2s"], "no input"),
+    (["translate", "--out-dir", "{root}/s2s", "3 May 2001 ♥"], "not in the vocabulary: '♥'"),
+    (["translate", "--out-dir", "{root}/s2s", "1" * 12_000], "12,000 characters"),
+    (["translate", "--out-dir", "{root}/gpt", "3 May 2001"], "holds a gpt model; use sample"),
+    (["translate", "--out-dir", "{root}/s2s", "--beam-width", "0", "x"], "--beam-width must be an integer >= 1"),
+    (["classify", "--out-dir", "{root}/nowhere", "()"], "checkpoint not found"),
+    (["classify", "--out-dir", "{root}/cls", "(x)"], "not in the vocabulary: 'x'"),
+    (["classify", "--out-dir", "{root}/s2s", "()"], "holds a seq2seq model; use translate"),
+]
+
+
+@pytest.mark.parametrize("argv, message", CASES, ids=[f"{a[0]} {' '.join(a[1:])[:60]}" for a, _ in CASES])
+def test_a_bad_input_gets_one_clear_line(place, capsys, monkeypatch, argv, message):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    argv = [a.format(root=place) for a in argv]
+    try:
+        status = main(argv)
+    except SystemExit as e:  # argparse's usage errors
+        status = e.code
+    err = capsys.readouterr().err.strip()
+    assert status not in (0, None), f"accepted: {argv}"
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert message in err, err
+    assert len(err) < 400
+    assert not (place / "new").exists()  # nothing written for a run that failed its checks
+
+
+def test_there_are_at_least_forty_cases():
+    assert len(CASES) >= 40
