@@ -27,15 +27,17 @@ Every loop here reads and writes through row views indexed from 0: an index with
 """
 import numpy as np
 
-from ._jit import kernel, slp_kernel
+from ._jit import kernel, slp_kernel, vector_bits
 from .prefetch import prefetch_for_write
 from .stack_alloc import stack_empty
 
-# The register tile: 8 x 32 sums in 16 AVX-512 registers of 16 floats, plus 2 for a row of B and 8
-# for broadcasts of A, 26 of the 32 registers. The 16 independent multiply-add chains hide the
-# instructions' latency; more rows spill registers to memory, fewer load more per multiply-add.
+# The register tile, sized to the vector registers. With 512-bit vectors (AVX-512: 32 registers of
+# 16 floats), 8 x 32 sums in 16 registers, plus 2 for a row of B and 8 for broadcasts of A, 26 of
+# the 32: the 16 independent multiply-add chains hide the instructions' latency. With 256-bit
+# vectors (AVX2: 16 registers of 8 floats), 8 x 8 sums in 8 registers: a wider tile no longer fits
+# and spills its sums to memory. More rows spill too; fewer load more per multiply-add.
 MR = 8
-NR = 32
+NR = 32 if vector_bits() == 512 else 8
 
 
 @kernel
@@ -56,8 +58,8 @@ def micro_kernel(c, cr, cj, a_rows, r0, a_k0, b_panels, p, k0, k1):
     A[i, k] = a_rows[r0 + i, a_k0 + k] (MR rows of A) and B[k, j] = b_panels[p, k, j].
 
     The sums live in eight stack arrays, s{i}[j] = C[i, j] (stack_alloc.py), updated by loops of
-    the constant length NR: LLVM unrolls them, keeps the 256 sums in registers and packs each row's
-    32 multiply-adds into two vector ones. The rows are written out one by one because LLVM unrolls
+    the constant length NR: LLVM unrolls them, keeps the MR x NR sums in registers and packs each
+    row's NR multiply-adds into vector ones (two with AVX-512, one with AVX2). The rows are written out one by one because LLVM unrolls
     loops only up to a size. (256 scalar variables give the same machine code but compile slowly.)
 
     C, A and B are read through views indexed from 0: row{i} = c[cr + i, cj:cj + NR],

@@ -53,12 +53,20 @@ def load_tokens():
     return tok.encode(text), tok.vocab_size
 
 
+def config_tokens(config_name):
+    """(token ids, vocabulary size) for a config: tinyshakespeare's characters, or random ids over
+    the config's own vocabulary (GPT-2's)."""
+    if config_name in VOCAB:
+        return np.random.default_rng(0).integers(0, VOCAB[config_name], 1 << 20), VOCAB[config_name]
+    return load_tokens()
+
+
 def batches(tokens, block_size, batch_size, n, seed=0):
     rng = np.random.default_rng(seed)
     for _ in range(n):
         starts = rng.integers(0, len(tokens) - block_size - 1, batch_size)
         idx = starts[:, None] + np.arange(block_size)
-        yield tokens[idx], tokens[idx + 1]
+        yield tokens[idx].astype(np.int64), tokens[idx + 1].astype(np.int64)  # int64: what PyTorch's embedding takes
 
 
 # -- the two implementations, each run in a child process ----------------------------------------------
@@ -143,11 +151,7 @@ def child(impl, config_name, steps, warmup, threads):
 
         torch.set_num_threads(threads)
     config = CONFIGS[config_name]
-    if config_name in VOCAB:
-        vocab_size = VOCAB[config_name]
-        tokens = np.random.default_rng(0).integers(0, vocab_size, 1 << 20)
-    else:
-        tokens, vocab_size = load_tokens()
+    tokens, vocab_size = config_tokens(config_name)
     data = list(batches(tokens, config[3], config[4], warmup + steps))
     step, n_params = (run_jit if impl == "jit" else run_torch)(config, vocab_size, data)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -2,6 +2,7 @@
 
     python scripts/profile_step.py                  # baby config
     python scripts/profile_step.py --config large --steps 10
+    python scripts/profile_step.py --config gpt2 --steps 3       # GPT-2 124M, B 4, T 64
 
 Every public kernel in `transformer_jit.kernels` is wrapped with a timer (the layers look kernels
 up on that module at call time, so the wrappers see every call), a few warm-up steps compile
@@ -15,7 +16,7 @@ import time
 
 import numpy as np
 
-from bench_train import CONFIGS, batches, load_tokens
+from bench_train import CONFIGS, batches, config_tokens
 from transformer_jit import GPT, AdamW, GPTConfig
 from transformer_jit import kernels as K
 
@@ -44,7 +45,7 @@ def main():
     args = parser.parse_args()
 
     n_layer, n_head, n_embd, block_size, batch_size = CONFIGS[args.config]
-    tokens, vocab_size = load_tokens()
+    tokens, vocab_size = config_tokens(args.config)
     model = GPT(GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=n_head,
                           n_embd=n_embd))
     opt = AdamW(model, lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)

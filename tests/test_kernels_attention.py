@@ -83,7 +83,7 @@ CASES = {
     "shared_buffer": Case(2, 4, 4, 4, 2, False, "shared", ("1111", "1110")),
     # head size 20: not a multiple of any vector width, so vectorized loops run their tails
     "cross_wide_heads": Case(2, 6, 7, 40, 2, False, "q_kv", ("1111111", "1111100")),
-    # more than one row tile, key panel and head-size panel (see kernels/tiles.py: MR = 8, NR = 32),
+    # more than one row tile, key panel and head-size panel (see kernels/tiles.py: MR = 8, NR = 32 or 8),
     # each with a partial last one: T = 38 queries, 38 or 35 keys, head size 35
     "causal_many_tiles": Case(1, 38, 38, 70, 2, True, "qkv"),
     "cross_many_tiles": Case(2, 8, 35, 70, 2, False, "q_kv", ("1" * 35, "1" * 30 + "0" * 5)),
