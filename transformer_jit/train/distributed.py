@@ -45,6 +45,8 @@ SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 TIMEOUT_VARIABLE = "TRANSFORMER_JIT_MPI_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0  # seconds: longer than a first step's compilation or a large checkpoint's write
 ABORT_GRACE = 2.0        # seconds a failing rank other than 0 leaves rank 0 to report an error first
+ABORT_DELIVERY = 0.5     # seconds between writing the error and MPI_Abort, which may end the process
+                         # manager's forwarding of stderr before the message has passed through it
 
 _world = None  # the Distributed of this process, once from_environment() has made it
 
@@ -246,6 +248,7 @@ class Distributed:
         lines = message.splitlines() or [""]
         sys.stderr.write("".join(f"rank {self.rank}: {line}\n" for line in lines))
         sys.stderr.flush()
+        time.sleep(ABORT_DELIVERY)
         self.comm.Abort(status)
 
     def _abort_on_uncaught(self, kind, error, tb):
