@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 
+from bench_train import CONFIGS
+
 WORKLOADS = ("baby", "dates")
 
 
@@ -39,10 +41,12 @@ def worker(name, steps, warmup):
     if name == "baby":  # the first command of the README: train on the built-in corpus
         text = default_corpus()
         tokenizer = CharTokenizer.from_text(text)
-        data = TextDataset(tokenizer.encode(text), block_size=64)
-        model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=64, n_layer=4, n_head=4, n_embd=128))
-        config = TrainConfig(batch_size=12, out_dir=out_dir)
-        tokens = 12 * 64
+        n_layer, n_head, n_embd, block_size, batch_size = CONFIGS["baby"]
+        data = TextDataset(tokenizer.encode(text), block_size=block_size)
+        model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=block_size, n_layer=n_layer,
+                              n_head=n_head, n_embd=n_embd))
+        config = TrainConfig(batch_size=batch_size, out_dir=out_dir)
+        tokens = batch_size * block_size
     else:
         r = recipe("dates")
         task = seq2seq_task("dates", {**r["data"], "n_train": 5_000})

@@ -13,8 +13,6 @@ cannot fit before it starts instead of failing a minute later.
 import os
 from pathlib import Path
 
-import numpy as np
-
 from ..models import GPT, EncoderClassifier, Seq2SeqTransformer
 
 GB = 1024 ** 3
@@ -76,11 +74,3 @@ def check_training_memory(model_config, kind, train_config, available=None):
                          f"optimizer state {weights / GB:.1f} GB, activations {activations / GB:.1f} GB) but "
                          f"{available / GB:.1f} GB is available: make the model or the batch smaller")
     return weights + activations
-
-
-def check_array_memory(shape, dtype, what, available=None):
-    """A ValueError if an array of this shape would not fit in the free memory."""
-    needed = float(np.prod([float(n) for n in shape])) * np.dtype(dtype).itemsize
-    available = available_memory() if available is None else available
-    if available is not None and needed > available:
-        raise ValueError(f"{what} would need {needed / GB:,.1f} GB but {available / GB:.1f} GB is available")

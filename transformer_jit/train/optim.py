@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from .. import kernels as K
+from ..nn.checks import is_number
 from ..nn.memory import aligned_zeros
 from ..nn.parameters import check_finite_floats
 
@@ -129,7 +130,7 @@ class AdamW(Adam):
 
 def _check_hyperparameter(name, value, low, high):
     """value, if it is a finite number in [low, high); else a ValueError naming it."""
-    if not (isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value) and low <= value < high):
+    if not (is_number(value) and low <= value < high):
         raise ValueError(f"{name} must be a finite number in [{low}, {high}), got {value!r}")
     return value
 
