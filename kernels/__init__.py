@@ -46,6 +46,10 @@ log_softmax_backward; the explicit softmax_jacobian and its products softmax_jvp
 (attention inlines the VJP; the cross-entropy's gradient p - q needs no Jacobian); residual_backward
 (its identity Jacobian).
 
+How many threads: threads.py fits each thread's Numba thread count to the cores that other
+programs leave free, before any kernel called from Python runs (`fit_threads_to_load`);
+`set_adaptive_threads(False)` keeps the count where the user sets it.
+
 Internals shared between modules: tiles.py (the parts of a tiled matrix product), stack_alloc.py
 (stack arrays for register accumulators), prefetch.py, fast_exp.py (vectorizable exp and sigmoid),
 bfloat16.py's `widen` (bfloat16 bits to float32 inside a loop), hash_tables.py and heap.py (the
@@ -81,3 +85,4 @@ from .softmax import (
     log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward, softmax_jacobian, softmax_jvp,
     softmax_vjp,
 )
+from .threads import fit_threads_to_load, set_adaptive_threads

@@ -15,15 +15,11 @@ Every kernel is decorated with `kernel` (serial), `parallel_kernel` (uses `prang
   combination of values; `_Dispatcher` types it by its type alone, as every compiled version of
   a large kernel adds to the cold compile.
 
-How threads wait. Kernels run on Numba's OpenMP threading layer (GNU libgomp). Between parallel
-regions libgomp's threads spin for 300,000 iterations before they sleep: on an idle machine that
-catches the next region at once, but beside another busy program a spinning thread holds a core
-that the thread doing the work needs, and every region of a step waits for a time slice. Unless
-OMP_WAIT_POLICY or GOMP_SPINCOUNT is set, importing this module sets GOMP_SPINCOUNT to
-1,000 spins: still enough to catch the regions of a step back to back, short enough to yield the
-core beside another program (scripts/bench_under_load.py measures both; docs/performance.md has
-the figures). libgomp reads it when Numba first loads it, at the first parallel call; a library
-that loaded libgomp earlier in the process keeps its own setting.
+How many threads. A kernel called from Python first sets the thread count to the cores
+that other programs leave free (threads.py, read at most four times a second). Threads then keep
+OpenMP's default wait, spinning between parallel loops so that the next one starts at once: on an
+idle machine that is the fastest, and beside a busy program the count has dropped to the cores it
+leaves free, where nothing else competes for them.
 
 Two settings exist for the tiled products (see tiles.py):
 
@@ -40,11 +36,12 @@ import contextlib
 import os
 
 import llvmlite.binding as llvm
-import numba
 from numba.core import config as _numba_config
 from numba.core import types
 from numba.core.compiler_lock import global_compiler_lock
 from numba.core.registry import CPUDispatcher
+
+from .threads import fit_threads_to_load
 
 
 def _prefer_512_bit_vectors():
@@ -59,22 +56,18 @@ def _prefer_512_bit_vectors():
 
 _prefer_512_bit_vectors()
 
-SPIN_COUNT = "1000"  # iterations a waiting OpenMP thread spins before it sleeps (see the docstring)
-
-
-def _yielding_threads():
-    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-        os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
-
-
-_yielding_threads()
-
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+_call_compiled = CPUDispatcher.__call__
 
 
 class _Dispatcher(CPUDispatcher):
-    """A Numba dispatcher that, called from compiled code, compiles for the arguments' types
-    without their literal values (see the module docstring)."""
+    """A Numba dispatcher that, called from Python, first fits the thread count to the load, and
+    called from compiled code compiles for the arguments' types without their literal values (see
+    the module docstring)."""
+
+    def __call__(self, *args, **kws):
+        fit_threads_to_load()
+        return _call_compiled(self, *args, **kws)
 
     def get_call_template(self, args, kws):
         return super().get_call_template([types.unliteral(a) for a in args],
@@ -94,7 +87,7 @@ def kernel(fn):
 
 
 def parallel_kernel(fn):
-    """Compile `fn` as a kernel whose outer `prange` loop runs on all threads."""
+    """Compile `fn` as a kernel whose outer `prange` loop runs on the free cores (threads.py)."""
     return _compile(fn, _Dispatcher, parallel=True)
 
 

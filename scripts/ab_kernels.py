@@ -45,6 +45,7 @@ def parse_args():
 
 ARGS = parse_args()
 os.environ["NUMBA_NUM_THREADS"] = str(ARGS.threads)
+os.environ["TRANSFORMER_JIT_ADAPTIVE_THREADS"] = "0"  # the same threads whatever the load (kernels/threads.py)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = tempfile.mkdtemp(prefix="ab-kernels-")  # the two packages, importable from here
 sys.path.insert(0, WORK)

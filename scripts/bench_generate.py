@@ -1,5 +1,6 @@
 """Generation speed: GPT-2 124M, batch 1, this project's key/value-cached generate beside Hugging Face
-transformers' generate (its cache on), on the same weights and the same number of threads.
+transformers' generate (its cache on), on the same weights and the same number of threads (this
+project's count held fixed whatever the load: TRANSFORMER_JIT_ADAPTIVE_THREADS=0).
 
     python scripts/bench_generate.py                      # 3 rounds, prompt 32 tokens, 64 new tokens
     python scripts/bench_generate.py --rounds 5 --new 128 --no-hf
@@ -182,7 +183,7 @@ def main():
         else:
             print("transformers or torch not installed (pip install -e '.[bench]'): no hf column")
     env = dict(os.environ, NUMBA_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads),
-               MKL_NUM_THREADS=str(args.threads))
+               MKL_NUM_THREADS=str(args.threads), TRANSFORMER_JIT_ADAPTIVE_THREADS="0")
     if args.passive:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     with tempfile.TemporaryDirectory(prefix="bench-generate-") as model_dir:  # 500 MB: removed at the end

@@ -94,6 +94,7 @@ def parse_args():
 ARGS = parse_args()
 for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)
+os.environ["TRANSFORMER_JIT_ADAPTIVE_THREADS"] = "0"  # the same threads whatever the load (kernels/threads.py)
 if ARGS.threading_layer:
     os.environ["NUMBA_THREADING_LAYER"] = ARGS.threading_layer
 if not ARGS.keep_cache:

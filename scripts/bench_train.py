@@ -16,7 +16,8 @@ MFU (model FLOPs utilisation) divides the model's FLOPs per step (6 N + 12 L C T
 the parameter count) by the time, against a matmul peak measured here with NumPy/OpenBLAS on the
 same threads.
 
-PyTorch is optional: `pip install -e '.[bench]'`. Both sides use the same number of threads.
+PyTorch is optional: `pip install -e '.[bench]'`. Both sides use the same number of threads,
+whatever the machine's load (TRANSFORMER_JIT_ADAPTIVE_THREADS=0, see kernels/threads.py).
 With `--against REV` the other side is this project at git revision REV instead of PyTorch
 (`--against HEAD~1`: did the last commit change the speed?).
 """
@@ -201,7 +202,8 @@ def main():
         return child(args.child, args.config, args.steps, args.warmup, args.threads)
 
     impls = ["jit"]
-    env = dict(os.environ, NUMBA_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
+    env = dict(os.environ, NUMBA_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads),
+               TRANSFORMER_JIT_ADAPTIVE_THREADS="0")
     envs = {"jit": env}
     if args.against:
         from _bench import export_revision

@@ -149,7 +149,7 @@ def test_uint32_past_65536_tokens():
     assert tok.decode(ids) == "hello world, 65,536!"
 
 
-def test_parallel_chunks_equal_one_thread(tok, monkeypatch):
+def test_parallel_chunks_equal_one_thread(tok, monkeypatch, fixed_threads):
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("Numba has one thread")
     corpus = default_corpus()
@@ -159,12 +159,8 @@ def test_parallel_chunks_equal_one_thread(tok, monkeypatch):
     serial = tok.encode(text, allowed_special="all")
     monkeypatch.setattr(bpe_module, "PARALLEL_MIN_BYTES", 1000)
     monkeypatch.setattr(bpe_module, "MIN_CHUNK_BYTES", 500)
-    before = numba.get_num_threads()
-    numba.set_num_threads(2)
-    try:
-        chunked = tok.encode(text, allowed_special="all")
-    finally:
-        numba.set_num_threads(before)
+    fixed_threads(2)
+    chunked = tok.encode(text, allowed_special="all")
     assert chunked.dtype == serial.dtype and np.array_equal(chunked, serial)
 
 

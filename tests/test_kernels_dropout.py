@@ -72,16 +72,12 @@ def test_int_and_uint64_seeds_agree():
         np.testing.assert_array_equal(m_int, m_uint)
 
 
-def test_mask_does_not_depend_on_thread_count():
+def test_mask_does_not_depend_on_thread_count(fixed_threads):
     inp = np.ones(10_000)
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        _, serial = run_dropout(inp, 0.4, seed=5)
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        _, parallel = run_dropout(inp, 0.4, seed=5)
-    finally:
-        numba.set_num_threads(before)
+    fixed_threads(1)
+    _, serial = run_dropout(inp, 0.4, seed=5)
+    fixed_threads(numba.config.NUMBA_NUM_THREADS)
+    _, parallel = run_dropout(inp, 0.4, seed=5)
     np.testing.assert_array_equal(serial, parallel)
 
 

@@ -252,14 +252,11 @@ def test_grad_norm_float32_accumulates_in_float64(rng):
     assert grad_norm(g) == pytest.approx(exact, rel=1e-12, abs=0.0)
 
 
-def test_grad_norm_independent_of_thread_count(rng):
+def test_grad_norm_independent_of_thread_count(rng, fixed_threads):
     g = rng.standard_normal(5 * _NORM_CHUNK + 17).astype(np.float32)
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one = grad_norm(g)
-    finally:
-        numba.set_num_threads(before)
+    fixed_threads(1)
+    one = grad_norm(g)
+    fixed_threads(numba.config.NUMBA_NUM_THREADS)
     assert grad_norm(g) == one
 
 
