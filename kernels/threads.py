@@ -45,11 +45,11 @@ def busy_seconds(cpus, stat_path="/proc/stat"):
     except OSError:
         return None
     ticks = 0
-    for line in lines:
+    for line in lines[1:]:  # the first line sums all cores
+        if not line.startswith(b"cpu"):
+            break  # the cores' lines come first; the rest (interrupt counts, thousands of them) is not needed
         fields = line.split()
-        if len(fields) < 9 or not fields[0].startswith(b"cpu") or fields[0] == b"cpu":
-            continue
-        if int(fields[0][3:]) in cpus:
+        if len(fields) >= 9 and int(fields[0][3:]) in cpus:
             counts = [int(x) for x in fields[1:9]]
             ticks += sum(counts) - counts[3] - counts[4]
     return ticks / _TICKS_PER_SECOND
