@@ -28,7 +28,15 @@ import numba
 
 INTERVAL = 0.25  # seconds between two readings of the load
 IDLE_SHARE = 0.25  # a core busy with other programs for less than this share of the time counts as free
-_enabled = os.environ.get("TRANSFORMER_JIT_ADAPTIVE_THREADS", "1") != "0"
+
+
+def adaptive_by_default():
+    """False where TRANSFORMER_JIT_ADAPTIVE_THREADS is 0, false, no or off (any case)."""
+    value = os.environ.get("TRANSFORMER_JIT_ADAPTIVE_THREADS", "1")
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
+_enabled = adaptive_by_default()
 _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 

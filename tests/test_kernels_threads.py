@@ -31,6 +31,17 @@ def test_free_cores(n_cores, others, free):
     assert threads.free_cores(n_cores, others) == free
 
 
+@pytest.mark.parametrize("value, adaptive", [
+    (None, True), ("1", True), ("yes", True), ("0", False), (" off ", False), ("False", False), ("no", False),
+])
+def test_the_environment_variable_turns_the_fitting_off(monkeypatch, value, adaptive):
+    if value is None:
+        monkeypatch.delenv("TRANSFORMER_JIT_ADAPTIVE_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("TRANSFORMER_JIT_ADAPTIVE_THREADS", value)
+    assert threads.adaptive_by_default() is adaptive
+
+
 def test_busy_seconds_reads_the_listed_cores(tmp_path):
     stat = tmp_path / "stat"
     ticks_per_second = os.sysconf("SC_CLK_TCK")
