@@ -22,7 +22,8 @@ def layernorm_forward(out, mean, rstd, inp, weight, bias, eps):
     mean   (N,)    written: each row's mean, kept for the backward
     rstd   (N,)    written: each row's 1 / sqrt(var + eps), kept for the backward
     inp    (N, C)
-    weight (C,), bias (C,)
+    weight (C,)
+    bias   (C,), or (0,) for no bias
     eps    Python float (e.g. 1e-5)
     All arrays C-contiguous, one float dtype. out may alias inp (each row is read in full before
     it is written). Parallel over rows.
@@ -46,8 +47,12 @@ def layernorm_forward(out, mean, rstd, inp, weight, bias, eps):
         r = one / math.sqrt(v * inv_c + eps_)
         mean[n] = mu
         rstd[n] = r
-        for c in range(C):
-            out[n, c] = (inp[n, c] - mu) * r * weight[c] + bias[c]
+        if bias.shape[0]:
+            for c in range(C):
+                out[n, c] = (inp[n, c] - mu) * r * weight[c] + bias[c]
+        else:
+            for c in range(C):
+                out[n, c] = (inp[n, c] - mu) * r * weight[c]
 
 
 @parallel_kernel
@@ -56,7 +61,7 @@ def layernorm_backward(dinp, dweight, dbias, dout, inp, mean, rstd, weight):
 
     dinp    (N, C)  +=
     dweight (C,)    +=
-    dbias   (C,)    +=
+    dbias   (C,)    +=, or (0,): no bias
     dout    (N, C)  upstream gradient dL/dy
     inp     (N, C)  the forward's input x
     mean    (N,), rstd (N,)  as stored by layernorm_forward
@@ -105,10 +110,12 @@ def layernorm_backward(dinp, dweight, dbias, dout, inp, mean, rstd, weight):
             dinp[n, c] += r * (g - mean_g - xhat * mean_gx)
 
     # sums over rows: serial over n, so no two iterations add into one element at the same time
+    has_bias = dbias.shape[0] > 0
     for n in range(N):
         mu = mean[n]
         r = rstd[n]
         for c in range(C):
             dy = dout[n, c]
-            dbias[c] += dy
+            if has_bias:
+                dbias[c] += dy
             dweight[c] += dy * (inp[n, c] - mu) * r

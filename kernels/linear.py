@@ -17,13 +17,10 @@ def linear_forward(out, inp, weight, bias):
     out    (N, OC)  written
     inp    (N, C)
     weight (OC, C)  PyTorch nn.Linear layout
-    bias   (OC,) or None (no bias)
+    bias   (OC,), or (0,) for no bias (as every kernel says "no bias")
     All arrays C-contiguous, one float dtype (float32 or float64). out must not alias inp.
     """
-    if bias is None:
-        matmul(out, inp, False, weight, True, np.empty(0, out.dtype), False)
-    else:
-        matmul(out, inp, False, weight, True, bias, False)
+    matmul(out, inp, False, weight, True, bias, False)
 
 
 @kernel
@@ -33,7 +30,7 @@ def linear_backward(dinp, dweight, dbias, dout, inp, weight, accumulate):
     dinp    (N, C)   += dout @ weight, or = when not `accumulate`; or None (skip: e.g. the input
                      is token data)
     dweight (OC, C)  += dout^T @ inp
-    dbias   (OC,)    += dout summed over rows  or None (layer without bias)
+    dbias   (OC,)    += dout summed over rows; or (0,): no bias
     dout    (N, OC)  upstream gradient dL/dy
     inp     (N, C)   the forward's input x
     weight  (OC, C)
@@ -52,7 +49,7 @@ def linear_backward(dinp, dweight, dbias, dout, inp, weight, accumulate):
     if dinp is not None:
         matmul(dinp, dout, False, weight, False, no_bias, accumulate)
     matmul(dweight, dout, True, inp, False, no_bias, True)
-    if dbias is not None:
+    if dbias.shape[0]:
         _column_sums(dbias, dout)
 
 

@@ -19,7 +19,8 @@ results of A and B are checked equal first.
 
 The ops are called through the kernels' public signatures (`linear_forward`, `linear_backward`,
 `attention_forward`, `attention_backward`), which both revisions must share, except for attention
-dropout's (rate, seed) arguments: a revision whose kernels take them runs with dropout off.
+dropout's (rate, seed) arguments (a revision whose kernels take them runs with dropout off) and
+"no bias" (None in revisions before the empty array said it).
 """
 import argparse
 import inspect
@@ -92,14 +93,14 @@ def cases(config, rng):
                                (4 * C, C, "mlp proj"), (C, V, "lm head")]:
         x, w, dy = filled(rng, N, c_in), filled(rng, c_out, c_in), filled(rng, N, c_out)
         y, dx, dw = filled(rng, N, c_out), filled(rng, N, c_in), filled(rng, c_out, c_in)
-        bias, dbias = (filled(rng, c_out), filled(rng, c_out)) if layer != "lm head" else (None, None)
+        bias, dbias = (filled(rng, c_out), filled(rng, c_out)) if layer != "lm head" else (NO_BIAS, NO_BIAS)
         # y = x W^T + b; dx = dy W, dW += dy^T x, db += sum of dy's rows; and dW alone
         for op, kernel, args, output in [
                 ("fwd", "linear_forward", (y, x, w, bias), y),
                 ("bwd", "linear_backward", (dx, dw, dbias, dy, x, w, False), dx),
-                ("dW", "linear_backward", (None, dw, None, dy, x, w, True), dw)]:
+                ("dW", "linear_backward", (None, dw, NO_BIAS, dy, x, w, True), dw)]:
             found.append((f"{config} {layer} {op}", lambda pkg, kernel=kernel, args=args, output=output: (
-                lambda: getattr(pkg, kernel)(*args), output)))
+                lambda: getattr(pkg, kernel)(*[no_bias(pkg) if a is NO_BIAS else a for a in args]), output)))
     q, k, v, out, dout = (filled(rng, B, T, C) for _ in range(5))
     probs = aligned_empty((B, n_head, T, T), np.float32)
     dq, dk, dv = (filled(rng, B, T, C) for _ in range(3))
@@ -109,6 +110,14 @@ def cases(config, rng):
         lambda: pkg.attention_backward(dq, dk, dv, dout, probs, q, k, v, None, n_head, True, *no_dropout(pkg), False),
         dq)))
     return found
+
+
+NO_BIAS = object()  # stands for what the revision's linear kernels take as "no bias"
+
+
+def no_bias(pkg):
+    """"No bias" for pkg's linear kernels: an empty array, or None for revisions from before that."""
+    return None if "bias is None" in inspect.getsource(pkg.linear_forward.py_func) else np.empty(0, np.float32)
 
 
 def no_dropout(pkg):

@@ -30,7 +30,8 @@ parallel region wait for a time slice; `--passive` sets OMP_WAIT_POLICY=PASSIVE 
 implementations use OpenMP threads).
 
 transformers and torch are optional (`pip install -e '.[bench]'`); without them the hf column is
-left out.
+left out. With `--against REV` this project at git revision REV runs beside the working tree (float32
+and bfloat16 both), and the ratios are the working tree's against it: did a change move the speed?
 """
 import argparse
 import json
@@ -83,12 +84,16 @@ def bfloat16_logit_error(model_dir, prompt):
     """Max |logits(bfloat16 weights) - logits(float32)| at the prompt's last position, and the
     float32 logits' standard deviation, for scale."""
     from transformer_jit import GPT
-    from transformer_jit.models.generation import CachedDecoder, narrowed_weights
+    from transformer_jit.models.generation import bfloat16_weights
+    from transformer_jit.nn import KVCache
 
     model = GPT.from_pretrained(model_dir).eval()
-    exact = CachedDecoder(model, 1, prompt.shape[1]).prefill([prompt[0]]).copy()
-    with narrowed_weights(model, "bfloat16"):
-        narrow = CachedDecoder(model, 1, prompt.shape[1]).prefill([prompt[0]])
+
+    def last_logits(weights):  # the prompt's forward, as generate's prefill runs it
+        cache = KVCache(1, prompt.shape[1], model.dtype)
+        return model.forward(prompt, cache=cache, weights=weights)[0][0, -1].copy()
+
+    exact, narrow = last_logits(None), last_logits(bfloat16_weights(model))
     return float(np.abs(narrow - exact).max()), float(exact.std())
 
 
@@ -98,7 +103,7 @@ def timed(fn, *args):
     return time.perf_counter() - t, out
 
 
-def child(impl, model_dir, prompt_len, new, repeats, threads):
+def child(impl, model_dir, prompt_len, new, repeats, threads, revision=False):
     generate = generator(impl, model_dir, threads)
     prompt = prompt_ids(prompt_len)
     generate(prompt, 2)  # warm-up: compiled code loaded, buffers allocated, pages touched
@@ -113,7 +118,7 @@ def child(impl, model_dir, prompt_len, new, repeats, threads):
     result = {"prefill_tok_s": prompt_len / statistics.median(prefill),
               "decode_tok_s": statistics.median(new / (tn - t1) for t1, tn in zip(prefill, total)),
               "total_tok_s": (1 + new) / statistics.median(total), "tokens": [int(t) for t in tokens]}
-    if impl == "jit-bf16":
+    if impl == "jit-bf16" and not revision:  # another revision's internals may differ
         result["logit_error"], result["logit_std"] = bfloat16_logit_error(model_dir, prompt)
     print(json.dumps(result))
 
@@ -170,29 +175,40 @@ def main():
     parser.add_argument("--passive", action="store_true", help="OMP_WAIT_POLICY=PASSIVE in every run")
     parser.add_argument("--bandwidth", type=float, metavar="GB/S",
                         help="the memory bandwidth to state the bound with, instead of the measured one")
+    parser.add_argument("--against", metavar="REV", help="also run this project at git revision REV (no transformers)")
     parser.add_argument("--child", choices=list(IMPLS), help=argparse.SUPPRESS)
+    parser.add_argument("--revision", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args.child, args.model_dir, args.prompt, args.new, args.repeats, args.threads)
+        return child(args.child, args.model_dir, args.prompt, args.new, args.repeats, args.threads, args.revision)
 
     impls = ["jit"] + ([] if args.no_bf16 else ["jit-bf16"])
-    if not args.no_hf:
-        if has_hf():
-            impls.append("hf")
-        else:
-            print("transformers or torch not installed (pip install -e '.[bench]'): no hf column")
     env = dict(os.environ, NUMBA_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads),
                MKL_NUM_THREADS=str(args.threads), TRANSFORMER_JIT_ADAPTIVE_THREADS="0")
     if args.passive:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
+    envs = {impl: env for impl in IMPLS}
+    if args.against:
+        from _bench import export_revision
+
+        path = export_revision(args.against, os.path.join(tempfile.mkdtemp(prefix="bench-generate-"), "pkg"))
+        for impl in list(impls):
+            IMPLS[f"{impl}@{args.against}"] = f"{IMPLS[impl]} @{args.against}"
+            envs[f"{impl}@{args.against}"] = dict(env, PYTHONPATH=os.pathsep.join([path, env.get("PYTHONPATH", "")]))
+        impls += [f"{impl}@{args.against}" for impl in impls]
+    elif not args.no_hf:
+        if has_hf():
+            impls.append("hf")
+        else:
+            print("transformers or torch not installed (pip install -e '.[bench]'): no hf column")
     with tempfile.TemporaryDirectory(prefix="bench-generate-") as model_dir:  # 500 MB: removed at the end
         write_model(model_dir)
-        runs, bandwidths = run_rounds(args, impls, env, model_dir)
+        runs, bandwidths = run_rounds(args, impls, envs, model_dir)
     report(args, impls, runs, bandwidths)
 
 
-def run_rounds(args, impls, env, model_dir):
+def run_rounds(args, impls, envs, model_dir):
     """Every implementation once per round, in alternating order: (runs by implementation, the
     bandwidth measured before each round)."""
     from tqdm.auto import tqdm
@@ -203,10 +219,10 @@ def run_rounds(args, impls, env, model_dir):
         for round_ in range(args.rounds):
             bandwidths.append(bandwidth(args.threads))
             for impl in impls if round_ % 2 == 0 else impls[::-1]:
-                cmd = [sys.executable, __file__, "--child", impl, "--model-dir", model_dir, "--prompt",
+                cmd = [sys.executable, __file__, "--child", impl.split("@")[0], "--model-dir", model_dir, "--prompt",
                        str(args.prompt), "--new", str(args.new), "--repeats", str(args.repeats), "--threads",
-                       str(args.threads)]
-                out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                       str(args.threads)] + (["--revision"] if "@" in impl else [])
+                out = subprocess.run(cmd, env=envs[impl], capture_output=True, text=True)
                 if out.returncode:
                     sys.exit(f"{impl} run failed:\n{out.stderr}")
                 runs[impl].append(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -230,7 +246,7 @@ def report(args, impls, runs, bandwidths):
     print(f"\n{'':32} {'decode tok/s':>12} {'bound':>6} {'of bound':>8} {'total tok/s':>11} {'prefill tok/s':>13}"
           "  decode tok/s per round")
     for impl in impls:
-        bound = gbs / weight_bytes(2 if impl == "jit-bf16" else 4)
+        bound = gbs / weight_bytes(2 if impl.startswith("jit-bf16") else 4)
         decode = median(impl, "decode_tok_s")
         print(f"{IMPLS[impl]:32} {decode:12.1f} {bound:6.0f} {decode / bound:8.0%} {median(impl, 'total_tok_s'):11.1f} "
               f"{median(impl, 'prefill_tok_s'):13.0f}  {[round(r['decode_tok_s'], 1) for r in runs[impl]]}")
@@ -245,6 +261,16 @@ def report(args, impls, runs, bandwidths):
         same = sum(a == b for a, b in zip(runs["jit"][0]["tokens"], runs["hf"][0]["tokens"]))
         print(f"greedy tokens equal to transformers': {same} of {args.new + 1} "
               "(random weights give near-ties, which rounding may break either way)")
+    for impl in impls:
+        if "@" in impl:
+            mine = impl.split("@")[0]
+            parts = ", ".join(
+                f"{what} {statistics.median(a[key] / b[key] for a, b in zip(runs[mine], runs[impl])):.3f}x "
+                f"(per round {[round(a[key] / b[key], 3) for a, b in zip(runs[mine], runs[impl])]})"
+                for key, what in (("decode_tok_s", "decode"), ("prefill_tok_s", "prefill"), ("total_tok_s", "total")))
+            same = all(a["tokens"] == b["tokens"] for a, b in zip(runs[mine], runs[impl]))
+            print(f"{IMPLS[mine]}, the working tree against {impl.split('@')[1]}: {parts}; greedy tokens "
+                  f"{'identical' if same else 'DIFFERENT'}")
     if "jit-bf16" in impls:
         print(f"bfloat16 weights: logits off by at most {median('jit-bf16', 'logit_error'):.2g} on the prompt "
               f"(the float32 logits' standard deviation: {median('jit-bf16', 'logit_std'):.2g})")

@@ -12,8 +12,8 @@ import argparse
 import sys
 
 from transformer_jit.models.attention_maps import render_png, render_text
+from transformer_jit.models.translation import translate
 from transformer_jit.train import load_model
-from transformer_jit.train.evaluate import translate
 
 
 def seq2seq_maps(model, tok, text, which):

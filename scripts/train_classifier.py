@@ -12,8 +12,9 @@ import time
 
 from transformer_jit import ClassifierConfig, EncoderClassifier, TrainConfig, Trainer
 from transformer_jit.data import SeqTokenizer, classifier_task
+from transformer_jit.models.classifier import classify
 from transformer_jit.train import load_model, recipe
-from transformer_jit.train.evaluate import accuracy, classify
+from transformer_jit.train.evaluate import accuracy
 
 
 def main():

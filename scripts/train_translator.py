@@ -12,8 +12,9 @@ import time
 
 from transformer_jit import Seq2SeqConfig, Seq2SeqTransformer, TrainConfig, Trainer
 from transformer_jit.data import seq2seq_task
+from transformer_jit.models.translation import translate
 from transformer_jit.train import load_model, recipe
-from transformer_jit.train.evaluate import exact_match, translate
+from transformer_jit.train.evaluate import exact_match
 
 
 def main():

@@ -21,7 +21,9 @@ import pytest
 from mpi_worker import seq2seq_trainer
 
 from transformer_jit.cli import main
-from transformer_jit.nn.model import Model
+from transformer_jit.models import GPTConfig
+from transformer_jit.models import GPT as GPTModel  # GPT names the command line below
+from transformer_jit.nn.context import site_key
 from transformer_jit.train.checkpoint import load_checkpoint, save_checkpoint
 from transformer_jit.train.distributed import (
     TIMEOUT_VARIABLE, Distributed, launched_size, resumed_batch_size, threads_per_rank, timeout_from_environment,
@@ -302,20 +304,15 @@ def test_threads_and_timeout_settings():
             timeout_from_environment({TIMEOUT_VARIABLE: bad})
 
 
-class Dropping(Model):
-    def __init__(self):
-        from transformer_jit.models.configs import GPTConfig
-        super().__init__(GPTConfig(dropout=0.1), seed=7)
-
-
 def test_each_rank_draws_its_own_dropout_masks_and_rank_0_those_of_one_process():
-    def seeds(rank):
-        model = Dropping()
-        model.rank = rank
-        return [model._dropout_seeds(3) for _ in range(2)]
+    site = site_key("transformer.drop")
 
-    single = [[int(s) >> 1 for s in np.random.SeedSequence([7, count]).generate_state(3, np.uint64)]
-              for count in (1, 2)]
+    def seeds(rank):
+        model = GPTModel(GPTConfig(dropout=0.1), seed=7)
+        model.rank = rank
+        return [model.context().dropout_seed(site) for _ in range(2)]  # forward counts 1 and 2
+
+    single = [int(np.random.SeedSequence([7, count, *site]).generate_state(1, np.uint64)[0]) >> 1 for count in (1, 2)]
     assert seeds(0) == single
     assert seeds(1) == seeds(1) and seeds(1) != seeds(0) and seeds(2) not in (seeds(0), seeds(1))
 

@@ -4,7 +4,8 @@ import pytest
 
 from gradcheck import check_model_gradients
 from transformer_jit import ClassifierConfig, EncoderClassifier, TrainConfig, Trainer
-from transformer_jit.nn.block import Block
+from transformer_jit.nn.block import PAPER, Block
+from transformer_jit.nn.context import Context
 from transformer_jit.nn.parameters import ParameterStore
 
 TINY = dict(vocab_size=7, max_len=5, n_layer=2, n_head=2, n_embd=8, n_classes=3)
@@ -112,10 +113,9 @@ def test_block_options_post_ln_and_relu_change_the_computation(rng):
     outs = []
     for norm_first, activation in ((True, "gelu"), (False, "gelu"), (True, "relu")):
         store = ParameterStore()
-        block = Block(store, "b", 8, 2, 1, causal=False, norm_first=norm_first, activation=activation,
-                      names={"ln_1": "a", "attn": "b", "ln_2": "c", "mlp": "d"})
+        block = Block(store, "b", 8, 2, 1, causal=False, norm_first=norm_first, activation=activation, style=PAPER)
         store.build(np.float64, np.random.default_rng(0))
-        outs.append(block.forward(x).copy())
+        outs.append(block.forward(x, Context()).copy())
     assert not np.allclose(outs[0], outs[1]) and not np.allclose(outs[0], outs[2])
     # post-LN ends with a layer norm: every position has zero mean and unit variance
     np.testing.assert_allclose(outs[1].mean(axis=-1), 0.0, atol=1e-12)

@@ -7,7 +7,7 @@ import pytest
 from transformer_jit import GPT, GPTConfig
 from transformer_jit import kernels as K
 from transformer_jit.kernels.bfloat16 import widen
-from transformer_jit.models.generation import CachedDecoder, narrowed_weights, sample_next
+from transformer_jit.models.generation import Sequences, bfloat16_weights, sample_next
 
 TINY = dict(vocab_size=11, block_size=6, n_layer=2, n_head=2, n_embd=16)
 
@@ -126,8 +126,8 @@ def test_cached_logits_equal_full_forward_at_every_step_and_after_slides(rng, dt
     bs = model.config.block_size
     keep = (bs + 1) // 2
     prompts = [np.array([1, 2]), np.array([3, 4, 5, 6, 7])]  # lengths 2 and 5: the second slides first
-    decoder = CachedDecoder(model, 2, bs)
-    logits = decoder.prefill(prompts)
+    sequences = Sequences(model, 2, bs)
+    logits = sequences.prefill(prompts)
     # the window rule, restated: a full window keeps its last keep - 1 tokens before the next one
     windows = [list(p) for p in prompts]
     for step in range(12):  # past block_size twice for both rows
@@ -138,7 +138,7 @@ def test_cached_logits_equal_full_forward_at_every_step_and_after_slides(rng, dt
             if len(windows[b]) == bs:
                 windows[b] = windows[b][len(windows[b]) - (keep - 1):]
             windows[b].append(int(tokens[b]))
-        logits = decoder.step(tokens)
+        logits = sequences.step(tokens)
         assert logits.dtype == dtype
     assert min(len(w) for w in windows) >= keep
 
@@ -272,18 +272,18 @@ def test_bad_arguments_are_refused_by_name(rng, kwargs, error, match):
         model.generate(**args)
 
 
-def test_bfloat16_weights_cost_a_small_logit_error_and_are_dropped_after(rng):
+def test_bfloat16_weights_cost_a_small_logit_error_and_leave_the_model_as_it_was(rng):
     model = random_model(rng, np.float32)
     model.params[:] = rng.normal(0, 0.1, model.params.shape)
     prompt = np.array([[1, 2, 3]])
+    before = model.forward(prompt)[0].copy()
     greedy = model.generate(prompt, 4, temperature=0)
     assert np.array_equal(model.generate(prompt, 4, temperature=0, weights="bfloat16")[:, :3], prompt)
-    assert all(block.attn.c_attn.decode_weight is None for block in model.transformer.layers)
-    assert model.lm_head.decode_weight is None
-    with model.evaluating(), narrowed_weights(model, "bfloat16"):
-        assert model.lm_head.decode_weight.dtype == np.uint16
-        narrow = CachedDecoder(model, 1, 6).prefill([greedy[0, :5]]).copy()
+    np.testing.assert_array_equal(model.forward(prompt)[0], before)  # the copies lived in the call only
     with model.evaluating():
-        exact = CachedDecoder(model, 1, 6).prefill([greedy[0, :5]])
+        copies = bfloat16_weights(model)
+        assert len(copies) == 1 + 4 * model.config.n_layer and all(w.dtype == np.uint16 for w in copies.values())
+        narrow = Sequences(model, 1, 6, copies).prefill([greedy[0, :5]]).copy()
+        exact = Sequences(model, 1, 6).prefill([greedy[0, :5]])
     spread = exact.max() - exact.min()
     assert 0 < np.abs(narrow - exact).max() < 0.02 * spread

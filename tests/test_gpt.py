@@ -8,6 +8,8 @@ from gradcheck import check_model_gradients
 from reference_gpt2 import reference_logits
 from transformer_jit import GPT, GPTConfig
 from transformer_jit.models.gpt import IGNORE_INDEX
+from transformer_jit.nn.context import Context
+from transformer_jit.nn.layers import Dropout
 
 TINY = dict(vocab_size=7, block_size=5, n_layer=2, n_head=2, n_embd=8)
 
@@ -147,15 +149,15 @@ def test_layers_check_dtype_contiguity_and_shape():
     model = GPT(GPTConfig(**TINY))
     linear = model.transformer.layers[0].mlp.c_fc
     good = np.zeros((4, 8), dtype=np.float32)
-    linear.forward(good)
+    linear.forward(good, Context())
     with pytest.raises(TypeError, match="dtype float32"):
-        linear.forward(good.astype(np.float64))
+        linear.forward(good.astype(np.float64), Context())
     with pytest.raises(ValueError, match="C-contiguous"):
-        linear.forward(np.zeros((8, 4), dtype=np.float32).T)
+        linear.forward(np.zeros((8, 4), dtype=np.float32).T, Context())
     with pytest.raises(ValueError, match=r"shape \(\*, 8\)"):
-        linear.forward(np.zeros((4, 5), dtype=np.float32))
+        linear.forward(np.zeros((4, 5), dtype=np.float32), Context())
     with pytest.raises(ValueError, match="shape"):
-        model.transformer.layers[0].ln_1.forward(np.zeros((4, 5), dtype=np.float32))
+        model.transformer.layers[0].ln_1.forward(np.zeros((4, 5), dtype=np.float32), Context())
 
 
 def test_attention_maps_per_layer_and_head_are_causal(rng):
@@ -173,10 +175,8 @@ def test_attention_maps_per_layer_and_head_are_causal(rng):
 
 
 def test_attention_dropout_draws_a_seed_per_layer_and_is_off_in_evaluation(rng):
-    assert GPT(GPTConfig(**TINY)).transformer.n_dropout == 1 + 2 * TINY["n_layer"]  # as without the option
     config = GPTConfig(**TINY, attn_dropout=0.3)  # residual and embedding dropout stay off
     model = GPT(config, seed=0, dtype=np.float64)
-    assert model.transformer.n_dropout == 1 + 3 * TINY["n_layer"]  # one more seed per block
     model.params[:] = rng.normal(0, 0.3, model.params.shape)
     batch = random_batch(rng, config)
     first = model.forward(*batch)[1]
@@ -193,6 +193,34 @@ def test_attention_dropout_draws_a_seed_per_layer_and_is_off_in_evaluation(rng):
     assert model.forward(*batch)[1] == first
     with pytest.raises(ValueError, match="attn_dropout"):
         GPTConfig(**TINY, attn_dropout=1.0)
+
+
+def dropout_masks(model, batch):
+    """{site: its mask} of every active dropout layer after one training forward from count 0."""
+    model.forward_count = 0
+    model.forward(*batch)
+    return {layer.site: layer.mask.copy() for layer in model.modules() if isinstance(layer, Dropout) and layer.active}
+
+
+def test_a_dropout_site_draws_by_its_name_whatever_other_sites_exist(rng):
+    """Adding dropout sites (attention dropout here) leaves the masks of the others as they were;
+    each site is named after its place in the model, once per model."""
+    batch = random_batch(rng, GPTConfig(**TINY))
+    residual_only = dropout_masks(GPT(GPTConfig(**TINY, dropout=0.2), seed=3), batch)
+    both = GPT(GPTConfig(**TINY, dropout=0.2, attn_dropout=0.3), seed=3)
+    with_attention = dropout_masks(both, batch)
+    names = sorted(bytes(site).decode() for site in residual_only)
+    assert names == ["transformer.drop", "transformer.h.0.attn.resid_dropout", "transformer.h.0.mlp.resid_dropout",
+                     "transformer.h.1.attn.resid_dropout", "transformer.h.1.mlp.resid_dropout"]
+    assert with_attention.keys() == residual_only.keys()
+    for site, mask in residual_only.items():
+        np.testing.assert_array_equal(with_attention[site], mask)
+    sites = [layer.site for layer in both.modules() if isinstance(layer, Dropout)]
+    sites += [layer.drop.site for _, layer in both.attention_layers()]
+    assert len(sites) == len(set(sites)) == 7
+    ctx = Context(training=True, seed=3, count=1)
+    assert ctx.dropout_seed(sites[0]) == ctx.dropout_seed(sites[0]) != ctx.dropout_seed(sites[1])
+    assert Context(training=False).dropout_seed(sites[0]) is None
 
 
 def test_attention_dropout_in_saved_configs(tmp_path):

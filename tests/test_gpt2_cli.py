@@ -5,7 +5,7 @@ import pytest
 from transformer_jit import GPT, GPTConfig
 from transformer_jit.cli import main
 from transformer_jit.data.tokenizers.bpe import BPETokenizer
-from transformer_jit.train.checkpoint import load_model
+from transformer_jit.train.saved_model import load_model
 
 TEXT = "".join(f"Line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(200))
 TRAIN = ["--batch-size", "4", "--eval-interval", "2", "--eval-iters", "1", "--sample-tokens", "4"]

@@ -74,6 +74,20 @@ def test_backward_finite_differences(rng, N, C):
     assert_grad_close(f"layernorm dbias {N}x{C}", db, numerical_grad(loss, b))
 
 
+def test_an_empty_bias_is_no_bias(rng):
+    """(0,) is "no bias", for the forward (y = xhat w) and the backward (no bias gradient)."""
+    x, w, b = make(rng, 4, 6)
+    out, mean, rstd = forward(x, w, np.empty(0))
+    np.testing.assert_allclose(out, np_layernorm(x, w, 0.0)[0], rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal((4, 6))
+    with_bias = [np.zeros((4, 6)), np.zeros(6), np.zeros(6)]
+    layernorm_backward(*with_bias, dout, x, mean, rstd, w)
+    without = [np.zeros((4, 6)), np.zeros(6), np.empty(0)]
+    layernorm_backward(*without, dout, x, mean, rstd, w)
+    np.testing.assert_array_equal(without[0], with_bias[0])
+    np.testing.assert_array_equal(without[1], with_bias[1])
+
+
 def test_backward_accumulates(rng):
     x, w, b = make(rng, 5, 7)
     dout = rng.standard_normal((5, 7))

@@ -23,7 +23,7 @@ def make(rng, N, C, OC, dtype=np.float64):
 def test_forward_matches_numpy(rng, N, C, OC, with_bias):
     x, w, b = make(rng, N, C, OC)
     out = np.full((N, OC), np.nan)  # overwritten, never read
-    linear_forward(out, x, w, b if with_bias else None)
+    linear_forward(out, x, w, b if with_bias else np.empty(0))
     ref = x @ w.T + (b if with_bias else 0.0)
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
 
@@ -32,7 +32,7 @@ def test_forward_matches_numpy(rng, N, C, OC, with_bias):
 @pytest.mark.parametrize("with_bias", [True, False])
 def test_backward_finite_differences(rng, N, C, OC, with_bias):
     x, w, b = make(rng, N, C, OC)
-    bias = b if with_bias else None
+    bias = b if with_bias else np.empty(0)
     R = rng.standard_normal((N, OC))  # loss = sum(out * R), so dout = R
     out = np.empty((N, OC))
 
@@ -42,7 +42,7 @@ def test_backward_finite_differences(rng, N, C, OC, with_bias):
 
     dx = np.zeros_like(x)
     dw = np.zeros_like(w)
-    db = np.zeros_like(b) if with_bias else None
+    db = np.zeros_like(b) if with_bias else np.empty(0)
     linear_backward(dx, dw, db, R, x, w, True)
 
     tag = "bias" if with_bias else "nobias"
@@ -87,7 +87,7 @@ def test_backward_without_dinp(rng, with_bias):
     dout = rng.standard_normal((N, OC))
     dw_full, db_full = np.zeros((OC, C)), np.zeros(OC)
     linear_backward(np.zeros((N, C)), dw_full, db_full, dout, x, w, True)
-    dw, db = np.zeros((OC, C)), (np.zeros(OC) if with_bias else None)
+    dw, db = np.zeros((OC, C)), (np.zeros(OC) if with_bias else np.empty(0))
     linear_backward(None, dw, db, dout, x, w, True)
     np.testing.assert_array_equal(dw, dw_full)
     if with_bias:
@@ -120,7 +120,7 @@ def test_interpreted_matches_compiled(rng):
     N, C, OC = 5, 3, 6
     x, w, b = make(rng, N, C, OC)
     dout = rng.standard_normal((N, OC))
-    for bias in (b, None):
+    for bias in (b, np.empty(0)):
         jit_out, py_out = np.empty((N, OC)), np.empty((N, OC))
         linear_forward(jit_out, x, w, bias)
         with interpreted(linear_forward) as forward:  # the matrix multiply interpreted too

@@ -1,12 +1,13 @@
-"""Tests for the buffer bookkeeping of transformer_jit/layers.py and the layers' overwrite mode."""
+"""The layers' buffer bookkeeping, and the layer contract (nn/layers.py) held by every layer."""
 import threading
 
 import numpy as np
 import pytest
 
 from transformer_jit.nn.attention import CrossAttention, SelfAttention
-from transformer_jit.nn.block import MLP
-from transformer_jit.nn.layers import GELU, Layer, Linear, ReLU
+from transformer_jit.nn.block import GPT2, MLP, PAPER, Block
+from transformer_jit.nn.context import Context, Memory
+from transformer_jit.nn.layers import GELU, Dropout, Layer, LayerNorm, Linear, PositionalEncoding, ReLU
 from transformer_jit.nn.parameters import ParameterStore
 
 
@@ -72,37 +73,50 @@ def test_model_buffers_start_on_64_byte_boundaries():
     model.forward(x, x)
     model.backward()
     arrays = [model.params, model.grads, opt.m, opt.v, model.transformer.layers[0].attn.probs,
-              model.transformer.layers[0].mlp.c_fc.forward(np.zeros((4, 16), np.float32))]
+              model.transformer.layers[0].mlp.c_fc.forward(np.zeros((4, 16), np.float32), Context())]
     assert all(a.ctypes.data % 64 == 0 for a in arrays)
 
 
-LAYERS = {  # name -> (make(store), takes (B, T, C) inputs?)
-    "linear": (lambda store: Linear(store, "fc", 8, 16), False),
-    "gelu": (lambda store: GELU(), False),
-    "relu": (lambda store: ReLU(), False),
-    "mlp": (lambda store: MLP(store, "mlp", 8), True),
-    "self_attention": (lambda store: SelfAttention(store, "attn", 8, 2, causal=True), True),
-    "cross_attention": (lambda store: CrossAttention(store, "cross", 8, 2), True),
+LAYERS = {  # name -> (make(store), input shape): every layer that takes activations, and blocks of each kind
+    "linear": (lambda store: Linear(store, "fc", 8, 16), (10, 8)),
+    "linear without bias": (lambda store: Linear(store, "fc", 8, 16, bias=False), (3, 8)),
+    "layernorm": (lambda store: LayerNorm(store, "ln", 8), (10, 8)),
+    "layernorm without bias": (lambda store: LayerNorm(store, "ln", 8, bias=False), (10, 8)),
+    "gelu": (lambda store: GELU(), (10, 8)),
+    "relu": (lambda store: ReLU(), (10, 8)),
+    "dropout": (lambda store: Dropout(0.3, "drop"), (10, 8)),
+    "dropout off": (lambda store: Dropout(0.0, "drop"), (10, 8)),
+    "positions": (lambda store: PositionalEncoding(store, "pos", 6, 8), (2, 5, 8)),
+    "mlp": (lambda store: MLP(store, "mlp", 8), (2, 5, 8)),
+    "self_attention": (lambda store: SelfAttention(store, "attn", 8, 2, causal=True, dropout=0.2), (2, 5, 8)),
+    "cross_attention": (lambda store: CrossAttention(store, "cross", 8, 2, dropout=0.2), (2, 5, 8)),
+    "gpt block": (lambda store: Block(store, "b", 8, 2, 1, causal=True, style=GPT2, dropout=0.2), (2, 5, 8)),
+    "post-LN decoder block": (lambda store: Block(store, "b", 8, 2, 1, causal=True, style=PAPER, norm_first=False,
+                                                  cross_attention=True, activation="relu", dropout=0.2), (2, 5, 8)),
 }
 
 
 @pytest.mark.parametrize("name", LAYERS)
-def test_backward_overwrites_dinp_when_not_accumulating(rng, name):
-    """backward(..., accumulate=False) writes dinp without reading it (here NaN) and gives what
-    accumulating into zeros gives; the parameter gradients are the same either way."""
-    make, three_d = LAYERS[name]
+def test_every_layer_keeps_the_contract(rng, name):
+    """forward(x, ctx); backward(dout, dinp) adds dL/dx into dinp, backward(..., accumulate=False)
+    writes it without reading dinp (here NaN), and both give the same parameter gradients (and, in
+    a decoder block, the same dL/d(memory))."""
+    make, shape = LAYERS[name]
     store = ParameterStore()
     layer = make(store)
     store.build(np.float64, rng)
-    x = rng.standard_normal((2, 5, 8) if three_d else (10, 8))
-    memory = rng.standard_normal((2, 3, 8))
-    out = layer.forward(x, memory) if name == "cross_attention" else layer.forward(x)
+    x = rng.standard_normal(shape)
+    memory = Memory(rng.standard_normal((2, 3, 8)), np.array([[True, True, False], [True, True, True]]))
+    ctx = Context(training=True, seed=5, count=1, memory=memory)
+    out = layer.forward(x, ctx)
     dout = rng.standard_normal(out.shape)
+    start = rng.standard_normal(shape)
     results = []
-    for accumulate, dinp in ((True, np.zeros_like(x)), (False, np.full_like(x, np.nan))):
+    for accumulate, dinp in ((True, start.copy()), (False, np.full_like(x, np.nan))):
         store.grad.fill(0)
-        dmemory = [np.zeros_like(memory)] if name == "cross_attention" else []
-        layer.backward(dout, dinp, *dmemory, accumulate=accumulate)
-        results.append([dinp, store.grad.copy(), *dmemory])
+        memory.grad = np.zeros_like(memory.values)
+        layer.backward(dout, dinp, accumulate=accumulate)
+        results.append([dinp - start if accumulate else dinp, store.grad.copy(), memory.grad])
     for accumulated, overwritten in zip(*results):
-        np.testing.assert_array_equal(overwritten, accumulated)
+        np.testing.assert_allclose(overwritten, accumulated, rtol=1e-12, atol=1e-12)
+    assert np.abs(results[1][0]).max() > 0  # a gradient reached the input

@@ -13,8 +13,9 @@ from transformer_jit import GPT, CharTokenizer, GPTConfig, TextDataset, TrainCon
 from transformer_jit.cli import build_parser, main
 from transformer_jit.cli.common import _train_config
 from transformer_jit.train import checkpoint
-from transformer_jit.train.checkpoint import load_checkpoint, load_model
+from transformer_jit.train.checkpoint import load_checkpoint
 from transformer_jit.train.run_dir import run_lock
+from transformer_jit.train.saved_model import load_model
 from transformer_jit.train.trainer import CheckpointError, TrainingDiverged
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 40

@@ -6,8 +6,9 @@ import pytest
 
 from gradcheck import check_model_gradients
 from transformer_jit import Seq2SeqConfig, Seq2SeqTransformer, TrainConfig, Trainer, beam_search, greedy_decode
+from transformer_jit.models.translation import length_penalty
 from transformer_jit.nn.attention import CrossAttention
-from transformer_jit.models.decoding import length_penalty
+from transformer_jit.nn.context import Context, Memory
 from transformer_jit.nn.parameters import ParameterStore
 
 PAD, BOS, EOS = 0, 1, 2
@@ -83,16 +84,17 @@ def test_cross_attention_respects_the_source_mask(rng):
     store.build(np.float64, rng)
     x, memory = rng.standard_normal((2, 3, 8)), rng.standard_normal((2, 5, 8))
     mask = np.array([[True, True, True, False, False], [True, True, True, True, True]])
-    out = layer.forward(x, memory, mask).copy()
+    out = layer.forward(x, Context(memory=Memory(memory, mask))).copy()
     assert np.all(layer.probs[0, :, :, 3:] == 0)
     np.testing.assert_allclose(layer.probs.sum(axis=-1), 1.0, rtol=1e-12)
     changed = memory.copy()
     changed[0, 3:] = 100.0  # whatever the encoder put at padding positions
-    np.testing.assert_array_equal(layer.forward(x, changed, mask), out)
+    padded = Memory(changed, mask)
+    np.testing.assert_array_equal(layer.forward(x, Context(memory=padded)), out)
     # ... gets no gradient either
-    dmemory = np.zeros_like(memory)
-    layer.backward(rng.standard_normal(out.shape), np.zeros_like(x), dmemory)
-    assert np.all(dmemory[0, 3:] == 0) and np.all(dmemory[1] != 0)
+    padded.grad = np.zeros_like(memory)
+    layer.backward(rng.standard_normal(out.shape), np.zeros_like(x))
+    assert np.all(padded.grad[0, 3:] == 0) and np.all(padded.grad[1] != 0)
     # and in the whole model, the cross-attention maps put no weight on source padding
     model = random_model(rng)
     src, tgt_in, _ = padded_batch(rng)

@@ -11,7 +11,7 @@ from transformer_jit.data import prepare as prepare_module
 from transformer_jit.data.tokenizers.bpe import BPETokenizer
 from transformer_jit.data.prepare import prepare
 from transformer_jit.data.token_files import open_token_dir
-from transformer_jit.train.checkpoint import load_model
+from transformer_jit.train.saved_model import load_model
 
 TEXT = "".join(f"Line {i}: the quick brown fox jumps over the lazy dog, café {i * 7} ✓\n" for i in range(300))
 TINY = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "8", "--batch-size", "4",

@@ -3,14 +3,16 @@
     from transformer_jit import GPT, GPTConfig, AdamW, CharTokenizer, Trainer
     from transformer_jit import Seq2SeqTransformer, Seq2SeqConfig, EncoderClassifier, ClassifierConfig
 
-The layers, from the bottom: kernels (every hot loop, compiled), nn (parameters and layers),
-data (tokenizers and datasets), models (GPT, the encoder models), train (the training loop,
-optimizers, checkpoints), cli (the command line). Each imports only from the ones before it.
+The layers, from the bottom: kernels (every hot loop, compiled), util (atomic writes, config
+checks), then nn (parameters and layers), data (tokenizers and datasets) and formats (other
+projects' files), which do not import each other; models (GPT, the encoder models, the model
+registry, generation, translation), train (the training loop, optimizers, checkpoints), cli (the
+command line). Each imports only from the ones before it.
 """
 from . import kernels
 from .data import BPETokenizer, CharTokenizer, TextDataset, default_corpus, load_text
 from .models import (GPT, ClassifierConfig, EncoderClassifier, EncoderConfig, GPTConfig, Seq2SeqConfig,
-                     Seq2SeqTransformer, beam_search, greedy_decode)
+                     Seq2SeqTransformer, beam_search, classify, greedy_decode, translate)
 from .nn import TransformerDecoder, TransformerEncoder, TransformerStack
 from .train import (SGD, AdaGrad, Adam, AdamW, Momentum, RMSprop, TrainConfig, Trainer, noam, warmup_cosine,
                     warmup_rsqrt)
@@ -21,6 +23,7 @@ __all__ = [
     "GPT", "GPTConfig", "CharTokenizer", "BPETokenizer", "TextDataset", "default_corpus", "load_text",
     "EncoderConfig", "ClassifierConfig", "EncoderClassifier", "Seq2SeqConfig", "Seq2SeqTransformer",
     "TransformerEncoder", "TransformerDecoder", "TransformerStack", "greedy_decode", "beam_search",
+    "translate", "classify",
     "SGD", "Momentum", "AdaGrad", "RMSprop", "Adam", "AdamW", "warmup_cosine", "noam", "warmup_rsqrt",
     "Trainer", "TrainConfig", "kernels",
 ]

@@ -13,10 +13,12 @@ error line starts with the rank that met it, and ends every rank.
 import argparse
 import os
 import signal
+import sys
 
-from ..nn.checks import ConfigError
-from ..train.distributed import DistributedError, fail
+from ..train import distributed
+from ..train.distributed import DistributedError
 from ..train.trainer import CheckpointError, TrainingDiverged
+from ..util.config import ConfigError
 from . import encoders, gpt, prepare
 from .common import flag_for
 
@@ -62,6 +64,16 @@ def main(argv=None):
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+def fail(status, message):
+    """Report an error that ends this process: one line on stderr, or, under MPI, prefixed with the
+    rank, after which every rank is aborted with `status` (this call does not return then)."""
+    world = distributed.current()
+    if world is None:
+        print(message, file=sys.stderr)
+    else:
+        world.abort(status, message)
 
 
 def explain(error, command):

@@ -9,11 +9,13 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from ..train.checkpoint import MODEL_KINDS, load_checkpoint, load_model
+from ..models.registry import MODELS
+from ..train.checkpoint import load_checkpoint
 from ..train.distributed import Distributed, resumed_batch_size
 from ..train.memory import available_memory, check_training_memory
 from ..train.optim import OPTIMIZERS
 from ..train.run_dir import clear_run, holds_run, run_lock
+from ..train.saved_model import load_model
 from ..train.schedules import SCHEDULES
 from ..train.trainer import TrainConfig, Trainer, write_run_config
 
@@ -124,7 +126,7 @@ def train_command(args, kind, setup):
     if world is not None and available is not None:
         available //= world.ranks_here  # the ranks on this host share its memory
     check_training_memory(run.model_config, kind, config, available)
-    model_class = MODEL_KINDS[kind][0]
+    model_class = MODELS[kind].model_class
     with run_lock(out_dir) if writer else nullcontext():
         if writer and not args.resume and holds_run(out_dir):
             if not args.overwrite:

@@ -15,9 +15,13 @@ from pathlib import Path
 from ..data.task_data import CLASSIFIER_TASKS, SEQ2SEQ_TASKS, classifier_task, seq2seq_task
 from ..data.tokenizers import SeqTokenizer, tokenizer_from_dict
 from ..models import ClassifierConfig, Seq2SeqConfig
-from ..models.decoding import check_beam_args
-from ..train.checkpoint import MODEL_KINDS, load_checkpoint, split_prefix
-from ..train.evaluate import accuracy, classify, exact_match, translate
+from ..models.classifier import classify
+from ..models.configs import POOLINGS
+from ..models.registry import MODELS
+from ..models.translation import check_beam_args, translate
+from ..nn.layers import ACTIVATIONS, POSITIONALS
+from ..train.checkpoint import load_checkpoint, split_prefix
+from ..train.evaluate import accuracy, exact_match
 from ..train.recipes import recipe
 from .common import (Options, RunSetup, add_checkpoint_args, add_optimisation_args, add_run_args, load_trained,
                      non_negative_int, positive_int, train_command)
@@ -54,7 +58,7 @@ def add_commands(commands, common):
     options.add(model, "--n-layer", r["model"]["n_layer"], type=int, fixed=True)
     _add_architecture_args(model, options, r["model"])
     options.add(model, "--pooling", r["model"]["pooling"], "mean over non-padding positions, or the state of a "
-                "classification token", choices=["mean", "cls"], fixed=True)
+                "classification token", choices=POOLINGS, fixed=True)
     options.add(model, "--position-shift", r["model"].get("position_shift", 0), "training batches number their "
                 "positions from a random start in [0, N]", type=int, fixed=True)
     add_optimisation_args(c, options, r["train"])
@@ -83,10 +87,10 @@ def _add_architecture_args(group, options, d):
         fixed=True)
     add(group, "--attn-dropout", d.get("attn_dropout", 0.0), "on the attention probabilities", type=float,
         fixed=True)
-    add(group, "--positional", d.get("positional", "sinusoidal"), choices=["sinusoidal", "learned"], fixed=True)
+    add(group, "--positional", d.get("positional", "sinusoidal"), choices=POSITIONALS, fixed=True)
     add(group, "--post-ln", False, "layer norm after each residual, as in the paper (default: pre-LN)",
         action="store_true", fixed=True)
-    add(group, "--activation", d.get("activation", "gelu"), choices=["gelu", "relu"], fixed=True)
+    add(group, "--activation", d.get("activation", "gelu"), choices=sorted(ACTIVATIONS), fixed=True)
     add(group, "--label-smoothing", d.get("label_smoothing", 0.0), type=float, fixed=True)
     add(group, "--no-bias", False, "no biases in linear and layer-norm layers", action="store_true", fixed=True)
 
@@ -129,7 +133,7 @@ def _train_on_task(args, kind, make_task, new_model_config, what):
         else:
             info = meta["info"]
             task = make_task(info["task"], info["data"], tokenizer_from_dict(meta["tokenizer"]))
-            model_config = MODEL_KINDS[kind][1].from_dict(meta["model_config"])
+            model_config = MODELS[kind].config_class.from_dict(meta["model_config"])
         built["task"], built["info"] = task, info
         description = (f"task: {info['task']}, {len(task.dataset):,} generated {what} for training and "
                        f"validation, {len(task.test):,} held out; e.g. {task.test[0][0]!r} -> {task.test[0][1]!r}")

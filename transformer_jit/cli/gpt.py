@@ -13,6 +13,7 @@ from ..data.token_files import is_token_dir, open_token_dir
 from ..data.tokenizers import CharTokenizer, tokenizer_from_dict
 from ..models import GPTConfig
 from ..models.pretrained import load_pretrained, pretrained_config, pretrained_tokenizer
+from ..nn.layers import POSITIONALS
 from .common import (Options, RunSetup, add_checkpoint_args, add_optimisation_args, add_run_args, load_trained,
                      non_negative_int, train_command)
 
@@ -42,7 +43,7 @@ def add_commands(commands, common):
                 fixed=True)
     options.add(model, "--no-bias", False, "no biases in linear and layer-norm layers", action="store_true",
                 fixed=True)
-    options.add(model, "--positional", "learned", choices=["learned", "sinusoidal"], fixed=True)
+    options.add(model, "--positional", "learned", choices=POSITIONALS, fixed=True)
     opt = add_optimisation_args(train, options, {"max_iters": 1000})
     opt.add_argument("--sample-tokens", type=non_negative_int, default=300,
                      help="length of the sample printed at the end (default: 300)")

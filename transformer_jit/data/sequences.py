@@ -1,6 +1,7 @@
 """Data for models that read whole sequences: (source, target) pairs and (text, label) examples.
 
     pad_batch           list of id sequences -> (B, L) array padded with PAD
+    in_batches          a list in slices of batch_size, under a progress bar (inference over many texts)
     PairDataset         (source, target) text pairs  -> batches (src, tgt_in, tgt_out)
     LabelledDataset     (text, label) examples       -> batches (ids, labels)
 
@@ -8,6 +9,7 @@ Every example is encoded once, at construction, into one PAD-filled matrix per s
 is a single fancy-index copy: pick rows, keep the columns up to the longest picked sequence.
 """
 import numpy as np
+from tqdm.auto import tqdm
 
 from .tokenizers import SeqTokenizer
 
@@ -28,6 +30,14 @@ def pad_batch(seqs, max_len=None):
     # assignment fills those cells in row-major order, which is the order of the concatenation.
     ids[np.arange(ids.shape[1]) < lengths[:, None]] = np.concatenate(seqs)
     return ids
+
+
+def in_batches(items, batch_size, desc, progress):
+    """items in slices of batch_size, under a tqdm bar named `desc` when `progress` (disable=None:
+    shown on a terminal, quiet when output is redirected)."""
+    starts = range(0, len(items), batch_size)
+    for start in tqdm(starts, desc=desc, unit="batch", leave=False, disable=None if progress else True):
+        yield items[start:start + batch_size]
 
 
 # -- shared by both datasets -------------------------------------------------------------------

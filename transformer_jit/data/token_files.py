@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..formats.atomic import atomic_write
+from ..util.atomic import atomic_write
 from .text import TextDataset
 from .tokenizers import tokenizer_from_dict
 

@@ -1,12 +1,11 @@
-"""Byte-level codecs of other projects' files. Imports only numpy, json and the standard library,
-so any layer may use them; they know GPT-2's parameters by nanoGPT's names and layouts, not by
-this package's classes.
+"""Other projects' file formats, byte-level codecs only. Imports numpy, json, the standard library
+and transformer_jit.util (atomic writes), nothing else of the package; models and above use them.
+They know GPT-2's parameters by nanoGPT's names and layouts, not by this package's classes.
 
     safetensors        SafetensorsFile (memory-mapped, validated), load_safetensors, save_safetensors
     gpt2_layout        GPT-2's parameter names and shapes, and the checks the codecs share
     gpt2_huggingface   Hugging Face GPT-2 directories (config.json, model.safetensors)
     llmc               llm.c's GPT-2 checkpoints (gpt2_124M.bin)
-    atomic             atomic_write: temporary file, fsync, rename
 """
 from .gpt2_huggingface import HuggingFaceGPT2, save_gpt2_pretrained
 from .llmc import LlmcGPT2, save_llmc

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
+from ..util.atomic import atomic_write
 from .gpt2_layout import LAYER_NORM_EPSILON, LINEAR_WEIGHTS, check_params, copy_finite, gpt2_shapes, gpt2_sizes
 from .safetensors import SafetensorsFile, save_safetensors
 

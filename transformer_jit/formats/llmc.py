@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
+from ..util.atomic import atomic_write
 from .gpt2_layout import check_params, copy_finite, gpt2_shapes, gpt2_sizes
 from .safetensors import widen_bfloat16
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
+from ..util.atomic import atomic_write
 
 # How each dtype code is stored. BF16 is stored as the high half of a float32's bits; NumPy has
 # no bfloat16, so it is read as uint16 and widened (see widen_bfloat16).

@@ -1,17 +1,19 @@
 """The models, assembled from nn's layers, and what runs them.
 
     configs          GPTConfig, EncoderConfig, ClassifierConfig, Seq2SeqConfig: checked dataclasses
+    registry         MODELS: each model kind ("gpt", "seq2seq", "classifier") -> (model class, config class)
     gpt              GPT: the decoder-only language model, with sampling
-    classifier       EncoderClassifier: an encoder, pooling and a linear layer
+    classifier       EncoderClassifier: an encoder, pooling and a linear layer; classify (texts -> classes)
     seq2seq          Seq2SeqTransformer: the encoder-decoder of "Attention Is All You Need"
-    decoding         greedy and beam-search decoding of an encoder-decoder
+    translation      greedy and beam-search decoding of an encoder-decoder; translate (texts -> texts)
     attention_maps   attention probabilities rendered as text or PNG
 """
-from .classifier import EncoderClassifier
+from .classifier import EncoderClassifier, classify
 from .configs import ClassifierConfig, EncoderConfig, GPTConfig, ModelConfig, Seq2SeqConfig
-from .decoding import beam_search, greedy_decode
 from .gpt import GPT
+from .registry import MODELS
 from .seq2seq import Seq2SeqTransformer
+from .translation import beam_search, greedy_decode, translate
 
-__all__ = ["EncoderClassifier", "ClassifierConfig", "EncoderConfig", "GPTConfig", "ModelConfig", "Seq2SeqConfig",
-           "beam_search", "greedy_decode", "GPT", "Seq2SeqTransformer"]
+__all__ = ["EncoderClassifier", "classify", "ClassifierConfig", "EncoderConfig", "GPTConfig", "ModelConfig",
+           "Seq2SeqConfig", "GPT", "MODELS", "Seq2SeqTransformer", "beam_search", "greedy_decode", "translate"]

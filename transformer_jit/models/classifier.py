@@ -12,9 +12,10 @@ padding positions, so padding a batch further leaves every sequence's logits unc
 import numpy as np
 
 from .. import kernels as K
+from ..data.sequences import in_batches, pad_batch
 from ..nn.checks import check_token_ids
-from ..nn.head import CrossEntropy
 from ..nn.layers import Linear
+from ..nn.loss import CrossEntropy
 from ..nn.model import Model
 from ..nn.stack import TransformerEncoder, padding_mask
 from .configs import ClassifierConfig
@@ -35,12 +36,16 @@ class EncoderClassifier(Model):
                                           position_shift=c.position_shift, attn_dropout=c.attn_dropout)
         self.classifier = Linear(self.store, "classifier", c.n_embd, c.n_classes)
         self.loss = CrossEntropy(NO_IGNORE, c.label_smoothing)
-        self.loss_layer = self.loss
         self._build()
         self._labels = None
 
     def attention_layers(self):
         return self.encoder.attention_layers()
+
+    def activation_floats(self, batch_size):
+        """Floats a training step keeps for batches of batch_size at max_len (train/memory.py)."""
+        T = self.config.max_len + 1  # room for the classification token
+        return self.encoder.activation_floats(batch_size * T, T)
 
     # -- inputs ------------------------------------------------------------------------------------
     def _prepare(self, ids):
@@ -71,11 +76,11 @@ class EncoderClassifier(Model):
         c = self.config
         ids, key_mask, self._pool_mask = self._prepare(ids)
         B = ids.shape[0]
-        h = self.encoder.forward(ids, key_mask, self._dropout_seeds(self.encoder.n_dropout),
-                                 first_position=self._first_position(c.position_shift))
+        ctx = self.context(key_mask=key_mask)
+        h = self.encoder.forward(ids, ctx)
         pooled = self.buffer("pooled", (B, c.n_embd), self.dtype)
         K.mean_pool_forward(pooled, h, self._pool_mask)
-        logits = self.classifier.forward(pooled)
+        logits = self.classifier.forward(pooled, ctx)
         self._labels = None
         if labels is None:
             return logits, None
@@ -96,7 +101,7 @@ class EncoderClassifier(Model):
         h_shape = self._pool_mask.shape + (c.n_embd,)
         dpooled = self.zeros("dpooled", (B, c.n_embd), self.dtype)
         self.classifier.backward(self.loss.backward(), dpooled)
-        dh = self.zeros("dh", h_shape, self.dtype)
+        dh = self.zeros("dh", h_shape, self.dtype)  # mean_pool_backward accumulates
         K.mean_pool_backward(dh, dpooled, self._pool_mask)
         self.encoder.backward(dh)
 
@@ -106,3 +111,19 @@ class EncoderClassifier(Model):
         with self.evaluating():
             logits, _ = self.forward(ids)
         return np.argmax(logits, axis=1)
+
+
+def classify(model, tok, texts, batch_size=256, progress=False):
+    """Predicted class of each text, (n,) int64. A CLS token, if the model uses one, is its own
+    business: it is added inside the model."""
+    texts = list(texts)
+    if not texts:
+        raise ValueError("nothing to classify: no input texts")
+    preds = []
+    for chunk in in_batches(texts, batch_size, "classifying", progress):
+        try:
+            ids = pad_batch([tok.encode(t) for t in chunk])
+        except ValueError as e:
+            raise ValueError(f"cannot classify: {e}") from None
+        preds.append(model.predict(ids))
+    return np.concatenate(preds)

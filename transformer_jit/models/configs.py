@@ -6,8 +6,9 @@ train well with on a 2-core CPU, not the paper's (d_model 512, 6 + 6 layers, 8 h
 """
 from dataclasses import asdict, dataclass
 
-from ..nn.checks import ConfigError, check_fields, check_range, config_from_dict, head_size
+from ..nn.checks import head_size
 from ..nn.layers import ACTIVATIONS, POSITIONALS
+from ..util.config import ConfigError, check_fields, check_range, config_from_dict
 
 POOLINGS = ("mean", "cls")
 

@@ -1,13 +1,16 @@
-"""Generating text with a GPT: a key/value cache, so that each new token costs one position's work.
+"""Generating text with a GPT: the model's forward over a key/value cache, so that each new token
+costs one position's work.
 
-    prefill   each prompt in one forward over all its tokens (the training forward, dropout off);
-              every layer's keys and values go into the cache (nn/kv_cache.py), and the last
+    prefill   each prompt in one forward over all its tokens, into an empty cache (nn/kv_cache.py):
+              every attention layer stores its keys and values as it computes them, and the last
               position's logits give the first new token
-    step      each sequence's newest token at its next position: every layer appends its key and
-              value to the cache and attends over it (kernels.kv_attention_forward); every product
-              is a matrix times one vector per sequence (kernels.matvec), at memory speed
+    step      a forward over each sequence's newest token at its next position: every attention
+              layer appends its key and value to the cache and attends over it
+              (kernels.kv_attention_forward); with one row per sequence every product is a matrix
+              times a few vectors (kernels.matvec), at memory speed
 
-The logits equal those of a full forward over the same tokens, up to float rounding.
+Both are GPT.forward(..., cache=...), the training forward's layers; the logits equal those of a
+full forward over the same tokens, up to float rounding.
 
 Batches: prompts may have different lengths. Each is prefilled on its own and each sequence keeps
 its own position in the cache, so its positions and attention are exactly those of the prompt
@@ -30,57 +33,58 @@ likely tokens whose probabilities add up to at least p (nucleus sampling, Holtzm
 and a token is drawn from what is kept, renormalised. Each sequence draws from a random generator
 of its own, spawned from the seed, so its tokens do not depend on the batch either.
 """
-from contextlib import contextmanager
-
 import numpy as np
 from tqdm.auto import tqdm
 
 from .. import kernels as K
-from ..nn.checks import check_token_ids, is_int, is_number
+from ..nn.checks import check_token_ids
 from ..nn.kv_cache import KVCache
-from ..nn.memory import aligned_empty
+from ..nn.layers import Linear
+from ..util.config import is_int, is_number
 
 MAX_NEW_TOKENS = 1 << 20  # per call: the output is allocated up front
 WEIGHTS = (None, "bfloat16")  # the model's own, or bfloat16 copies
 
 
-class CachedDecoder:
-    """A GPT (`transformer`: a causal pre-LN stack; `lm_head`) run over `batch` sequences, one
-    position at a time, with a cache of `window` <= block_size positions (block_size if any
-    sequence may slide)."""
+class Sequences:
+    """The sequences one generate call extends: a key/value cache of `window` <= block_size
+    positions each (block_size if any may slide), the tokens it holds, and the slide."""
 
-    def __init__(self, model, batch, window):
+    def __init__(self, model, batch, window, weights=None):
         c = model.config
         if not 1 <= window <= c.block_size:
             raise ValueError(f"window must be in [1, block_size={c.block_size}], got {window}")
-        self.stack, self.head, self.block_size = model.transformer, model.lm_head, c.block_size
+        self.model, self.weights, self.block_size = model, weights, c.block_size
         self.keep = (c.block_size + 1) // 2  # tokens a slide leaves, the new one included
-        self.cache = KVCache(c.n_layer, batch, c.n_head, window, c.n_embd // c.n_head, model.dtype)
+        self.cache = KVCache(batch, window, model.dtype)
         self.context = np.zeros((batch, window), dtype=np.int64)  # the tokens the cache holds
-        self.last = aligned_empty((batch, c.n_embd), model.dtype)
+        self.logits = np.empty((batch, c.vocab_size), dtype=model.dtype)
 
     def prefill(self, prompts):
         """prompts: one 1-D int64 array per sequence, each at most `window` tokens. Returns the
         logits (B, V) of each prompt's last position (a buffer, valid until the next call)."""
         for row, tokens in enumerate(prompts):
-            self.last[row] = self._fill(row, tokens)[0, -1]
-        return self.head.decode(self.last)
+            self.logits[row] = self._fill(row, tokens)
+        return self.logits
 
     def step(self, tokens):
         """tokens (B,) int64: each sequence's newest token, appended at its next position (after a
-        slide if its cache is full). Returns the logits (B, V) of the token after it."""
+        slide if its cache is full). Returns the logits (B, V) of the token after it (a buffer,
+        valid until the next call)."""
         cache = self.cache
         for row in np.flatnonzero(cache.lengths == cache.window):
             self._slide(row)
-        positions = cache.lengths.copy()
-        self.context[np.arange(len(tokens)), positions] = tokens
-        h = self.stack.decode(tokens, positions, cache)
-        cache.lengths += 1
-        return self.head.decode(h)
+        self.context[np.arange(len(tokens)), cache.lengths] = tokens
+        logits, _ = self.model.forward(tokens[:, None], cache=cache, weights=self.weights)
+        self.logits[...] = logits[:, 0]  # a copy: the model's buffer serves its next forward
+        return self.logits
 
     def _fill(self, row, tokens):
+        """Sequence `row` from scratch: `tokens` at positions 0..; the logits after the last."""
         self.context[row, :len(tokens)] = tokens
-        return self.stack.prefill(tokens[None, :], self.cache, row)
+        self.cache.lengths[row] = 0
+        logits, _ = self.model.forward(tokens[None, :], cache=self.cache.rows(row), weights=self.weights)
+        return logits[0, 0]
 
     def _slide(self, row):
         """Sequence `row` has a full cache: keep its last keep - 1 tokens, at positions 0.., so that
@@ -93,6 +97,14 @@ class CachedDecoder:
             self.cache.lengths[row] = 0
         else:
             self._fill(row, self.context[row, window - n:].copy())
+
+
+def bfloat16_weights(model):
+    """{linear layer: a bfloat16 copy of its matrix} for every linear layer of `model` (the lm head
+    included), made now from the current weights: what a generation with weights="bfloat16" reads."""
+    if model.dtype != np.float32:
+        raise ValueError(f"bfloat16 weights need a float32 model, this one is {model.dtype.name}")
+    return {layer: layer.bfloat16_weight() for layer in model.modules() if isinstance(layer, Linear)}
 
 
 def sample_next(logits, temperature, top_k, top_p, rngs):
@@ -151,13 +163,13 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
         window = min(c.block_size, max(len(p) for p in prompts) + max_new_tokens)
         done = np.zeros(B, dtype=bool)
         tokens = np.zeros(B, dtype=np.int64)
-        with model.evaluating(), narrowed_weights(model, weights):
-            decoder = CachedDecoder(model, B, window)
-            logits = decoder.prefill([p[-c.block_size:] for p in prompts])
+        with model.evaluating():
+            sequences = Sequences(model, B, window, bfloat16_weights(model) if weights == "bfloat16" else None)
+            logits = sequences.prefill([p[-c.block_size:] for p in prompts])
             for step in tqdm(range(max_new_tokens), desc="generating", unit="tok", disable=None if progress else True,
                              leave=False):
                 if step > 0:
-                    logits = decoder.step(tokens)
+                    logits = sequences.step(tokens)
                 if not np.isfinite(logits).all():
                     raise FloatingPointError("the model's logits are not finite: its weights hold inf or NaN")
                 tokens = sample_next(logits, temperature, top_k, top_p, rngs)
@@ -207,29 +219,3 @@ def _check_options(max_new_tokens, temperature, top_k, top_p, seed, stop_token, 
         raise ValueError(f"stop_token must be None or a token id in [0, {vocab_size}), got {stop_token!r}")
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
-
-
-@contextmanager
-def narrowed_weights(model, weights):
-    """With weights="bfloat16", the matrices that generation multiplies by (every linear layer of
-    the blocks and the lm head) get bfloat16 copies as their `decode_weight` for the duration: half
-    the bytes to read per token. The copies are made here, from the current weights (a pass over
-    them), into buffers that each layer keeps for the next time."""
-    if weights is None:
-        yield
-        return
-    if model.dtype != np.float32:
-        raise ValueError(f"bfloat16 weights need a float32 model, this one is {model.dtype.name}")
-    layers = [model.lm_head]
-    for block in model.transformer.layers:
-        layers += [block.attn.c_attn, block.attn.c_proj, block.mlp.c_fc, block.mlp.c_proj]
-    try:
-        for layer in layers:
-            w = layer.weight.data
-            narrow = layer.buffer("bfloat16_weight", w.shape, np.uint16)
-            K.bfloat16_from_float32(narrow.reshape(-1), w.reshape(-1).view(np.uint32))
-            layer.decode_weight = narrow
-        yield
-    finally:
-        for layer in layers:
-            layer.decode_weight = None

@@ -7,12 +7,17 @@
 The transformer is the paper's decoder stack without cross-attention, with GPT-2's names and
 initialisation. The backward pass walks the same path in reverse, by hand; the tied weights need
 nothing special because every backward kernel accumulates into the gradient buffer.
+
+Generating is the same forward with a key/value cache (models/generation.py): over a prompt, then
+over one new token per sequence at a time, each forward giving the logits of the last position.
 """
 import numpy as np
 
 from .. import formats
+from ..nn.block import GPT2
 from ..nn.checks import check_token_ids
-from ..nn.head import LMHead
+from ..nn.layers import Linear
+from ..nn.loss import CrossEntropy
 from ..nn.model import Model
 from ..nn.stack import TransformerStack
 from . import generation
@@ -28,21 +33,28 @@ class GPT(Model):
         super().__init__(config, seed, dtype, allocate)
         c = config
         self.transformer = TransformerStack(self.store, "transformer", c.vocab_size, c.block_size, c.n_layer, c.n_head,
-                                            c.n_embd, causal=True, dropout=c.dropout, bias=c.bias,
-                                            positional=c.positional, style="gpt2", attn_dropout=c.attn_dropout)
-        self.lm_head = LMHead(self.transformer.embed.weight, IGNORE_INDEX)  # tied to wte
-        self.loss_layer = self.lm_head.loss
+                                            c.n_embd, causal=True, style=GPT2, dropout=c.dropout, bias=c.bias,
+                                            positional=c.positional, attn_dropout=c.attn_dropout)
+        # logits = h wteᵀ: the head is the token embedding, tied
+        self.lm_head = Linear(self.store, "lm_head", c.n_embd, c.vocab_size, bias=False,
+                              weight=self.transformer.embed.weight)
+        self.loss = CrossEntropy(IGNORE_INDEX)
         self._build()
         self._targets = None
 
     def attention_layers(self):
         return self.transformer.attention_layers()
 
-    def forward(self, idx, targets=None):
+    def forward(self, idx, targets=None, cache=None, weights=None):
         """idx (B, T) integer token ids, T <= block_size. Returns (logits (B, T, V), loss or None).
 
         With targets (B, T) the loss is the mean cross-entropy over positions whose target is not
         IGNORE_INDEX, and `backward()` may follow.
+
+        With a key/value cache (nn/kv_cache.py; generation) idx are the next tokens of the cache's
+        sequences, after the positions it holds: (B, 1), or (B, T) into an empty cache. Returns the
+        logits of the last position only, (B, 1, V), as nanoGPT's inference does. weights: None, or
+        narrower copies of the matrices for the few-row products to read ({layer: bfloat16 bits}).
         """
         c = self.config
         idx = check_token_ids("idx", idx, c.vocab_size)
@@ -51,24 +63,35 @@ class GPT(Model):
             raise ValueError(f"sequence length {T} exceeds block_size {c.block_size}")
         self._targets = None
         if targets is not None:
+            if cache is not None:
+                raise ValueError("targets and a key/value cache do not go together: the cache is for generation")
             targets = check_token_ids("targets", targets, c.vocab_size, ignore_index=IGNORE_INDEX)
             if targets.shape != idx.shape:
                 raise ValueError(f"targets shape {targets.shape} must equal idx shape {idx.shape}")
             self._targets = targets.reshape(B * T)
-        h = self.transformer.forward(idx, None, self._dropout_seeds(self.transformer.n_dropout))  # (B, T, C)
-        logits, loss = self.lm_head.forward(h.reshape(B * T, c.n_embd), self._targets)
+        ctx = self.context(cache=cache, weights=weights)
+        h = self.transformer.forward(idx, ctx)  # (B, T, C)
+        if cache is not None:
+            last = self.buffer("last", (B, c.n_embd), self.dtype)
+            last[...] = h[:, -1]  # a copy: the head reads contiguous rows
+            return self.lm_head.forward(last, ctx).reshape(B, 1, -1), None
+        logits = self.lm_head.forward(h.reshape(B * T, c.n_embd), ctx)
+        loss = None if self._targets is None else self.loss.forward(logits, self._targets)
         return logits.reshape(B, T, -1), loss
 
     def backward(self):
         """Accumulate dloss/dparams into `grads` (call `zero_grad()` first, once per step)."""
         if self._targets is None:
             raise RuntimeError("backward() needs a forward(idx, targets) immediately before it")
-        self.transformer.backward(self.lm_head.backward())
+        B, T = self.transformer._shape
+        dh = self.buffer("dh", (B * T, self.config.n_embd), self.dtype)
+        self.lm_head.backward(self.loss.backward(), dh, accumulate=False)
+        self.transformer.backward(dh)
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, seed=None, stop_token=None,
                  progress=False, weights=None):
-        """Sample up to `max_new_tokens` tokens after each prompt, with a key/value cache
-        (models/generation.py: the cache, the window, batching, sampling).
+        """Sample up to `max_new_tokens` tokens after each prompt: forwards over a key/value cache
+        (models/generation.py: the window, batching, sampling).
 
         idx: an integer array (B, T) of prompts, or a list (or tuple) of 1-D prompts of any lengths.
         temperature: 0 is greedy (argmax); otherwise the logits are divided by it.
@@ -118,6 +141,12 @@ class GPT(Model):
     def save_llmc(self, path):
         """Write an llm.c checkpoint (version 3, float32)."""
         formats.save_llmc(path, self._parameter_views(), self.config.to_dict())
+
+    def activation_floats(self, batch_size):
+        """Floats a training step keeps for batches of batch_size at block_size (train/memory.py):
+        the stack's, and the logits, probabilities and their gradient (3 V per token)."""
+        tokens = batch_size * self.config.block_size
+        return self.transformer.activation_floats(tokens, self.config.block_size) + tokens * 3 * self.config.vocab_size
 
     def _parameter_views(self):
         """{nanoGPT name: the parameter's view into the flat buffer}: filled and read in place, no copy."""

@@ -10,14 +10,18 @@
 
 Teacher forcing: tgt_in = BOS + target and tgt_out = target + EOS, so position t predicts token
 t + 1 from tokens <= t. Backward runs the decoder first; its cross-attention layers add their
-dL/d(memory) into one buffer, which is then the encoder's upstream gradient.
+dL/d(memory) into the memory's gradient buffer, which is then the encoder's upstream gradient.
+
+Search (models/translation.py) runs the two halves apart: `encode(src)` once, then
+`logits(tgt_in, memory)` for every prefix.
 """
 import numpy as np
 
 from ..nn.checks import check_token_ids
-from ..nn.head import LMHead
+from ..nn.context import Memory
+from ..nn.layers import Linear
+from ..nn.loss import CrossEntropy
 from ..nn.model import Model
-from ..nn.parameters import normal
 from ..nn.stack import TransformerDecoder, TransformerEncoder, padding_mask
 from .configs import Seq2SeqConfig
 
@@ -37,12 +41,9 @@ class Seq2SeqTransformer(Model):
                                           **arch)
         # The output projection ("generator", as in the Annotated Transformer): tied, it is the target
         # embedding matrix itself and adds no parameter (paper, 3.4); untied, a (V, C) weight.
-        if c.tie_weights:
-            self.generator = self.decoder.embed.weight
-        else:
-            self.generator = self.store.add("generator.weight", (c.tgt_vocab_size, c.n_embd), True, normal(0.02))
-        self.head = LMHead(self.generator, ignore_index=c.pad_id, label_smoothing=c.label_smoothing)
-        self.loss_layer = self.head.loss
+        self.generator = Linear(self.store, "generator", c.n_embd, c.tgt_vocab_size, bias=False,
+                                weight=self.decoder.embed.weight if c.tie_weights else None)
+        self.loss = CrossEntropy(ignore_index=c.pad_id, label_smoothing=c.label_smoothing)
         self._build()
         self._targets = None
 
@@ -66,30 +67,27 @@ class Seq2SeqTransformer(Model):
             raise ValueError(f"{name} has batch size {tgt.shape[0]} but src has {B}")
         return tgt
 
-    # -- the two halves, also used by decoding -----------------------------------------------------
-    def encode(self, src, seeds=None):
-        """src (B, S) -> (memory (B, S, C), src_mask (B, S) bool). Both are the model's buffers,
-        valid until the next encode; copy them to keep them longer."""
+    # -- the two halves, also run apart by search --------------------------------------------------
+    def encode(self, src, ctx=None):
+        """src (B, S) -> the Memory the decoder attends over: values (B, S, C) and mask (B, S) bool,
+        buffers of the model, valid until the next encode (copy them to keep them longer)."""
         src = self._check_src(src)
         mask = padding_mask(src, self.config.pad_id, self.buffer("src_mask", src.shape, np.bool_))
         empty = np.flatnonzero(~mask.any(axis=1))
         if empty.size:
             raise ValueError(f"src rows {empty[:10].tolist()} hold only padding: there is nothing to translate")
-        seeds = seeds or [None] * self.encoder.n_dropout
-        return self.encoder.forward(src, mask, seeds), mask
+        ctx = ctx or self.context()
+        return Memory(self.encoder.forward(src, ctx.replace(key_mask=mask)), mask)
 
-    def decode(self, tgt_in, memory, src_mask, seeds=None, targets=None):
-        """tgt_in (B, T) -> logits (B, T, V_tgt), given encode()'s memory and mask for the same B.
-        With targets (B * T,) int64 (checked by the caller) returns (logits, loss) instead."""
+    def logits(self, tgt_in, memory, ctx=None):
+        """tgt_in (B, T) -> logits (B, T, V_tgt), given encode()'s memory for the same B."""
         c = self.config
-        tgt_in = self._check_tgt("tgt_in", tgt_in, memory.shape[0])
+        tgt_in = self._check_tgt("tgt_in", tgt_in, memory.values.shape[0])
         B, T = tgt_in.shape
         tgt_mask = padding_mask(tgt_in, c.pad_id, self.buffer("tgt_mask", tgt_in.shape, np.bool_))
-        seeds = seeds or [None] * self.decoder.n_dropout
-        h = self.decoder.forward(tgt_in, tgt_mask, seeds, memory, src_mask)
-        logits, loss = self.head.forward(h.reshape(B * T, c.n_embd), targets)
-        logits = logits.reshape(B, T, -1)
-        return logits if targets is None else (logits, loss)
+        ctx = (ctx or self.context()).replace(key_mask=tgt_mask, memory=memory)
+        h = self.decoder.forward(tgt_in, ctx)
+        return self.generator.forward(h.reshape(B * T, c.n_embd), ctx).reshape(B, T, -1)
 
     # -- forward and backward ----------------------------------------------------------------------
     def forward(self, src, tgt_in, tgt_out=None):
@@ -101,19 +99,30 @@ class Seq2SeqTransformer(Model):
             tgt_out = self._check_tgt("tgt_out", tgt_out, np.shape(tgt_in)[0])
             if tgt_out.shape != np.shape(tgt_in):
                 raise ValueError(f"tgt_out shape {tgt_out.shape} must equal tgt_in shape {np.shape(tgt_in)}")
-        seeds = self._dropout_seeds(self.encoder.n_dropout + self.decoder.n_dropout)
-        memory, src_mask = self.encode(src, seeds[:self.encoder.n_dropout])
-        self._memory_shape = memory.shape
+        ctx = self.context()  # one forward: one count for the encoder's draws and the decoder's
+        self._memory = self.encode(src, ctx)
+        logits = self.logits(tgt_in, self._memory, ctx)
         if tgt_out is None:
-            return self.decode(tgt_in, memory, src_mask, seeds[self.encoder.n_dropout:]), None
+            return logits, None
         self._targets = tgt_out.reshape(-1)
-        return self.decode(tgt_in, memory, src_mask, seeds[self.encoder.n_dropout:], self._targets)
+        return logits, self.loss.forward(logits.reshape(self._targets.shape[0], -1), self._targets)
 
     def backward(self):
         """Accumulate dloss/dparams into `grads` (call `zero_grad()` first, once per step)."""
         if self._targets is None:
             raise RuntimeError("backward() needs a forward(src, tgt_in, tgt_out) immediately before it")
-        dh = self.head.backward()  # (B * T, C); dL/dG went into the generator's (or embedding's) gradient
-        dmemory = self.zeros("dmemory", self._memory_shape, self.dtype)
-        self.decoder.backward(dh, dmemory)
-        self.encoder.backward(dmemory)
+        B, T = self.decoder._shape
+        dh = self.buffer("dh", (B * T, self.config.n_embd), self.dtype)
+        # dL/dG goes into the generator's (or the tied embedding's) gradient
+        self.generator.backward(self.loss.backward(), dh, accumulate=False)
+        memory = self._memory
+        memory.grad = self.zeros("dmemory", memory.values.shape, self.dtype)  # the cross-attentions add into it
+        self.decoder.backward(dh)
+        self.encoder.backward(memory.grad)
+
+    def activation_floats(self, batch_size):
+        """Floats a training step keeps for batches of batch_size at the longest lengths (train/memory.py)."""
+        c = self.config
+        S, T = c.max_src_len, c.max_tgt_len
+        return (self.encoder.activation_floats(batch_size * S, S)
+                + self.decoder.activation_floats(batch_size * T, T, S) + batch_size * T * 3 * c.tgt_vocab_size)

@@ -15,13 +15,19 @@ Parameter names follow nanoGPT: `c_attn` is the fused projection, `c_proj` the o
 cross-attention's halves are `c_q` and `c_kv`. Both layers keep the probabilities P of their last
 forward in `.probs` (B, NH, T, S): the backward pass needs them, and they are the attention maps.
 
-Attention dropout (GPT-2's attn_pdrop): with `dropout` p > 0 and a seed given to forward (training),
+Attention dropout (GPT-2's attn_pdrop): with `dropout` p > 0, in training,
 y_h = (P * M / (1 - p)) v_h, M a Bernoulli(1 - p) mask; `.probs` still holds P. The kernel draws M
-from the seed and the backward draws it again from the same seed (kernels/attention.py), so no
-mask is stored.
+from the layer's seed for this forward (nn/context.py) and the backward draws it again from the
+same seed (kernels/attention.py), so no mask is stored.
+
+With a key/value cache (generation, nn/kv_cache.py) self-attention must be causal. A forward of
+one position per sequence appends that position's key and value to the cache and attends over
+everything the cache holds (kernels.kv_attention_forward); a forward of several positions (a
+prompt, into an empty cache) is the ordinary forward, and stores its keys and values as it goes.
 """
 from .. import kernels as K
 from .checks import head_size
+from .context import site_key
 from .layers import Layer, Linear
 
 
@@ -30,15 +36,16 @@ class AttentionDropout:
     again, so that both draw the same mask; (0.0, 0) when dropout is off. Always a float and an
     int: other types (an int rate, None) would compile other versions of the kernels."""
 
-    def __init__(self, p, owner):
+    def __init__(self, p, name):
         if not 0.0 <= p < 1.0:
-            raise ValueError(f"{owner} dropout probability must be in [0, 1), got {p}")
-        self.p = float(p)
+            raise ValueError(f"{name} dropout probability must be in [0, 1), got {p}")
+        self.p, self.site = float(p), site_key(f"{name}.attn_dropout")
         self.args = (0.0, 0)
 
-    def draw(self, seed):
-        """Arguments for this forward: seed is an int in [0, 2^63), or None outside training."""
-        self.args = (self.p, int(seed)) if self.p > 0.0 and seed is not None else (0.0, 0)
+    def draw(self, ctx):
+        """Arguments for this forward: the rate and this forward's seed in training, else (0.0, 0)."""
+        seed = ctx.dropout_seed(self.site) if self.p > 0.0 else None
+        self.args = (self.p, seed) if seed is not None else (0.0, 0)
         return self.args
 
 
@@ -47,33 +54,34 @@ class SelfAttention(Layer):
         super().__init__()
         head_size(n_embd, n_head, "SelfAttention")
         self.n_embd, self.n_head, self.causal = n_embd, n_head, causal
-        self.drop = AttentionDropout(dropout, "SelfAttention")
+        self.drop = AttentionDropout(dropout, name)
+        self.draws = self.drop.p > 0.0
         self.c_attn = Linear(store, f"{name}.c_attn", n_embd, 3 * n_embd, bias, std=std)
         self.c_proj = Linear(store, f"{name}.c_proj", n_embd, n_embd, bias, std=proj_std)
 
-    def forward(self, x, key_mask=None, seed=None):
-        """x (B, T, C); key_mask None or bool (B, T), True where a key may be attended; seed: the
-        attention-dropout seed (None when not training)."""
+    def forward(self, x, ctx):
+        """x (B, T, C) -> (B, T, C). Reads ctx.key_mask (None or bool (B, T), True where a key may
+        be attended) and ctx.cache."""
         B, T, C = x.shape
-        qkv = self.c_attn.forward(x.reshape(B * T, C)).reshape(B, T, 3 * C)
-        self.q, self.k, self.v = qkv[:, :, :C], qkv[:, :, C:2 * C], qkv[:, :, 2 * C:]
-        self.key_mask = key_mask
+        qkv = self.c_attn.forward(x.reshape(B * T, C), ctx).reshape(B, T, 3 * C)
         y = self.buffer("y", (B, T, C), x.dtype)
-        self.probs = self.buffer("probs", (B, self.n_head, T, T), x.dtype)  # kept for backward
-        K.attention_forward(y, self.probs, self.q, self.k, self.v, key_mask, self.n_head, self.causal,
-                            *self.drop.draw(seed))
-        return self.c_proj.forward(y.reshape(B * T, C)).reshape(B, T, C)
-
-    def decode(self, h, into, keys, values, probs, positions):
-        """Generation: one new position per sequence, causal, over a key/value cache.
-
-        h (B, C) the new positions' inputs; the output is ADDED into `into` (B, C), the residual
-        stream. keys, values (B, NH, W, hs): this layer's cache, which gets the new keys and values
-        at `positions` (B,) int64; probs (B, NH, W) receives the attention probabilities."""
-        qkv = self.c_attn.decode(h)
-        y = self.buffer("decode_y", h.shape, h.dtype)
-        K.kv_attention_forward(y, probs, qkv, keys, values, positions, self.n_head)
-        self.c_proj.decode(y, into=into)
+        cache = ctx.cache
+        if cache is not None and not self.causal:
+            raise ValueError("a key/value cache needs causal self-attention")
+        if cache is not None and T == 1:
+            keys, values = cache.layer(self)
+            self.probs = self.buffer("cached_probs", (B, self.n_head, 1, cache.window), x.dtype)  # the attention map
+            K.kv_attention_forward(y.reshape(B, C), self.probs.reshape(B, self.n_head, -1), qkv.reshape(B, 3 * C),
+                                   keys, values, cache.lengths, self.n_head)
+        else:
+            self.q, self.k, self.v = qkv[:, :, :C], qkv[:, :, C:2 * C], qkv[:, :, 2 * C:]
+            self.key_mask = ctx.key_mask
+            self.probs = self.buffer("probs", (B, self.n_head, T, T), x.dtype)  # kept for backward
+            K.attention_forward(y, self.probs, self.q, self.k, self.v, self.key_mask, self.n_head, self.causal,
+                                *self.drop.draw(ctx))
+            if cache is not None:
+                cache.store(self, self.k, self.v)
+        return self.c_proj.forward(y.reshape(B * T, C), ctx).reshape(B, T, C)
 
     def backward(self, dout, dinp, accumulate=True):
         B, T, C = dout.shape
@@ -92,30 +100,29 @@ class CrossAttention(Layer):
         super().__init__()
         head_size(n_embd, n_head, "CrossAttention")
         self.n_embd, self.n_head = n_embd, n_head
-        self.drop = AttentionDropout(dropout, "CrossAttention")
+        self.drop = AttentionDropout(dropout, name)
+        self.draws = self.drop.p > 0.0
         self.c_q = Linear(store, f"{name}.c_q", n_embd, n_embd, bias, std=std)
         self.c_kv = Linear(store, f"{name}.c_kv", n_embd, 2 * n_embd, bias, std=std)
         self.c_proj = Linear(store, f"{name}.c_proj", n_embd, n_embd, bias, std=proj_std)
 
-    def forward(self, x, memory, memory_mask=None, seed=None):
-        """x (B, T, C) queries; memory (B, S, C) keys and values; memory_mask None or bool (B, S),
-        True where a source position is a real token (padding is never attended); seed: the
-        attention-dropout seed (None when not training)."""
+    def forward(self, x, ctx):
+        """x (B, T, C) queries -> (B, T, C). The keys and values come from ctx.memory: values
+        (B, S, C) and mask (B, S) (padding is never attended); the backward adds dL/d(memory) into
+        the memory's grad."""
         B, T, C = x.shape
-        S = memory.shape[1]
-        self.q = self.c_q.forward(x.reshape(B * T, C)).reshape(B, T, C)
-        kv = self.c_kv.forward(memory.reshape(B * S, C)).reshape(B, S, 2 * C)
+        memory = self.memory = ctx.memory
+        S = memory.values.shape[1]
+        self.q = self.c_q.forward(x.reshape(B * T, C), ctx).reshape(B, T, C)
+        kv = self.c_kv.forward(memory.values.reshape(B * S, C), ctx).reshape(B, S, 2 * C)
         self.k, self.v = kv[:, :, :C], kv[:, :, C:]
-        self.memory_mask = memory_mask
         y = self.buffer("y", (B, T, C), x.dtype)
         self.probs = self.buffer("probs", (B, self.n_head, T, S), x.dtype)  # kept for backward
-        K.attention_forward(y, self.probs, self.q, self.k, self.v, memory_mask, self.n_head, False,
-                            *self.drop.draw(seed))
-        return self.c_proj.forward(y.reshape(B * T, C)).reshape(B, T, C)
+        K.attention_forward(y, self.probs, self.q, self.k, self.v, memory.mask, self.n_head, False,
+                            *self.drop.draw(ctx))
+        return self.c_proj.forward(y.reshape(B * T, C), ctx).reshape(B, T, C)
 
-    def backward(self, dout, dinp, dmemory, accumulate=True):
-        """dL/dx into dinp (B, T, C), accumulated unless `accumulate` is False, and dL/dmemory
-        accumulated into dmemory (B, S, C)."""
+    def backward(self, dout, dinp, accumulate=True):
         B, T, C = dout.shape
         S = self.k.shape[1]
         dy = self.scratch("dy", (B * T, C), dout.dtype, zero=False)  # overwritten: no zeroing
@@ -123,8 +130,7 @@ class CrossAttention(Layer):
         dq = self.scratch("dq", (B, T, C), dout.dtype, zero=False)
         dkv = self.scratch("dkv", (B, S, 2 * C), dout.dtype, zero=False)
         K.attention_backward(dq, dkv[:, :, :C], dkv[:, :, C:], dy.reshape(B, T, C),
-                             self.probs, self.q, self.k, self.v, self.memory_mask, self.n_head, False,
+                             self.probs, self.q, self.k, self.v, self.memory.mask, self.n_head, False,
                              *self.drop.args, False)
         self.c_q.backward(dq.reshape(B * T, C), dinp.reshape(B * T, C), accumulate)
-        self.c_kv.backward(dkv.reshape(B * S, 2 * C), dmemory.reshape(B * S, C))
-
+        self.c_kv.backward(dkv.reshape(B * S, 2 * C), self.memory.grad.reshape(B * S, C))

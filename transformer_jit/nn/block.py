@@ -12,8 +12,9 @@ A GPT block and an encoder block have two sub-layers, a decoder block three:
     x1 = sub(x,  self-attention)               causal in GPT and decoder, key padding mask in encoder
     x2 = sub(x1, cross-attention over memory)  decoder only: memory = the encoder's output
     x3 = sub(x2, feed-forward)                 ffn(h) = c_proj(act(c_fc(h))), hidden width 4C
-With attn_dropout > 0 the attention layers also drop attention probabilities (GPT-2's attn_pdrop),
-each with a seed of its own.
+With attn_dropout > 0 the attention layers also drop attention probabilities (GPT-2's attn_pdrop).
+Every dropout site is named after the part it follows (`h.0.attn.resid_dropout`, `h.0.attn.attn_dropout`),
+and draws its masks by that name (nn/context.py).
 
 Backward, by hand, in reverse. For one pre-LN sub-layer, from dL/dy:
     dL/dx = dL/dy + LNᵀ fᵀ dropoutᵀ dL/dy      (the residual passes the gradient through unchanged)
@@ -21,16 +22,39 @@ and for a post-LN one, with s = x + dropout(f(x)) and ds = LNᵀ dL/dy:
     dL/dx = ds + fᵀ dropoutᵀ ds
 """
 import math
+from dataclasses import dataclass
 
 from .. import kernels as K
 from .attention import CrossAttention, SelfAttention
-from .layers import ACTIVATIONS, GELU, Dropout, Layer, LayerNorm, Linear
+from .layers import ACTIVATIONS, Dropout, Layer, LayerNorm, Linear, pass_gradient
 
-# State-dict names of a block's parts. GPT keeps nanoGPT's names, so GPT-2 weights map one to one;
-# the encoder and decoder use names that read like the paper's parts.
-GPT2_NAMES = {"ln_1": "ln_1", "attn": "attn", "ln_2": "ln_2", "mlp": "mlp"}
-PAPER_NAMES = {"ln_1": "self_attn_norm", "attn": "self_attn", "ln_cross": "cross_attn_norm",
-               "cross_attn": "cross_attn", "ln_2": "ffn_norm", "mlp": "ffn"}
+
+@dataclass(frozen=True)
+class Style:
+    """A convention for a stack: the state-dict names of its parts, and their initial values.
+
+    names: the names of a stack's parts and of its blocks' parts.
+    init: "gpt2": weights N(0, 0.02²), and the projections that write into the residual stream
+          N(0, (0.02 / sqrt(2 n_layer))²) (see residual_std): right for GPT-2's small (0.02)
+          embeddings, which are not scaled.
+          "lecun": every weight N(0, 1 / fan_in), so each sub-layer maps unit-variance inputs to
+          unit-variance outputs: right for the paper's embeddings, scaled by sqrt(C) to unit size
+          (3.4). (With 0.02-sized weights next to unit-sized embeddings the sub-layers' first
+          contributions to the residual stream are far too small to matter, and training stalls.)
+    scaled_embeddings: token embeddings multiplied by sqrt(C), as the paper's are.
+    """
+    names: dict
+    init: str
+    scaled_embeddings: bool
+
+
+# GPT keeps nanoGPT's names, so GPT-2 weights map one to one; the encoder and decoder use names
+# that read like the paper's parts.
+GPT2 = Style({"embed": "wte", "pos": "wpe", "layers": "h", "norm": "ln_f", "ln_1": "ln_1", "attn": "attn",
+              "ln_2": "ln_2", "mlp": "mlp"}, init="gpt2", scaled_embeddings=False)
+PAPER = Style({"embed": "embed", "pos": "pos", "layers": "layers", "norm": "norm", "ln_1": "self_attn_norm",
+               "attn": "self_attn", "ln_cross": "cross_attn_norm", "cross_attn": "cross_attn", "ln_2": "ffn_norm",
+               "mlp": "ffn"}, init="lecun", scaled_embeddings=True)
 
 
 def residual_std(n_layer):
@@ -51,15 +75,10 @@ class MLP(Layer):
         self.act = ACTIVATIONS[activation]()
         self.c_proj = Linear(store, f"{name}.c_proj", hidden, n_embd, bias, std=proj_std)
 
-    def forward(self, x):  # (..., C) -> (..., C); every position independently
+    def forward(self, x, ctx):  # (..., C) -> (..., C); every position independently
         C = x.shape[-1]
-        return self.c_proj.forward(self.act.forward(self.c_fc.forward(x.reshape(-1, C)))).reshape(x.shape)
-
-    def decode(self, h, into):
-        """Generation: h (B, C) -> into += c_proj(GELU(c_fc(h))), the GELU fused into c_fc's product."""
-        if not isinstance(self.act, GELU):
-            raise ValueError(f"decoding needs a GELU feed-forward layer, this one has {type(self.act).__name__}")
-        self.c_proj.decode(self.c_fc.decode(h, gelu=True), into=into)
+        h = self.act.forward(self.c_fc.forward(x.reshape(-1, C), ctx), ctx)
+        return self.c_proj.forward(h, ctx).reshape(x.shape)
 
     def backward(self, dout, dinp, accumulate=True):
         C = dout.shape[-1]
@@ -73,137 +92,95 @@ class MLP(Layer):
 class Residual(Layer):
     """One sub-layer f with its residual connection, dropout and layer norm (pre- or post-LN).
 
-    f is a layer with forward(h (B, T, C), *args) -> (B, T, C) and backward(dout, dinp, *extra).
+    f is a layer (B, T, C) -> (B, T, C); `name` is f's, after which the dropout site is named.
     """
 
-    def __init__(self, norm, fn, dropout, norm_first):
+    def __init__(self, norm, fn, dropout, norm_first, name):
         super().__init__()
-        self.norm, self.fn, self.drop, self.norm_first = norm, fn, Dropout(dropout), norm_first
+        self.norm, self.fn, self.norm_first = norm, fn, norm_first
+        self.drop = Dropout(dropout, f"{name}.resid_dropout")
 
-    def forward(self, x, seed, *args):
+    def forward(self, x, ctx):
         B, T, C = x.shape
         N = B * T
         if self.norm_first:  # y = x + dropout(f(LN(x)))
-            h = self.fn.forward(self.norm.forward(x.reshape(N, C)).reshape(B, T, C), *args)
-            h = self.drop.forward(h, seed)
+            h = self.fn.forward(self.norm.forward(x.reshape(N, C), ctx).reshape(B, T, C), ctx)
+            h = self.drop.forward(h, ctx)
             y = self.buffer("y", (B, T, C), x.dtype)
             K.residual_forward(y.reshape(-1), x.reshape(-1), h.reshape(-1))
             return y
         # y = LN(x + dropout(f(x)))
-        h = self.drop.forward(self.fn.forward(x, *args), seed)
+        h = self.drop.forward(self.fn.forward(x, ctx), ctx)
         s = self.buffer("s", (B, T, C), x.dtype)
         K.residual_forward(s.reshape(-1), x.reshape(-1), h.reshape(-1))
-        return self.norm.forward(s.reshape(N, C)).reshape(B, T, C)
+        return self.norm.forward(s.reshape(N, C), ctx).reshape(B, T, C)
 
-    def backward(self, dout, dinp, *extra):
-        """dout (B, T, C) = dL/dy; ACCUMULATES dL/dx into dinp; `extra` goes to f.backward
-        (cross-attention's dL/dmemory buffer)."""
+    def backward(self, dout, dinp, accumulate=True):
         B, T, C = dout.shape
         N = B * T
         if self.norm_first:
-            K.add_(dinp.reshape(-1), dout.reshape(-1))  # identity path
+            pass_gradient(dinp, dout, accumulate)  # identity path
             dh = self._dropout_backward(dout)
             dln = self.scratch("dln", (B, T, C), dout.dtype, zero=False)  # overwritten by fn
-            self.fn.backward(dh, dln, *extra, accumulate=False)
+            self.fn.backward(dh, dln, accumulate=False)
             self.norm.backward(dln.reshape(N, C), dinp.reshape(N, C))
             return
-        ds = self.scratch("ds", (B, T, C), dout.dtype)  # dL/ds, s = x + dropout(f(x))
-        self.norm.backward(dout.reshape(N, C), ds.reshape(N, C))
-        K.add_(dinp.reshape(-1), ds.reshape(-1))  # identity path
-        self.fn.backward(self._dropout_backward(ds), dinp, *extra)
+        ds = self.scratch("ds", (B, T, C), dout.dtype, zero=False)  # dL/ds, s = x + dropout(f(x))
+        self.norm.backward(dout.reshape(N, C), ds.reshape(N, C), accumulate=False)
+        pass_gradient(dinp, ds, accumulate)  # identity path
+        self.fn.backward(self._dropout_backward(ds), dinp)
 
     def _dropout_backward(self, dout):
         """dL/dh for h = dropout(f(...)): dout itself when dropout is off (no copy)."""
         if not self.drop.active:
             return dout
-        dh = self.scratch("dh", dout.shape, dout.dtype)
-        self.drop.backward(dout, dh)
+        dh = self.scratch("dh", dout.shape, dout.dtype, zero=False)
+        self.drop.backward(dout, dh, accumulate=False)
         return dh
 
 
 class Block(Layer):
     """GPT block (causal, two sub-layers), encoder block (causal=False, key padding mask) or
-    decoder block (cross_attention=True).
+    decoder block (cross_attention=True). `style` (GPT2 or PAPER) gives the names of its parts and
+    their initial values."""
 
-    init="gpt2": weights N(0, 0.02²), and the projections that write into the residual stream
-    N(0, (0.02 / sqrt(2 n_layer))²) (see residual_std): right for GPT-2's small (0.02) embeddings.
-    init="lecun": every weight N(0, 1 / fan_in), so each sub-layer maps unit-variance inputs to
-    unit-variance outputs: right for the paper's embeddings, scaled to unit size. (With 0.02-sized
-    weights next to unit-sized embeddings the sub-layers' first contributions to the residual
-    stream are far too small to matter, and training stalls.)
-    """
-
-    def __init__(self, store, name, n_embd, n_head, n_layer, causal, bias=True, dropout=0.0,
-                 norm_first=True, activation="gelu", cross_attention=False, n_inner=None, names=GPT2_NAMES,
-                 init="gpt2", attn_dropout=0.0):
+    def __init__(self, store, name, n_embd, n_head, n_layer, causal, *, style, bias=True, dropout=0.0,
+                 norm_first=True, activation="gelu", cross_attention=False, n_inner=None, attn_dropout=0.0):
         super().__init__()
-        if init == "gpt2":
+        if style.init == "gpt2":
             std, proj_std = 0.02, residual_std(n_layer)
-        elif init == "lecun":
+        elif style.init == "lecun":
             std = proj_std = None  # Linear's default: 1 / sqrt(fan_in)
         else:
-            raise ValueError(f"init must be 'gpt2' or 'lecun', got {init!r}")
+            raise ValueError(f"init must be 'gpt2' or 'lecun', got {style.init!r}")
+        names = {part: f"{name}.{part_name}" for part, part_name in style.names.items()}
         # Declaration order = state-dict order = initialisation order: keep GPT's (ln_1, attn, ln_2, mlp).
-        self.ln_1 = LayerNorm(store, f"{name}.{names['ln_1']}", n_embd, bias)
-        self.attn = SelfAttention(store, f"{name}.{names['attn']}", n_embd, n_head, causal, bias, proj_std, std,
-                                  attn_dropout)
-        self.sublayers = [Residual(self.ln_1, self.attn, dropout, norm_first)]
+        self.ln_1 = LayerNorm(store, names["ln_1"], n_embd, bias)
+        self.attn = SelfAttention(store, names["attn"], n_embd, n_head, causal, bias, proj_std, std, attn_dropout)
+        self.sublayers = [Residual(self.ln_1, self.attn, dropout, norm_first, names["attn"])]
         self.cross_attn = None
         if cross_attention:
-            self.ln_cross = LayerNorm(store, f"{name}.{names['ln_cross']}", n_embd, bias)
-            self.cross_attn = CrossAttention(store, f"{name}.{names['cross_attn']}", n_embd, n_head, bias,
-                                             proj_std, std, attn_dropout)
-            self.sublayers.append(Residual(self.ln_cross, self.cross_attn, dropout, norm_first))
-        self.ln_2 = LayerNorm(store, f"{name}.{names['ln_2']}", n_embd, bias)
-        self.mlp = MLP(store, f"{name}.{names['mlp']}", n_embd, bias, proj_std=proj_std, hidden=n_inner,
-                       activation=activation, std=std)
-        self.sublayers.append(Residual(self.ln_2, self.mlp, dropout, norm_first))
-        # attention layers whose probabilities are dropped out, each taking a seed after the sub-layers'
-        self.n_attn_dropout = (1 if self.cross_attn is None else 2) if attn_dropout > 0.0 else 0
+            self.ln_cross = LayerNorm(store, names["ln_cross"], n_embd, bias)
+            self.cross_attn = CrossAttention(store, names["cross_attn"], n_embd, n_head, bias, proj_std, std,
+                                             attn_dropout)
+            self.sublayers.append(Residual(self.ln_cross, self.cross_attn, dropout, norm_first, names["cross_attn"]))
+        self.ln_2 = LayerNorm(store, names["ln_2"], n_embd, bias)
+        self.mlp = MLP(store, names["mlp"], n_embd, bias, proj_std=proj_std, hidden=n_inner, activation=activation,
+                       std=std)
+        self.sublayers.append(Residual(self.ln_2, self.mlp, dropout, norm_first, names["mlp"]))
 
-    @property
-    def n_dropout(self):
-        """How many dropout seeds forward takes: one per sub-layer, then one per attention layer
-        when attention dropout is on."""
-        return len(self.sublayers) + self.n_attn_dropout
+    def forward(self, x, ctx):
+        """x (B, T, C) -> (B, T, C): each sub-layer in turn. Self-attention reads ctx.key_mask and
+        ctx.cache; a decoder block's cross-attention reads ctx.memory."""
+        for sub in self.sublayers:
+            x = sub.forward(x, ctx)
+        return x
 
-    def forward(self, x, key_mask=None, seeds=None, memory=None, memory_mask=None):
-        """x (B, T, C) -> (B, T, C).
-
-        key_mask: None or bool (B, T), the keys self-attention may use (padding is False).
-        seeds: n_dropout dropout seeds: one per sub-layer, then self-attention's and
-        cross-attention's when attention dropout is on (None, or a list of Nones, when not training).
-        memory (B, S, C), memory_mask bool (B, S) or None: the encoder output and its padding mask,
-        for a decoder block's cross-attention.
-        """
-        if (self.cross_attn is None) != (memory is None):
-            raise ValueError("memory must be given exactly when the block has cross-attention")
-        n = len(self.sublayers)
-        if seeds is None:
-            seeds = [None] * self.n_dropout
-        attn_seeds = seeds[n:] if self.n_attn_dropout else (None, None)  # self-, then cross-attention's
-        x = self.sublayers[0].forward(x, seeds[0], key_mask, attn_seeds[0])
-        if self.cross_attn is not None:
-            x = self.sublayers[1].forward(x, seeds[1], memory, memory_mask, attn_seeds[1])
-        return self.sublayers[-1].forward(x, seeds[n - 1])
-
-    def decode(self, x, keys, values, probs, positions):
-        """Generation, one new position per sequence: x (B, C), the residual stream, updated in
-        place, x += attn(ln_1(x)), then x += mlp(ln_2(x)) (pre-LN, causal, no cross-attention: a
-        GPT block). keys, values, probs, positions: this layer's cache, as SelfAttention.decode."""
-        self.attn.decode(self.ln_1.decode(x), x, keys, values, probs, positions)
-        self.mlp.decode(self.ln_2.decode(x), x)
-
-    def backward(self, dout, dinp, dmemory=None):
-        """Accumulates dL/dx into dinp (B, T, C) and, in a decoder block, dL/dmemory into dmemory."""
-        # Each sub-layer's input gradient goes to a zeroed buffer that the sub-layer before it
-        # reads; the first sub-layer adds into the caller's dinp.
+    def backward(self, dout, dinp, accumulate=True):
+        # Each sub-layer's input gradient is written into a temporary that the sub-layer before it
+        # reads; the first sub-layer's goes into the caller's dinp.
         for i in range(len(self.sublayers) - 1, 0, -1):
-            dprev = self.scratch(f"dx{i}", dout.shape, dout.dtype)
-            sub = self.sublayers[i]
-            if sub.fn is self.cross_attn:
-                sub.backward(dout, dprev, dmemory)
-            else:
-                sub.backward(dout, dprev)
+            dprev = self.scratch(f"dx{i}", dout.shape, dout.dtype, zero=False)
+            self.sublayers[i].backward(dout, dprev, accumulate=False)
             dout = dprev
-        self.sublayers[0].backward(dout, dinp)
+        self.sublayers[0].backward(dout, dinp, accumulate)

@@ -1,35 +1,51 @@
-"""The key/value cache of generation: every layer's keys and values for B sequences, W positions each.
+"""The key/value cache of generation: every attention layer's keys and values for B sequences of up
+to W positions each.
 
-Allocated once per generation, to the window it needs; a step writes one position per sequence
-into it and allocates nothing. Sequences fill it independently: `lengths[b]` positions of
-sequence b are valid, and the rest of its rows are stale.
+A forward with a cache (nn/context.py) covers the positions after those the cache holds: each
+self-attention layer writes its new keys and values there and attends over the cache, and the
+stack then advances `lengths`. Sequences fill it independently: `lengths[b]` positions of
+sequence b are valid, the rest of its rows are stale.
 
-    keys, values  (n_layer, B, NH, W, hs)   layer l, sequence b, head h: rows 0..lengths[b]-1
-    probs         (n_layer, B, NH, W)       the last step's attention probabilities (attention maps)
+    keys, values  (B, NH, W, hs) per attention layer, allocated by its first forward
     lengths       (B,) int64
+
+`rows(b)` is sequence b alone, sharing the storage: a prompt is run through the model one
+sequence at a time, each filling its own rows.
 """
+import copy
+
 import numpy as np
 
 from .memory import aligned_zeros
 
 
 class KVCache:
-    def __init__(self, n_layer, batch, n_head, window, head_size, dtype):
-        self.n_head, self.head_size = n_head, head_size
-        shape = (n_layer, batch, n_head, window, head_size)
-        self.keys = aligned_zeros(shape, dtype)
-        self.values = aligned_zeros(shape, dtype)
-        self.probs = aligned_zeros(shape[:4], dtype)
+    def __init__(self, batch, window, dtype):
+        self.batch, self.window, self.dtype = batch, window, np.dtype(dtype)
         self.lengths = np.zeros(batch, dtype=np.int64)
+        self._tensors = {}       # attention layer -> (keys, values) of every sequence
+        self._rows = slice(None)  # the sequences this view covers
 
-    @property
-    def window(self):
-        return self.keys.shape[3]
+    def rows(self, b):
+        """Sequence b alone: a view of this cache, whose writes land in this cache's storage."""
+        view = copy.copy(self)  # shares _tensors, and so the storage allocated later
+        view._rows = slice(b, b + 1)
+        view.lengths = self.lengths[b:b + 1]
+        return view
 
-    def store(self, layer, row, k, v):
-        """Keys and values of positions 0..T-1 of sequence `row` from a forward over it: k, v (T, C)
-        (views into the layer's fused qkv buffer), written as heads (NH, T, hs). A copy, no arithmetic."""
-        T = k.shape[0]
-        heads = (T, self.n_head, self.head_size)
-        self.keys[layer, row, :, :T] = k.reshape(heads).transpose(1, 0, 2)
-        self.values[layer, row, :, :T] = v.reshape(heads).transpose(1, 0, 2)
+    def layer(self, attention):
+        """(keys, values), each (B, NH, W, hs), of one attention layer; zeros at its first use."""
+        tensors = self._tensors.get(attention)
+        if tensors is None:
+            shape = (self.batch, attention.n_head, self.window, attention.n_embd // attention.n_head)
+            tensors = self._tensors[attention] = (aligned_zeros(shape, self.dtype), aligned_zeros(shape, self.dtype))
+        return tensors[0][self._rows], tensors[1][self._rows]
+
+    def store(self, attention, k, v):
+        """The keys and values of positions 0..T-1 from a forward over them: k, v (B, T, C), views
+        into the layer's fused qkv buffer, written as heads (B, NH, T, hs). A copy, no arithmetic."""
+        keys, values = self.layer(attention)
+        B, T, C = k.shape
+        heads = (B, T, attention.n_head, C // attention.n_head)
+        keys[:, :, :T] = k.reshape(heads).transpose(0, 2, 1, 3)
+        values[:, :, :T] = v.reshape(heads).transpose(0, 2, 1, 3)

@@ -1,19 +1,25 @@
 """Layers: each owns its activation buffers and wires kernels together.
 
-Every layer has
-    forward(x) -> out         out is a buffer the layer owns, valid until its next forward
-    backward(dout, dinp)      ACCUMULATES dL/d(input) into the caller's dinp and dL/d(params)
-                              into the parameters' .grad views
-Linear, the activations, the attentions and the MLP also take backward(..., accumulate=False),
-which overwrites dinp instead: a temporary that receives a single gradient then needs no zeroing.
+The contract every layer keeps (the attention layers, the blocks and the stacks included):
+
+    forward(x, ctx) -> y        ctx: the call's context (nn/context.py), of which each layer reads
+                                what concerns it. y is a buffer the layer owns (or x itself, from a
+                                layer that changes nothing), valid until its next forward.
+    backward(dy, dx, accumulate=True)
+                                dL/dx into dx: added, or with accumulate=False written (dx's old
+                                contents are never read, so a temporary needs no zeroing); dL/d(its
+                                parameters) added into their .grad views. A layer whose input is
+                                token ids (Embedding, the stacks) takes dx=None.
+    backward differentiates the last forward, whose inputs the layer keeps.
+
+A loss keeps a contract of its own, since the backward pass starts there (nn/loss.py):
+forward(logits, targets) -> the mean loss, a float; backward() -> dL/dlogits, a buffer of its own.
+
+"No bias" is bias=False: the layer declares no bias parameter and hands the kernels an empty
+(0,) array, which every kernel reads as no bias.
+
 Nothing here does arithmetic itself: all per-element work happens in kernels. Activations are
 2-D (N, C) with N = B * T unless a docstring says otherwise; reshaping a C-contiguous array is free.
-
-Generation's path: the layers it runs also have `decode(...)`, on (B, C) rows, one new position
-per sequence. It keeps nothing for a backward and uses buffers of its own, so it leaves the
-training buffers alone. Its products are matrix-vector products (kernels.matvec), which read
-`decode_weight` when that is set (a bfloat16 copy while a generation runs) and the parameter
-otherwise.
 """
 import math
 import threading
@@ -21,26 +27,71 @@ import threading
 import numpy as np
 
 from .. import kernels as K
-from .checks import check_array
+from .checks import check_rows
+from .context import site_key
 from .memory import aligned_empty
 from .parameters import constant, normal
 
+# Generation's products have one row per sequence: up to this many rows a matrix-vector product,
+# which streams each weight once, beats the tiled matmul, which first copies the weights into panels
+# (scripts/bench_few_rows.py measures where).
+FEW_ROWS = 16
 
 # Temporaries of backward passes, per thread: {(layer class, key, dtype): flat array}. See Layer.scratch.
 _workspace = threading.local()
+_no_bias = {}  # dtype -> the empty array that says "no bias" to a kernel
+
+
+def no_bias(dtype):
+    """The (0,) array of `dtype` that kernels read as "no bias"."""
+    dtype = np.dtype(dtype)
+    if dtype not in _no_bias:
+        _no_bias[dtype] = np.empty(0, dtype)
+    return _no_bias[dtype]
+
+
+def bias_data(bias, dtype):
+    """A bias parameter's values, or "no bias" for a layer without one."""
+    return no_bias(dtype) if bias is None else bias.data
+
+
+def bias_grad(bias, dtype):
+    """A bias parameter's gradient, or "no bias" for a layer without one."""
+    return no_bias(dtype) if bias is None else bias.grad
+
+
+def pass_gradient(dinp, dout, accumulate):
+    """dinp += dout, or dinp = dout with accumulate=False: the backward of an identity."""
+    if accumulate:
+        K.add_(dinp.reshape(-1), dout.reshape(-1))
+    else:
+        np.copyto(dinp, dout.reshape(dinp.shape))
 
 
 class Layer:
-    """Buffer bookkeeping shared by all layers: one allocation per (shape, dtype), reused every step."""
+    """Buffer bookkeeping shared by all layers: one allocation per key, reused every step.
+
+    A layer that draws random numbers in training sets `draws`; its model then advances the
+    forward count that seeds them (nn/context.py)."""
+
+    draws = False
 
     def __init__(self):
-        self._buffers = {}
+        self._buffers = {}  # key -> the array last handed out
+        self._allocations = {}  # key -> the flat allocation behind it, grown to the largest size asked for
 
     def buffer(self, key, shape, dtype):
+        """An array of `shape` and `dtype` that this layer keeps under `key` (its contents are
+        whatever was last written there). A smaller shape reuses the memory of a larger one, so
+        that shapes which alternate (a prompt, then one token per step) allocate nothing."""
         buf = self._buffers.get(key)
-        if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = aligned_empty(shape, dtype)
-            self._buffers[key] = buf
+        if buf is not None and buf.shape == shape and buf.dtype == dtype:
+            return buf
+        size = math.prod(shape)
+        flat = self._allocations.get(key)
+        if flat is None or flat.dtype != dtype or flat.size < size:
+            flat = self._allocations[key] = aligned_empty(size, dtype)
+        buf = self._buffers[key] = flat[:size].reshape(shape)
         return buf
 
     def zeros(self, key, shape, dtype):
@@ -70,46 +121,71 @@ class Layer:
             buf.fill(0)
         return buf
 
+    def modules(self):
+        """This layer and every layer inside it, each once, in the order they were declared."""
+        seen, order = set(), []
+
+        def visit(layer):
+            if id(layer) in seen:
+                return
+            seen.add(id(layer))
+            order.append(layer)
+            for value in vars(layer).values():
+                for item in value if isinstance(value, list) else [value]:
+                    if isinstance(item, Layer):
+                        visit(item)
+
+        visit(self)
+        return order
+
 
 class Linear(Layer):
     """y = x Wᵀ + b with W stored (out_features, in_features), like torch.nn.Linear.
 
     W starts as N(0, std²); std=None means std = in_features^-0.5 (LeCun), which keeps a
     unit-variance input's outputs at unit variance: var(y_o) = sum_c var(W_oc) var(x_c) = 1.
+    `weight`, given, is an existing parameter (out_features, in_features) to use instead of a new
+    one: a tied matrix, such as a language-model head that is the token embedding.
+
+    Generating (a key/value cache in the context) with up to FEW_ROWS rows, one per sequence, the
+    product is a matrix-vector product (kernels.matvec), which may read a narrower copy of W
+    (ctx.weight). Otherwise it is the tiled matmul: training and evaluation always take it, so their
+    results do not change with the batch size.
     """
 
-    def __init__(self, store, name, in_features, out_features, bias=True, std=0.02):
+    def __init__(self, store, name, in_features, out_features, bias=True, std=0.02, weight=None):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         std = in_features ** -0.5 if std is None else std
-        self.weight = store.add(f"{name}.weight", (out_features, in_features), True, normal(std))
+        if weight is None:
+            weight = store.add(f"{name}.weight", (out_features, in_features), True, normal(std))
+        elif weight.shape != (out_features, in_features):
+            raise ValueError(f"{name}: a shared weight must be {(out_features, in_features)}, got {weight.shape}")
+        self.weight = weight
         self.bias = store.add(f"{name}.bias", (out_features,), False, constant(0.0)) if bias else None
-        self.decode_weight = None
 
-    def forward(self, x):  # x (N, C) -> (N, OC)
-        check_array("Linear input", x, self.weight.data.dtype, (None, self.in_features))
+    def forward(self, x, ctx):  # x (N, C) -> (N, OC)
+        check_rows("Linear input", x, self.weight.data.dtype, self.in_features)
         self.x = x  # backward needs the input for dL/dW = dL/dyᵀ x
         out = self.buffer("out", (x.shape[0], self.out_features), x.dtype)
-        K.linear_forward(out, x, self.weight.data, None if self.bias is None else self.bias.data)
+        bias = bias_data(self.bias, x.dtype)
+        if ctx.cache is not None and x.shape[0] <= FEW_ROWS:
+            K.matvec(out, x, ctx.weight(self), bias, False, False)
+        else:
+            K.linear_forward(out, x, self.weight.data, bias)
         return out
 
     def backward(self, dout, dinp, accumulate=True):
-        K.linear_backward(dinp, self.weight.grad, None if self.bias is None else self.bias.grad,
-                          dout, self.x, self.weight.data, accumulate)
+        K.linear_backward(dinp, self.weight.grad, bias_grad(self.bias, dout.dtype), dout, self.x, self.weight.data,
+                          accumulate)
 
-    def decode(self, x, into=None, gelu=False):
-        """x (B, C) -> GELU(x Wᵀ + b) if gelu else x Wᵀ + b, (B, OC), a buffer of this layer; or,
-        given `into` (B, OC), that added into it (a residual stream) and `into` returned."""
-        out = into if into is not None else self.buffer("decode_out", (x.shape[0], self.out_features), x.dtype)
-        bias = self.bias.data if self.bias is not None else self.buffer("no_bias", (0,), x.dtype)
-        K.matvec(out, x, weight_to_decode(self), bias, into is not None, gelu)
-        return out
-
-
-def weight_to_decode(layer):
-    """The matrix that `layer.decode` multiplies by: its `decode_weight` copy if one is set, else
-    the parameter itself."""
-    return layer.decode_weight if layer.decode_weight is not None else layer.weight.data
+    def bfloat16_weight(self):
+        """A bfloat16 copy (uint16 bits) of W as it is now, in a buffer this layer keeps for the next
+        copy: half the bytes for generation's matrix-vector products to read."""
+        w = self.weight.data
+        narrow = self.buffer("bfloat16_weight", w.shape, np.uint16)
+        K.bfloat16_from_float32(narrow.reshape(-1), w.reshape(-1).view(np.uint32))
+        return narrow
 
 
 class LayerNorm(Layer):
@@ -117,42 +193,30 @@ class LayerNorm(Layer):
         super().__init__()
         self.n_features, self.eps = n_features, eps
         self.weight = store.add(f"{name}.weight", (n_features,), False, constant(1.0))
-        # Without a learned bias (GPTConfig.bias=False) the kernel still gets a zero bias whose
-        # gradient is simply discarded.
         self.bias = store.add(f"{name}.bias", (n_features,), False, constant(0.0)) if bias else None
 
-    def forward(self, x):  # (N, C) -> (N, C)
-        check_array("LayerNorm input", x, self.weight.data.dtype, (None, self.n_features))
+    def forward(self, x, ctx):  # (N, C) -> (N, C)
+        check_rows("LayerNorm input", x, self.weight.data.dtype, self.n_features)
         n = x.shape[0]
         self.x = x
         out = self.buffer("out", x.shape, x.dtype)
         # mean and rstd are cached for backward
         self.mean = self.buffer("mean", (n,), x.dtype)
         self.rstd = self.buffer("rstd", (n,), x.dtype)
-        K.layernorm_forward(out, self.mean, self.rstd, x, self.weight.data, self._bias(x.dtype), self.eps)
+        K.layernorm_forward(out, self.mean, self.rstd, x, self.weight.data, bias_data(self.bias, x.dtype), self.eps)
         return out
 
-    def decode(self, x):
-        """x (B, C) -> (B, C) normalized, a buffer of this layer (the statistics are not kept)."""
-        out = self.buffer("decode_out", x.shape, x.dtype)
-        stats = self.buffer("decode_stats", (2, x.shape[0]), x.dtype)
-        K.layernorm_forward(out, stats[0], stats[1], x, self.weight.data, self._bias(x.dtype), self.eps)
-        return out
-
-    def backward(self, dout, dinp):
-        dbias = self.bias.grad if self.bias is not None else self.zeros("dbias", (self.n_features,), dout.dtype)
-        K.layernorm_backward(dinp, self.weight.grad, dbias, dout, self.x, self.mean, self.rstd, self.weight.data)
-
-    def _bias(self, dtype):
-        if self.bias is not None:
-            return self.bias.data
-        return self.zeros("bias", (self.n_features,), dtype)
+    def backward(self, dout, dinp, accumulate=True):
+        if not accumulate:
+            dinp.fill(0)  # the kernel accumulates
+        K.layernorm_backward(dinp, self.weight.grad, bias_grad(self.bias, dout.dtype), dout, self.x, self.mean,
+                             self.rstd, self.weight.data)
 
 
 class GELU(Layer):
     """GELU, tanh approximation (as GPT-2). Elementwise: works on flat views."""
 
-    def forward(self, x):
+    def forward(self, x, ctx):
         self.x = x  # backward needs the input
         out = self.buffer("out", x.shape, x.dtype)
         K.gelu_forward(out.reshape(-1), x.reshape(-1))
@@ -165,7 +229,7 @@ class GELU(Layer):
 class ReLU(Layer):
     """ReLU, the feed-forward activation of "Attention Is All You Need". Elementwise: flat views."""
 
-    def forward(self, x):
+    def forward(self, x, ctx):
         self.x = x  # backward needs the sign of the input
         out = self.buffer("out", x.shape, x.dtype)
         K.relu_forward(out.reshape(-1), x.reshape(-1))
@@ -179,17 +243,21 @@ ACTIVATIONS = {"gelu": GELU, "relu": ReLU}
 
 
 class Dropout(Layer):
-    """Inverted dropout. In training mode with p > 0 each call needs a fresh seed; otherwise identity."""
+    """Inverted dropout: in training with p > 0, y = x * mask, mask_i = 0 with probability p, else
+    1 / (1 - p); otherwise the identity. `name` fixes the site's key, from which each training
+    forward's mask is drawn (nn/context.py)."""
 
-    def __init__(self, p):
+    def __init__(self, p, name):
         super().__init__()
         if not 0.0 <= p < 1.0:
             raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-        self.p = p
+        self.p, self.site = p, site_key(name)
+        self.draws = p > 0.0
         self.active = False
 
-    def forward(self, x, seed):
-        self.active = self.p > 0.0 and seed is not None
+    def forward(self, x, ctx):
+        seed = ctx.dropout_seed(self.site) if self.draws else None
+        self.active = seed is not None
         if not self.active:
             return x
         out = self.buffer("out", x.shape, x.dtype)
@@ -197,11 +265,13 @@ class Dropout(Layer):
         K.dropout_forward(out.reshape(-1), self.mask.reshape(-1), x.reshape(-1), self.p, seed)
         return out
 
-    def backward(self, dout, dinp):
-        if self.active:
-            K.dropout_backward(dinp.reshape(-1), dout.reshape(-1), self.mask.reshape(-1))
-        else:
-            K.add_(dinp.reshape(-1), dout.reshape(-1))  # identity: dinp += dout
+    def backward(self, dout, dinp, accumulate=True):
+        if not self.active:
+            pass_gradient(dinp, dout, accumulate)
+            return
+        if not accumulate:
+            dinp.fill(0)  # the kernel accumulates
+        K.dropout_backward(dinp.reshape(-1), dout.reshape(-1), self.mask.reshape(-1))
 
 
 class Embedding(Layer):
@@ -219,7 +289,7 @@ class Embedding(Layer):
         self.weight = store.add(f"{name}.weight", (num_embeddings, dim), True, normal(std))
         self.scale = float(scale)
 
-    def forward(self, idx):  # idx (N,) int64 -> (N, C)
+    def forward(self, idx, ctx):  # idx (N,) int64 -> (N, C)
         self.idx = idx
         out = self.buffer("out", (idx.shape[0], self.weight.shape[1]), self.weight.data.dtype)
         K.embedding_forward(out, idx, self.weight.data)
@@ -227,7 +297,8 @@ class Embedding(Layer):
             K.scale_(out.reshape(-1), self.scale)
         return out
 
-    def backward(self, dout):
+    def backward(self, dout, dinp=None, accumulate=True):
+        """dinp must be None: token ids have no gradient."""
         if self.scale != 1.0:
             scaled = self.buffer("dout_scaled", dout.shape, dout.dtype)
             np.copyto(scaled, dout)
@@ -240,45 +311,54 @@ POSITIONALS = ("learned", "sinusoidal")
 
 
 class PositionalEncoding(Layer):
-    """Adds a position table to (B, T, C): learned (GPT-2's wpe) or the fixed sinusoidal table of
-    "Attention Is All You Need". Only the learned table is a parameter."""
+    """y = x + P[positions] on (B, T, C): P learned (GPT-2's wpe) or the fixed sinusoidal table of
+    "Attention Is All You Need". Only the learned table is a parameter.
 
-    def __init__(self, store, name, max_len, dim, kind="learned", std=0.02):
+    Position t of a sequence gets row start + t, where start is
+        0                                   an ordinary forward
+        drawn uniform in [0, shift]         a training forward, with shift > 0 (the table then has
+                                            max_len + shift rows)
+        the positions the cache holds       a forward with a cache (generation): each sequence's own
+    """
+
+    def __init__(self, store, name, max_len, dim, kind="learned", std=0.02, shift=0):
         super().__init__()
         if kind not in POSITIONALS:
             raise ValueError(f"positional encoding must be one of {POSITIONALS}, got {kind!r}")
         self.kind = kind
-        self.max_len, self.dim = max_len, dim
-        self.weight = store.add(f"{name}.weight", (max_len, dim), True, normal(std)) if kind == "learned" else None
+        self.max_len, self.dim, self.shift = max_len + shift, dim, shift
+        self.draws = shift > 0
+        self.weight = store.add(f"{name}.weight", (self.max_len, dim), True, normal(std)) if kind == "learned" else None
+        self._table = None  # the sinusoidal table, made at the first forward
 
     def table(self, dtype):
         if self.weight is not None:
             return self.weight.data
-        table = self._buffers.get("table")
-        if table is None or table.dtype != dtype:
-            table = self.buffer("table", (self.max_len, self.dim), np.float64)
+        if self._table is None or self._table.dtype != dtype:
+            table = np.empty((self.max_len, self.dim), np.float64)
             K.sinusoidal_table(table)
-            table = self._buffers["table"] = table.astype(dtype)
-        return table
+            self._table = table.astype(dtype)
+        return self._table
 
-    def forward(self, x, start=0):
-        """x (B, T, C), added to in place: position t gets row start + t of the table."""
-        T = x.shape[1]
-        if start + T > self.max_len:
-            raise ValueError(f"positions {start}..{start + T - 1} run past the table's {self.max_len} rows")
-        self.start = start
-        K.positional_forward(x, x, self.table(x.dtype)[start:start + T])
-        return x
+    def forward(self, x, ctx):
+        B, T, C = x.shape
+        out = self.buffer("out", x.shape, x.dtype)
+        cache = ctx.cache
+        if cache is not None and T == 1:  # one new position per sequence, each its own
+            rows = self.buffer("rows", (B, C), x.dtype)
+            K.embedding_forward(rows, cache.lengths, self.table(x.dtype))
+            K.residual_forward(out.reshape(-1), x.reshape(-1), rows.reshape(-1))
+            self.start = None
+            return out
+        self.start = 0 if cache is not None else ctx.first_position(self.shift)  # a cache starts empty here
+        if self.start + T > self.max_len:
+            raise ValueError(f"positions {self.start}..{self.start + T - 1} run past the table's {self.max_len} rows")
+        K.positional_forward(out, x, self.table(x.dtype)[self.start:self.start + T])
+        return out
 
-    def decode(self, x, positions):
-        """x (B, C), one position per row, added to in place: row b gets row positions[b] of the
-        table. positions: (B,) int64, each in [0, max_len)."""
-        rows = self.buffer("decode_rows", x.shape, x.dtype)
-        K.embedding_forward(rows, positions, self.table(x.dtype))
-        K.add_(x.reshape(-1), rows.reshape(-1))
-        return x
-
-    def backward(self, dout):  # dL/dx is dout itself; only the learned table has a gradient
+    def backward(self, dout, dinp, accumulate=True):
+        """dL/dx = dL/dy; the learned table's rows get dL/dy summed over the batch."""
         if self.weight is not None:
             T = dout.shape[1]
             K.positional_backward(self.weight.grad[self.start:self.start + T], dout)
+        pass_gradient(dinp, dout, accumulate)

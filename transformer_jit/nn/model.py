@@ -1,8 +1,9 @@
-"""What every model shares: the flat parameter buffer, modes, dropout seeds and attention maps.
+"""What every model shares: the flat parameter buffer, modes, the context of a forward, attention maps.
 
 A model subclass declares its layers against `self.store`, calls `self._build()`, and implements
-`forward(*batch) -> (output, loss)` and `backward()`. That is the whole contract the Trainer needs;
-data-parallel training also asks `counted_targets()`, which reads the subclass's `loss_layer`.
+`forward(*batch) -> (output, loss)`, which starts with `ctx = self.context(...)` and passes ctx down
+its layers, and `backward()`. That is the whole contract the Trainer needs; data-parallel training
+also asks `counted_targets()`, which reads the subclass's `loss` (a CrossEntropy).
 
 A model made with allocate=False declares its parameters and allocates nothing: `num_params()`
 then says how large it would be, before memory for it is asked for.
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .context import Context
 from .layers import Layer
 from .parameters import ParameterStore
 
@@ -24,16 +26,17 @@ class Model(Layer):
         self.seed = seed
         self.store = ParameterStore()
         self.training = True
-        # Random draws of training forwards so far (one for the dropout masks, one for the position
-        # shift, each when in use): with `seed`, it determines every mask and every shift.
+        # Training forwards that drew random numbers so far: with `seed`, it determines every dropout
+        # mask and every position shift (nn/context.py).
         self.forward_count = 0
         # Which replica this is in data-parallel training: each rank draws masks of its own (0: as a
         # single process does).
         self.rank = 0
-        self.loss_layer = None  # the CrossEntropy whose mean is forward's loss
+        self.loss = None  # the CrossEntropy whose mean is forward's loss
 
     def _build(self):
         """Allocate the flat buffers once every layer has declared its parameters."""
+        self.draws = any(layer.draws for layer in self.modules())
         if self.allocate:
             self.store.build(self.dtype, np.random.default_rng(self.seed))
 
@@ -79,7 +82,7 @@ class Model(Layer):
     def counted_targets(self):
         """How many targets the last forward's loss is the mean over (ignored and padding targets are
         not counted): the weight of that loss, and of its gradient, where batches are combined."""
-        return self.loss_layer.counted
+        return self.loss.counted
 
     # -- modes ------------------------------------------------------------------------------------
     def train(self, mode=True):
@@ -111,31 +114,12 @@ class Model(Layer):
         """(name, attention layer) pairs of the model, in order."""
         raise NotImplementedError
 
-    # -- random draws of a training forward ---------------------------------------------------------
-    def _dropout_seeds(self, n):
-        """n dropout seeds for one training forward, or n Nones when dropout is off (both
-        config.dropout and config.attn_dropout are 0).
-
-        The seeds come from (model seed, forward count), so a run, and a resumed run, draws the
-        same masks; every training forward with dropout advances the count.
-        """
-        if not (self.training and (self.config.dropout > 0.0 or self.config.attn_dropout > 0.0)):
-            return [None] * n
-        self.forward_count += 1
-        seeds = self._draw().generate_state(n, np.uint64)
-        return [int(s) >> 1 for s in seeds]  # 63-bit: numba passes Python ints as int64
-
-    def _first_position(self, position_shift):
-        """Where a training forward's positions start: uniform in [0, position_shift], drawn like
-        the dropout seeds from (model seed, forward count), so a resumed run draws the same; 0
-        outside training."""
-        if not (self.training and position_shift > 0):
-            return 0
-        self.forward_count += 1
-        return int(np.random.default_rng(self._draw(1)).integers(position_shift + 1))
-
-    def _draw(self, *stream):
-        """The seed of one draw, from (model seed, forward count, stream). Ranks other than 0 take
-        their own spawn key, so their masks differ, and rank 0 draws exactly what a single process draws."""
-        return np.random.SeedSequence([self.seed, self.forward_count, *stream],
-                                      spawn_key=(self.rank,) if self.rank else ())
+    # -- the context of a forward ----------------------------------------------------------------
+    def context(self, **parts):
+        """The context one forward passes down its layers (nn/context.py): the mode, and the seed
+        and forward count every random draw derives from. A training forward of a model that draws
+        (dropout or a position shift) advances the count; `parts` are the rest (key_mask, memory,
+        cache, weights)."""
+        if self.training and self.draws:
+            self.forward_count += 1
+        return Context(self.training, self.seed, self.forward_count, self.rank, **parts)

@@ -11,138 +11,110 @@ GPT is this stack (causal, no cross-attention) plus a head; the encoder-decoder 
 The stack takes token ids, so its backward stops at the embedding (there is no gradient with
 respect to ids); with cross-attention it also hands back dL/d(memory) for the encoder.
 
-Two conventions for names and initial values:
-    "gpt2"   transformer.wte, .wpe, .h.{i}.{ln_1, attn, ln_2, mlp}, .ln_f; weights N(0, 0.02²),
+Two conventions for names and initial values (nn/block.py's Style, a required argument):
+    GPT2     transformer.wte, .wpe, .h.{i}.{ln_1, attn, ln_2, mlp}, .ln_f; weights N(0, 0.02²),
              unscaled embeddings: GPT-2's checkpoints load name for name
-    "paper"  embed, pos, layers.{i}.{self_attn_norm, self_attn, [cross_attn_norm, cross_attn,]
+    PAPER    embed, pos, layers.{i}.{self_attn_norm, self_attn, [cross_attn_norm, cross_attn,]
              ffn_norm, ffn}, norm; embeddings scaled by sqrt(C), weights N(0, 1/fan_in)
+
+With a key/value cache in the context (generation) a forward covers the positions after those
+the cache holds, and advances the cache's lengths once every layer has written its keys and values.
 """
 import math
 
 import numpy as np
 
-from .block import GPT2_NAMES, PAPER_NAMES, Block
+from .block import PAPER, Block
 from .layers import Dropout, Embedding, Layer, LayerNorm, PositionalEncoding
-
-STACK_NAMES = {
-    "gpt2": {"embed": "wte", "pos": "wpe", "layers": "h", "norm": "ln_f", **GPT2_NAMES},
-    "paper": {"embed": "embed", "pos": "pos", "layers": "layers", "norm": "norm", **PAPER_NAMES},
-}
 
 
 class TransformerStack(Layer):
     """Embeddings, positions, dropout, n_layer blocks and (pre-LN) a final layer norm.
 
     causal: each position attends only to itself and earlier ones.
-    cross_attention: each block also attends to the memory (an encoder's output) given to forward.
+    cross_attention: each block also attends to the memory (an encoder's output) in the context.
     dropout: on the embeddings and every residual branch; attn_dropout: on attention probabilities.
+    position_shift: training forwards number positions from a random start in [0, position_shift].
+    style: GPT2 or PAPER (nn/block.py), the names and initial values.
     """
 
-    def __init__(self, store, name, vocab_size, max_len, n_layer, n_head, n_embd, *, causal, cross_attention=False,
-                 n_inner=0, dropout=0.0, bias=True, positional="sinusoidal", norm_first=True, activation="gelu",
-                 position_shift=0, style="paper", attn_dropout=0.0):
+    def __init__(self, store, name, vocab_size, max_len, n_layer, n_head, n_embd, *, causal, style,
+                 cross_attention=False, n_inner=0, dropout=0.0, bias=True, positional="sinusoidal", norm_first=True,
+                 activation="gelu", position_shift=0, attn_dropout=0.0):
         super().__init__()
-        if style not in STACK_NAMES:
-            raise ValueError(f"style must be one of {sorted(STACK_NAMES)}, got {style!r}")
-        names = STACK_NAMES[style]
-        self.n_embd, self.max_len, self.cross_attention = n_embd, max_len, cross_attention
-        if style == "paper":
+        names = style.names
+        self.n_embd, self.n_head, self.max_len = n_embd, n_head, max_len
+        self.causal, self.cross_attention = causal, cross_attention
+        if style.scaled_embeddings:
             # Paper, 3.4: embeddings are multiplied by sqrt(d_model). With init std d_model^-0.5 a
             # token vector then has entries of size ~1, like the sinusoidal table's (RMS sqrt(1/2));
             # a learned table starts at that same RMS, and the blocks' weights at N(0, 1/fan_in).
-            embed_std, scale, pos_std, init = n_embd ** -0.5, math.sqrt(n_embd), math.sqrt(0.5), "lecun"
+            embed_std, scale, pos_std = n_embd ** -0.5, math.sqrt(n_embd), math.sqrt(0.5)
         else:
-            embed_std, scale, pos_std, init = 0.02, 1.0, 0.02, "gpt2"
+            embed_std, scale, pos_std = 0.02, 1.0, 0.02
         self.embed = Embedding(store, f"{name}.{names['embed']}", vocab_size, n_embd, std=embed_std, scale=scale)
-        self.pos = PositionalEncoding(store, f"{name}.{names['pos']}", max_len + position_shift, n_embd, positional,
-                                      std=pos_std)
-        self.drop = Dropout(dropout)
-        self.layers = [Block(store, f"{name}.{names['layers']}.{i}", n_embd, n_head, n_layer, causal=causal,
+        self.pos = PositionalEncoding(store, f"{name}.{names['pos']}", max_len, n_embd, positional, std=pos_std,
+                                      shift=position_shift)
+        self.drop = Dropout(dropout, f"{name}.drop")
+        self.layers_name = f"{name}.{names['layers']}"
+        self.layers = [Block(store, f"{self.layers_name}.{i}", n_embd, n_head, n_layer, causal=causal, style=style,
                              bias=bias, dropout=dropout, norm_first=norm_first, activation=activation,
-                             cross_attention=cross_attention, n_inner=n_inner or None, names=names, init=init,
-                             attn_dropout=attn_dropout)
+                             cross_attention=cross_attention, n_inner=n_inner or None, attn_dropout=attn_dropout)
                        for i in range(n_layer)]
         self.norm = LayerNorm(store, f"{name}.{names['norm']}", n_embd, bias) if norm_first else None
-        self.layers_name = f"{name}.{names['layers']}"
         self.names = names
 
-    @property
-    def n_dropout(self):
-        """Dropout seeds one forward takes: the embedding's plus each block's (one per sub-layer, and
-        one per attention layer when attention dropout is on)."""
-        return 1 + sum(block.n_dropout for block in self.layers)
-
-    def forward(self, ids, key_mask, seeds, memory=None, memory_mask=None, first_position=0):
-        """ids (B, T) int64 with T <= max_len; key_mask None or bool (B, T), True at real tokens;
-        seeds: n_dropout dropout seeds (None when not training). With cross-attention: memory
-        (B, S, C) and memory_mask bool (B, S). first_position: the position the first token takes
-        (up to position_shift). Returns (B, T, C)."""
+    def forward(self, ids, ctx):
+        """ids (B, T) int64 with T <= max_len -> (B, T, C). Self-attention reads ctx.key_mask (None
+        or bool (B, T), True at real tokens); with cross-attention ctx.memory must be given; with
+        ctx.cache, T is 1 (each sequence's next token) or the whole of prompts into an empty cache."""
+        if self.cross_attention != (ctx.memory is not None):
+            raise ValueError("a memory must be given exactly when the stack has cross-attention")
         B, T = ids.shape
         N, C = B * T, self.n_embd
-        x = self.embed.forward(ids.reshape(N)).reshape(B, T, C)
-        x = self.pos.forward(x, first_position)
-        x = self.drop.forward(x, seeds[0])
-        at = 1
+        cache = ctx.cache
+        if cache is not None:
+            if T > 1 and cache.lengths.any():
+                raise ValueError(f"a forward of {T} positions with a key/value cache starts from an empty cache")
+            if (cache.lengths + T > cache.window).any():
+                raise ValueError(f"the key/value cache holds {cache.window} positions per sequence; these run past it")
+        x = self.embed.forward(ids.reshape(N), ctx).reshape(B, T, C)
+        x = self.pos.forward(x, ctx)
+        x = self.drop.forward(x, ctx)
         for block in self.layers:
-            x = block.forward(x, key_mask, seeds[at:at + block.n_dropout], memory, memory_mask)
-            at += block.n_dropout
+            x = block.forward(x, ctx)
         if self.norm is not None:
-            x = self.norm.forward(x.reshape(N, C)).reshape(B, T, C)
+            x = self.norm.forward(x.reshape(N, C), ctx).reshape(B, T, C)
+        if cache is not None:
+            cache.lengths += T
         self._shape = (B, T)
         return x
 
-    # -- generation: a causal pre-LN stack without cross-attention (GPT), one position at a time ---
-    def prefill(self, ids, cache, row):
-        """Run one sequence, ids (1, T) with T <= the cache's window, through the stack (the
-        forward above, dropout off) and store every layer's keys and values for its positions
-        0..T-1 as sequence `row` of the cache. Returns the output (1, T, C)."""
-        self._check_decodable()
-        h = self.forward(ids, None, [None] * self.n_dropout)
-        for layer, block in enumerate(self.layers):
-            cache.store(layer, row, block.attn.k[0], block.attn.v[0])
-        cache.lengths[row] = ids.shape[1]
-        return h
-
-    def decode(self, ids, positions, cache):
-        """One new position per sequence: ids (B,) int64 at positions (B,) int64, each below the
-        cache's window; every layer appends its keys and values to the cache at those positions
-        and attends over the cache. Returns the output (B, C), a buffer of this stack's final layer
-        norm. (The caller advances cache.lengths.)"""
-        self._check_decodable()
-        x = self.embed.forward(ids)  # (B, C), this stack's own buffer: the residual stream
-        self.pos.decode(x, positions)
-        for layer, block in enumerate(self.layers):
-            block.decode(x, cache.keys[layer], cache.values[layer], cache.probs[layer], positions)
-        return self.norm.decode(x)
-
-    def _check_decodable(self):
-        if self.norm is None or self.cross_attention or not self.layers[0].attn.causal:
-            raise ValueError("generating with a key/value cache needs a causal pre-LN stack without cross-attention")
-
-    def backward(self, dout, dmemory=None):
-        """dout (B, T, C) or (B * T, C) = dL/d(output). Accumulates parameter gradients and, with
-        cross-attention, dL/d(memory) into dmemory (B, S, C)."""
+    def backward(self, dout, dinp=None, accumulate=True):
+        """dout (B, T, C) or (B * T, C) = dL/d(output); dinp must be None (the input is token ids).
+        Accumulates parameter gradients and, with cross-attention, dL/d(memory) into the memory's grad."""
         B, T = self._shape
         N, C = B * T, self.n_embd
         dout = dout.reshape(B, T, C)
         dtype = dout.dtype
-        # The gradient flows down through two buffers in turn: each block reads one and adds into
-        # the other, zeroed, which the block below then reads.
+        # The gradient flows down through two buffers in turn: each block reads one and writes the
+        # other, which the block below then reads.
         if self.norm is not None:
-            dx = self.zeros("dx_a", (B, T, C), dtype)
-            self.norm.backward(dout.reshape(N, C), dx.reshape(N, C))
+            dx = self.buffer("dx_a", (B, T, C), dtype)
+            self.norm.backward(dout.reshape(N, C), dx.reshape(N, C), accumulate=False)
             spare = "dx_b"
         else:
             dx, spare = dout, "dx_a"
         for block in reversed(self.layers):
-            dprev = self.zeros(spare, (B, T, C), dtype)
-            block.backward(dx, dprev, dmemory)
+            dprev = self.buffer(spare, (B, T, C), dtype)
+            block.backward(dx, dprev, accumulate=False)
             spare = "dx_a" if spare == "dx_b" else "dx_b"
             dx = dprev
-        demb = self.zeros("demb", (B, T, C), dtype)
-        self.drop.backward(dx, demb)
-        self.pos.backward(demb)  # x = s E[ids] + P[t]: both get demb
-        self.embed.backward(demb.reshape(N, C))
+        demb = self.buffer("demb", (B, T, C), dtype)
+        self.drop.backward(dx, demb, accumulate=False)
+        dpos = self.buffer("dpos", (B, T, C), dtype)
+        self.pos.backward(demb, dpos, accumulate=False)  # x = s E[ids] + P[t]: both get demb
+        self.embed.backward(dpos.reshape(N, C))
 
     def attention_layers(self):
         """(state-dict name, attention layer) pairs, in order: what attention maps are read from."""
@@ -151,21 +123,33 @@ class TransformerStack(Layer):
             if block.cross_attn is not None:
                 yield f"{self.layers_name}.{i}.{self.names['cross_attn']}", block.cross_attn
 
+    def activation_floats(self, tokens, keys, cross_keys=0):
+        """Floats a training step keeps for this stack, `tokens` = B * T of them, each attending
+        over `keys` positions (and `cross_keys` of the memory): per token, a block keeps its layer
+        norms, projections and residual sums (about 10 C), the feed-forward hidden layer before and
+        after the activation (2 x 4C), and a row of attention probabilities per head (NH x keys);
+        cross-attention adds its projections and probabilities. One block's backward temporaries
+        are shared by all blocks, and the embeddings keep about 4C."""
+        C, NH = self.n_embd, self.n_head
+        per_block = 10 * C + 2 * 4 * C + NH * keys + (6 * C + NH * cross_keys if cross_keys else 0)
+        return tokens * ((len(self.layers) + 1) * per_block + 4 * C)
+
 
 class TransformerEncoder(TransformerStack):
-    """The paper's encoder: bidirectional self-attention, padding masked. forward(ids, key_mask, seeds)."""
+    """The paper's encoder: bidirectional self-attention, padding masked (ctx.key_mask)."""
 
-    def __init__(self, store, name, vocab_size, max_len, n_layer, n_head, n_embd, **options):
-        super().__init__(store, name, vocab_size, max_len, n_layer, n_head, n_embd, causal=False, **options)
+    def __init__(self, store, name, vocab_size, max_len, n_layer, n_head, n_embd, style=PAPER, **options):
+        super().__init__(store, name, vocab_size, max_len, n_layer, n_head, n_embd, causal=False, style=style,
+                         **options)
 
 
 class TransformerDecoder(TransformerStack):
-    """The paper's decoder: causal self-attention, cross-attention over the encoder output, FFN.
-    forward(ids, key_mask, seeds, memory, memory_mask); backward(dout, dmemory)."""
+    """The paper's decoder: causal self-attention, cross-attention over the encoder output
+    (ctx.memory), FFN."""
 
-    def __init__(self, store, name, vocab_size, max_len, n_layer, n_head, n_embd, **options):
+    def __init__(self, store, name, vocab_size, max_len, n_layer, n_head, n_embd, style=PAPER, **options):
         super().__init__(store, name, vocab_size, max_len, n_layer, n_head, n_embd, causal=True,
-                         cross_attention=True, **options)
+                         cross_attention=True, style=style, **options)
 
 
 def padding_mask(ids, pad_id, out):

@@ -3,13 +3,15 @@
     trainer      Trainer and TrainConfig: schedule, clipping, evaluation, logging, checkpoints, resume
     optim        SGD, Momentum, AdaGrad, RMSprop, Adam, AdamW over a model's flat buffers
     schedules    warm-up + cosine, and the paper's warm-up + 1/sqrt(step)
-    checkpoint   atomic .npz checkpoints, and trained models loaded from them
+    checkpoint   the checkpoint file: one atomic .npz of arrays and a checked JSON description
+    saved_model  load_model: a trained model and its tokenizer, built from a checkpoint
     evaluate     task metrics of the encoder models (exact match, accuracy)
     recipes      tuned settings of the built-in tasks
 """
-from .checkpoint import load_checkpoint, load_model, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .optim import SGD, AdaGrad, Adam, AdamW, Momentum, RMSprop, make_optimizer
 from .recipes import recipe
+from .saved_model import load_model
 from .schedules import noam, warmup_cosine, warmup_rsqrt
 from .trainer import TrainConfig, Trainer
 

@@ -2,7 +2,8 @@
 
 The JSON (model and training configuration, tokenizer, step, RNG state) is stored inside the
 archive as bytes, so one file is always self-consistent, and it is loaded with
-allow_pickle=False, so opening a checkpoint never executes code.
+allow_pickle=False, so opening a checkpoint never executes code. This module knows the file, not
+the models: train/saved_model.py builds a trained model from one.
 """
 import json
 import zipfile
@@ -10,9 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.tokenizers import tokenizer_from_dict
-from ..formats.atomic import atomic_write
-from ..models import GPT, ClassifierConfig, EncoderClassifier, GPTConfig, Seq2SeqConfig, Seq2SeqTransformer
+from ..util.atomic import atomic_write
 
 FORMAT = "transformer-jit-checkpoint"
 VERSION = 1
@@ -72,21 +71,3 @@ def split_prefix(arrays, prefix):
     """The entries whose names start with `prefix`, with the prefix removed."""
     return {name[len(prefix):]: a for name, a in arrays.items() if name.startswith(prefix)}
 
-
-# What a checkpoint's "kind" names: the model class and its config class.
-MODEL_KINDS = {"gpt": (GPT, GPTConfig), "seq2seq": (Seq2SeqTransformer, Seq2SeqConfig),
-               "classifier": (EncoderClassifier, ClassifierConfig)}
-
-
-def load_model(path):
-    """(model, tokenizer, meta) from a checkpoint written by the Trainer, in eval mode."""
-    arrays, meta = load_checkpoint(path)
-    kind = meta.get("kind")
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"{path} holds a {kind!r} model, not one of {sorted(MODEL_KINDS)}")
-    if not meta.get("tokenizer"):
-        raise ValueError(f"{path} has no tokenizer: it was not written by a Trainer given one")
-    model_cls, config_cls = MODEL_KINDS[kind]
-    model = model_cls(config_cls.from_dict(meta["model_config"]))
-    model.load_state_dict(split_prefix(arrays, "model."))
-    return model.eval(), tokenizer_from_dict(meta["tokenizer"]), meta

@@ -95,13 +95,10 @@ def threads_per_rank(ranks_here, threads=None):
     return threads
 
 
-def fail(status, message):
-    """Report an error that ends this process: on stderr, and under MPI prefixed with the rank, after
-    which every rank is aborted with `status` (this call does not return then)."""
-    if _world is None:
-        print(message, file=sys.stderr)
-    else:
-        _world.abort(status, message)
+def current():
+    """The Distributed of this process once `Distributed.from_environment()` has made it, else None
+    (a single process, or before training set MPI up)."""
+    return _world
 
 
 class Distributed:

@@ -1,16 +1,13 @@
 """Task metrics for the encoder models: exact match of decoded translations, classification accuracy.
 
-Both run the model in batches over held-out texts with dropout off, and both say what they got
-wrong, since "97%" is much easier to act on next to three of the failures.
+Both run the model in batches over held-out texts with dropout off (models.translation.translate,
+models.classifier.classify), and both say what they got wrong, since "97%" is much easier to act
+on next to three of the failures.
 """
 from dataclasses import dataclass, field
 
-import numpy as np
-from tqdm.auto import tqdm
-
-from ..data.sequences import pad_batch
-from ..data.text import short
-from ..models.decoding import beam_search, greedy_decode
+from ..models.classifier import classify
+from ..models.translation import translate
 
 
 @dataclass
@@ -43,42 +40,6 @@ class Score:
         return "by input length: " + ", ".join(parts)
 
 
-def _batches(items, batch_size, desc, progress):
-    starts = range(0, len(items), batch_size)
-    # disable=None: shown on a terminal, quiet when output is redirected
-    for start in tqdm(starts, desc=desc, unit="batch", leave=False, disable=None if progress else True):
-        yield items[start:start + batch_size]
-
-
-def translate(model, src_tok, tgt_tok, texts, beam_width=1, alpha=0.6, batch_size=256, progress=False):
-    """Decode each text with the seq2seq model: greedy for beam_width 1, else beam search.
-
-    Characters outside the source vocabulary and texts longer than the model's max_src_len raise
-    a ValueError that names the text.
-    """
-    texts = list(texts)
-    if not texts:
-        raise ValueError("nothing to translate: no input texts")
-    max_len = model.config.max_src_len
-    encoded = []
-    for text in texts:
-        if not text:
-            raise ValueError("cannot translate an empty text")
-        try:
-            ids = src_tok.encode(text)
-        except ValueError as e:
-            raise ValueError(f"{short(text)}: {e}") from None
-        if len(ids) > max_len:
-            raise ValueError(f"{short(text)} has {len(ids):,} characters; this model reads at most {max_len}")
-        encoded.append(ids)
-    outputs = []
-    for chunk in _batches(encoded, batch_size, "decoding", progress):
-        src = pad_batch(chunk)
-        tokens = greedy_decode(model, src) if beam_width == 1 else beam_search(model, src, beam_width, alpha)
-        outputs.extend(tgt_tok.decode(t) for t in tokens)
-    return outputs
-
-
 def exact_match(model, src_tok, tgt_tok, pairs, beam_width=1, alpha=0.6, batch_size=256, progress=False, keep=5):
     """Fraction of (source, target) pairs whose decoded output equals the target exactly."""
     sources = [s for s, _ in pairs]
@@ -87,22 +48,6 @@ def exact_match(model, src_tok, tgt_tok, pairs, beam_width=1, alpha=0.6, batch_s
     for (source, target), output in zip(pairs, got):
         score.add(source, output == target, target, output, keep)
     return score
-
-
-def classify(model, tok, texts, batch_size=256, progress=False):
-    """Predicted class of each text, (n,) int64. A CLS token, if the model uses one, is its own
-    business: it is added inside the model."""
-    texts = list(texts)
-    if not texts:
-        raise ValueError("nothing to classify: no input texts")
-    preds = []
-    for chunk in _batches(texts, batch_size, "classifying", progress):
-        try:
-            ids = pad_batch([tok.encode(t) for t in chunk])
-        except ValueError as e:
-            raise ValueError(f"cannot classify: {e}") from None
-        preds.append(model.predict(ids))
-    return np.concatenate(preds)
 
 
 def accuracy(model, tok, examples, batch_size=256, progress=False, keep=5):

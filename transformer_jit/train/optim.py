@@ -11,9 +11,9 @@ import math
 import numpy as np
 
 from .. import kernels as K
-from ..nn.checks import is_number
 from ..nn.memory import aligned_zeros
 from ..nn.parameters import check_finite_floats
+from ..util.config import is_number
 
 
 class Optimizer:

@@ -15,7 +15,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..formats.atomic import atomic_write
+from ..util.atomic import atomic_write
 
 RUN_FILES = ("config.json", "metrics.csv", "best.npz", "last.npz")
 LOCK = ".lock"

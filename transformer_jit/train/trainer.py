@@ -26,7 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import kernels as K
-from ..nn.checks import ConfigError, check_fields, check_range, config_from_dict
+from ..util.config import ConfigError, check_fields, check_range, config_from_dict
 from .checkpoint import load_checkpoint, save_checkpoint, split_prefix
 from .distributed import resumed_batch_size
 from .interrupts import DeferredInterrupts

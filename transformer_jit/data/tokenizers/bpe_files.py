@@ -10,7 +10,7 @@ Special tokens (<|endoftext|>) are in the vocabulary under their own text.
 import json
 from pathlib import Path
 
-from ...formats.atomic import atomic_write
+from ...util.atomic import atomic_write
 from .byte_unicode import bytes_to_text, text_to_bytes
 from ..text import check_readable_file
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...formats.atomic import atomic_write
 from ...kernels.pretokenize import LETTER, NUMBER, OTHER, SPACE
+from ...util.atomic import atomic_write
 
 N_CODE_POINTS = 0x110000
 _NOT_WHITE_SPACE = range(0x1C, 0x20)

@@ -1,4 +1,5 @@
-"""Decoding a Seq2SeqTransformer: greedy search and beam search, both stopping at end-of-sequence.
+"""Translating with a Seq2SeqTransformer: `translate` (texts in, texts out) over greedy search and
+beam search, both stopping at end-of-sequence.
 
 Both encode the source once and then grow the target one token per step, re-running the decoder
 over the whole prefix each step (no key/value cache: simpler, and the prefixes here are short).
@@ -17,7 +18,10 @@ when unfinished ones compete too. With beam_width = 1 this is exactly greedy dec
 import numpy as np
 
 from .. import kernels as K
-from ..nn.checks import ConfigError, is_int, is_number
+from ..data.sequences import in_batches, pad_batch
+from ..data.text import short
+from ..nn.context import Memory
+from ..util.config import ConfigError, is_int, is_number
 
 
 def _excluded(config):
@@ -44,12 +48,12 @@ def greedy_decode(model, src, max_len=None):
     c = model.config
     steps = _max_steps(c, max_len)
     with model.evaluating():
-        memory, src_mask = model.encode(src)
-        B = memory.shape[0]
+        memory = model.encode(src)
+        B = memory.values.shape[0]
         seqs = np.full((B, 1), c.bos_id, dtype=np.int64)
         done = np.zeros(B, dtype=bool)
         for _ in range(steps):
-            logits = model.decode(seqs, memory, src_mask)[:, -1, :].astype(np.float64)
+            logits = model.logits(seqs, memory)[:, -1, :].astype(np.float64)
             logits[:, _excluded(c)] = -np.inf
             nxt = np.argmax(logits, axis=1)
             nxt[done] = c.pad_id  # finished rows just wait
@@ -85,11 +89,10 @@ def beam_search(model, src, beam_width=4, alpha=0.6, max_len=None, return_scores
     steps = _max_steps(c, max_len)
     Kw = int(beam_width)
     with model.evaluating():
-        memory, src_mask = model.encode(src)
-        B = memory.shape[0]
+        memory = model.encode(src)
+        B = memory.values.shape[0]
         # every beam of source b attends to the same memory: rows b*Kw ... b*Kw + Kw-1
-        memory = np.repeat(memory, Kw, axis=0)
-        src_mask = np.repeat(src_mask, Kw, axis=0)
+        memory = Memory(np.repeat(memory.values, Kw, axis=0), np.repeat(memory.mask, Kw, axis=0))
         seqs = np.full((B * Kw, 1), c.bos_id, dtype=np.int64)
         # Start with one live beam per source: the others are -inf until the first expansion fills
         # them, so the Kw copies of BOS do not yield Kw copies of the same hypothesis.
@@ -98,7 +101,7 @@ def beam_search(model, src, beam_width=4, alpha=0.6, max_len=None, return_scores
         finished = [[] for _ in range(B)]  # (normalised score, tokens) per source
         done = np.zeros(B, dtype=bool)
         for step in range(steps):
-            logits = model.decode(seqs, memory, src_mask)[:, -1, :].astype(np.float64)
+            logits = model.logits(seqs, memory)[:, -1, :].astype(np.float64)
             V = logits.shape[1]
             logp = np.empty_like(logits)
             K.log_softmax_forward(logp, logits)
@@ -147,4 +150,33 @@ def beam_search(model, src, beam_width=4, alpha=0.6, max_len=None, return_scores
     outputs = [_strip(tokens, c.eos_id) for _, tokens in best]
     if return_scores:
         return outputs, [score for score, _ in best]
+    return outputs
+
+
+def translate(model, src_tok, tgt_tok, texts, beam_width=1, alpha=0.6, batch_size=256, progress=False):
+    """Decode each text with the seq2seq model: greedy for beam_width 1, else beam search.
+
+    Characters outside the source vocabulary and texts longer than the model's max_src_len raise
+    a ValueError that names the text.
+    """
+    texts = list(texts)
+    if not texts:
+        raise ValueError("nothing to translate: no input texts")
+    max_len = model.config.max_src_len
+    encoded = []
+    for text in texts:
+        if not text:
+            raise ValueError("cannot translate an empty text")
+        try:
+            ids = src_tok.encode(text)
+        except ValueError as e:
+            raise ValueError(f"{short(text)}: {e}") from None
+        if len(ids) > max_len:
+            raise ValueError(f"{short(text)} has {len(ids):,} characters; this model reads at most {max_len}")
+        encoded.append(ids)
+    outputs = []
+    for chunk in in_batches(encoded, batch_size, "decoding", progress):
+        src = pad_batch(chunk)
+        tokens = greedy_decode(model, src) if beam_width == 1 else beam_search(model, src, beam_width, alpha)
+        outputs.extend(tgt_tok.decode(t) for t in tokens)
     return outputs
