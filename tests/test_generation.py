@@ -8,6 +8,7 @@ from transformer_jit import GPT, GPTConfig
 from transformer_jit import kernels as K
 from transformer_jit.kernels.bfloat16 import widen
 from transformer_jit.models.generation import Sequences, bfloat16_weights, sample_next
+from transformer_jit.nn import Context, KVCache, ParameterStore, SelfAttention
 
 TINY = dict(vocab_size=11, block_size=6, n_layer=2, n_head=2, n_embd=16)
 
@@ -287,3 +288,21 @@ def test_bfloat16_weights_cost_a_small_logit_error_and_leave_the_model_as_it_was
         exact = Sequences(model, 1, 6).prefill([greedy[0, :5]])
     spread = exact.max() - exact.min()
     assert 0 < np.abs(narrow - exact).max() < 0.02 * spread
+
+
+def test_a_cache_is_refused_where_it_cannot_work(rng):
+    model = random_model(rng, np.float64).eval()
+    cache = KVCache(1, 4, model.dtype)
+    with pytest.raises(ValueError, match="targets"):
+        model.forward(np.array([[1, 2]]), np.array([[2, 3]]), cache=cache)
+    model.forward(np.array([[1, 2]]), cache=cache)
+    with pytest.raises(ValueError, match="empty cache"):
+        model.forward(np.array([[3, 4]]), cache=cache)  # a second prompt into a cache that holds one
+    model.forward(np.array([[3]]), cache=cache)
+    model.forward(np.array([[4]]), cache=cache)
+    with pytest.raises(ValueError, match="holds 4 positions"):
+        model.forward(np.array([[5]]), cache=cache)
+    assert list(cache.lengths) == [4]  # the refused forwards wrote nothing
+    encoder_attention = SelfAttention(ParameterStore(), "attn", 16, 2, causal=False)
+    with pytest.raises(ValueError, match="causal"):
+        encoder_attention.forward(np.zeros((1, 1, 16)), Context(cache=cache))

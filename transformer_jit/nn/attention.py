@@ -62,12 +62,12 @@ class SelfAttention(Layer):
     def forward(self, x, ctx):
         """x (B, T, C) -> (B, T, C). Reads ctx.key_mask (None or bool (B, T), True where a key may
         be attended) and ctx.cache."""
-        B, T, C = x.shape
-        qkv = self.c_attn.forward(x.reshape(B * T, C), ctx).reshape(B, T, 3 * C)
-        y = self.buffer("y", (B, T, C), x.dtype)
         cache = ctx.cache
         if cache is not None and not self.causal:
             raise ValueError("a key/value cache needs causal self-attention")
+        B, T, C = x.shape
+        qkv = self.c_attn.forward(x.reshape(B * T, C), ctx).reshape(B, T, 3 * C)
+        y = self.buffer("y", (B, T, C), x.dtype)
         if cache is not None and T == 1:
             keys, values = cache.layer(self)
             self.probs = self.buffer("cached_probs", (B, self.n_head, 1, cache.window), x.dtype)  # the attention map
