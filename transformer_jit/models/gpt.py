@@ -83,8 +83,7 @@ class GPT(Model):
         """Accumulate dloss/dparams into `grads` (call `zero_grad()` first, once per step)."""
         if self._targets is None:
             raise RuntimeError("backward() needs a forward(idx, targets) immediately before it")
-        B, T = self.transformer._shape
-        dh = self.buffer("dh", (B * T, self.config.n_embd), self.dtype)
+        dh = self.buffer("dh", (self._targets.shape[0], self.config.n_embd), self.dtype)  # (B * T, C)
         self.lm_head.backward(self.loss.backward(), dh, accumulate=False)
         self.transformer.backward(dh)
 

@@ -111,8 +111,7 @@ class Seq2SeqTransformer(Model):
         """Accumulate dloss/dparams into `grads` (call `zero_grad()` first, once per step)."""
         if self._targets is None:
             raise RuntimeError("backward() needs a forward(src, tgt_in, tgt_out) immediately before it")
-        B, T = self.decoder._shape
-        dh = self.buffer("dh", (B * T, self.config.n_embd), self.dtype)
+        dh = self.buffer("dh", (self._targets.shape[0], self.config.n_embd), self.dtype)  # (B * T, C)
         # dL/dG goes into the generator's (or the tied embedding's) gradient
         self.generator.backward(self.loss.backward(), dh, accumulate=False)
         memory = self._memory

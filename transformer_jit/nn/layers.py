@@ -60,6 +60,16 @@ def bias_grad(bias, dtype):
     return no_bias(dtype) if bias is None else bias.grad
 
 
+def grown_view(pool, name, shape, dtype):
+    """An array of `shape` over pool[name], a flat allocation of `dtype` grown to the largest size
+    asked for under that name: smaller shapes reuse it and allocate nothing."""
+    size = math.prod(shape)
+    flat = pool.get(name)
+    if flat is None or flat.dtype != dtype or flat.size < size:
+        flat = pool[name] = aligned_empty(size, dtype)
+    return flat[:size].reshape(shape)
+
+
 def pass_gradient(dinp, dout, accumulate):
     """dinp += dout, or dinp = dout with accumulate=False: the backward of an identity."""
     if accumulate:
@@ -85,13 +95,8 @@ class Layer:
         whatever was last written there). A smaller shape reuses the memory of a larger one, so
         that shapes which alternate (a prompt, then one token per step) allocate nothing."""
         buf = self._buffers.get(key)
-        if buf is not None and buf.shape == shape and buf.dtype == dtype:
-            return buf
-        size = math.prod(shape)
-        flat = self._allocations.get(key)
-        if flat is None or flat.dtype != dtype or flat.size < size:
-            flat = self._allocations[key] = aligned_empty(size, dtype)
-        buf = self._buffers[key] = flat[:size].reshape(shape)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self._buffers[key] = grown_view(self._allocations, key, shape, np.dtype(dtype))
         return buf
 
     def zeros(self, key, shape, dtype):
@@ -111,12 +116,7 @@ class Layer:
         pool = getattr(_workspace, "pool", None)
         if pool is None:
             pool = _workspace.pool = {}
-        name = (type(self), key, np.dtype(dtype))
-        size = math.prod(shape)
-        flat = pool.get(name)
-        if flat is None or flat.size < size:
-            flat = pool[name] = aligned_empty(size, dtype)
-        buf = flat[:size].reshape(shape)
+        buf = grown_view(pool, (type(self), key, np.dtype(dtype)), shape, np.dtype(dtype))
         if zero:
             buf.fill(0)
         return buf
