@@ -1,9 +1,7 @@
 """Bad inputs to every command: each gets a non-zero exit and one line that names the problem,
-never a traceback, and a run that fails its checks writes nothing."""
-import io
-import sys
-
+never a traceback, and a command that fails its checks changes no file."""
 import pytest
+from refusals import assert_refused
 
 from transformer_jit.cli import main
 
@@ -115,23 +113,18 @@ CASES = [
     (["classify", "--out-dir", "{root}/nowhere", "()"], "checkpoint not found"),
     (["classify", "--out-dir", "{root}/cls", "(x)"], "not in the vocabulary: 'x'"),
     (["classify", "--out-dir", "{root}/s2s", "()"], "holds a seq2seq model; use translate"),
+    # prepare and export: outputs that would overwrite their inputs, existing destinations
+
+    # crafted and damaged files
+
+    # messages that name what the user gave
+
 ]
 
 
 @pytest.mark.parametrize("argv, message", CASES, ids=[f"{a[0]} {' '.join(a[1:])[:60]}" for a, _ in CASES])
 def test_a_bad_input_gets_one_clear_line(place, capsys, monkeypatch, argv, message):
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    argv = [a.format(root=place) for a in argv]
-    try:
-        status = main(argv)
-    except SystemExit as e:  # argparse's usage errors
-        status = e.code
-    err = capsys.readouterr().err.strip()
-    assert status not in (0, None), f"accepted: {argv}"
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    assert message in err, err
-    assert len(err) < 400
-    assert not (place / "new").exists()  # nothing written for a run that failed its checks
+    assert_refused([a.format(root=place) for a in argv], message, place, capsys, monkeypatch)
 
 
 def test_there_are_at_least_forty_cases():

@@ -1,0 +1,42 @@
+"""The check every bad input gets: refused with a non-zero exit and one line naming the problem,
+no traceback, and every file that existed before byte-identical afterwards."""
+import hashlib
+import io
+import sys
+from pathlib import Path
+
+from transformer_jit.cli import main
+
+
+def snapshot(root):
+    """{relative path: sha256} of every regular file under root, and the directories."""
+    root = Path(root)
+    state = {}
+    for path in sorted(root.rglob("*")):
+        key = str(path.relative_to(root))
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            state[key] = "special"
+        elif path.is_dir():
+            state[key] = "dir"
+        else:
+            state[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return state
+
+
+def assert_refused(argv, message, root, capsys, monkeypatch):
+    """Run the command line `argv` and check that it is refused as described above."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    before = snapshot(root)
+    try:
+        status = main(argv)
+    except SystemExit as e:  # argparse's usage errors
+        status = e.code
+    err = capsys.readouterr().err.strip()
+    assert status not in (0, None), f"accepted: {argv}"
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert message in err, err
+    assert len(err) < 400
+    after = snapshot(root)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"{argv} changed {changed}"
+    return err
