@@ -34,7 +34,7 @@ import time
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     p.add_argument("rev_a", help="git revision of A")
     p.add_argument("rev_b", nargs="?", default=".", help="git revision of B (default: the working tree, '.')")
     p.add_argument("--config", choices=("baby", "large", "both"), default="both")

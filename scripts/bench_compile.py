@@ -83,7 +83,7 @@ def paired(rev, rounds):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     parser.add_argument("--against", metavar="REV", help="pair cold compiles with git revision REV")
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()

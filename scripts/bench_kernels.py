@@ -70,7 +70,7 @@ from _bench import fmt_num, fmt_time, measure, ratio, table
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     p.add_argument("--config", choices=("default", "baby", "large", "all"), default="default",
                    help="default: every op at the baby config plus the large config's linear layers")
     p.add_argument("--quick", action="store_true", help="tiny shapes and few repeats (smoke test)")

@@ -27,7 +27,7 @@ CHUNK = 1 << 26  # tokens generated and written at a time
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     parser.add_argument("--gb", type=float, default=2.1, help="size of train.bin in GB (default 2.1)")
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()

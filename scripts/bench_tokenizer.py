@@ -207,7 +207,7 @@ def first_call_rows(rows):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     parser.add_argument("--text", default=str(SHAKESPEARE), help="UTF-8 text to encode and train on")
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds per measurement")
     parser.add_argument("--vocab-size", type=int, default=4096, help="vocabulary trained here")

@@ -188,7 +188,8 @@ def flops_per_step(n_params, config):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--config", choices=[*CONFIGS, "all"], default="all", help="all: baby and large")
     parser.add_argument("--rounds", type=int, default=3, help="A/B rounds per config")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per run")

@@ -57,7 +57,7 @@ def bits_per_byte(model, data, tokenizer):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=180.0, help="training time of each model")
     parser.add_argument("--vocab-size", type=int, default=1024, help="the BPE vocabulary")
     parser.add_argument("--batch-size", type=int, default=12)

@@ -39,7 +39,8 @@ def instrument(totals, calls):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--config", choices=list(CONFIGS), default="baby")
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()

@@ -316,7 +316,8 @@ def describe(side, rev):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--against", metavar="REV", required=True, help="the git revision to compare with")
     parser.add_argument("--tree", metavar="REV", help="run git revision REV in place of the working tree")
     parser.add_argument("--only", metavar="CHECK", action="append", choices=list(CHECKS),

@@ -40,7 +40,8 @@ def classifier_maps(model, tok, text):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("text", help="the input")
     parser.add_argument("--out-dir", default="out-dates", help="a run of train-seq2seq or train-classifier")
     parser.add_argument("--checkpoint", choices=["best", "last"], default="best")

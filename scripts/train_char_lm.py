@@ -11,7 +11,8 @@ from transformer_jit import GPT, CharTokenizer, GPTConfig, TextDataset, TrainCon
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("data", nargs="?", help="UTF-8 text file (default: the built-in corpus)")
     parser.add_argument("--max-iters", type=int, default=1000)
     parser.add_argument("--out-dir", default="out-char-lm")

@@ -18,7 +18,8 @@ from transformer_jit.train.evaluate import accuracy
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--max-iters", type=int, default=None, help="training steps (default: the recipe's)")
     parser.add_argument("--out-dir", default="out-brackets")
     args = parser.parse_args()

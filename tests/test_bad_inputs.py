@@ -67,7 +67,7 @@ CASES = [
     (train("--batch-size", "100000000"), "GB is available"),
     # train: the data and the run directory
     (["train", "--data", "/dev/null", "--out-dir", "{root}/new"], "is not a regular file"),
-    (["train", "--data", "{root}/empty-dir", "--out-dir", "{root}/new"], "is a directory, not a file"),
+    (["train", "--data", "{root}/empty-dir", "--out-dir", "{root}/new"], "without a finished set of token files"),
     (["train", "--data", "{root}/missing.txt", "--out-dir", "{root}/new"], "data file not found"),
     (["train", "--data", "{root}/empty.txt", "--out-dir", "{root}/new"], "is empty"),
     (["train", "--data", "{root}/latin1.txt", "--out-dir", "{root}/new"], "is not UTF-8 text"),
@@ -81,7 +81,7 @@ CASES = [
     (["train", "--resume", "--out-dir", "{root}/gpt", "--n-layer", "2"], "--n-layer cannot change"),
     (["train", "--resume", "--overwrite", "--out-dir", "{root}/gpt"], "not allowed with argument"),
     # sample
-    (["sample", "--out-dir", "{root}/nowhere"], "checkpoint not found"),
+    (["sample", "--out-dir", "{root}/nowhere"], "run directory not found"),
     (["sample", "--out-dir", "{root}/gpt", "--prompt", "QQ"], "not in the vocabulary: 'Q'"),
     (["sample", "--out-dir", "{root}/gpt", "--prompt", ""], "--prompt must not be empty"),
     (["sample", "--out-dir", "{root}/gpt", "--temperature", "nan"], "temperature"),
@@ -110,7 +110,7 @@ CASES = [
     (["translate", "--out-dir", "{root}/s2s", "1" * 12_000], "12,000 characters"),
     (["translate", "--out-dir", "{root}/gpt", "3 May 2001"], "holds a gpt model; use sample"),
     (["translate", "--out-dir", "{root}/s2s", "--beam-width", "0", "x"], "--beam-width must be an integer >= 1"),
-    (["classify", "--out-dir", "{root}/nowhere", "()"], "checkpoint not found"),
+    (["classify", "--out-dir", "{root}/nowhere", "()"], "run directory not found"),
     (["classify", "--out-dir", "{root}/cls", "(x)"], "not in the vocabulary: 'x'"),
     (["classify", "--out-dir", "{root}/s2s", "()"], "holds a seq2seq model; use translate"),
     # prepare and export: outputs that would overwrite their inputs, existing destinations
@@ -118,6 +118,13 @@ CASES = [
     # crafted and damaged files
 
     # messages that name what the user gave
+    (["train-classifier", "--data", "train.tsv"], "unrecognized arguments: --data train.tsv"),
+    (train("--max-iter", "5"), "unrecognized arguments: --max-iter"),
+    (["sample", "--out-dir", "{root}/gpt/config.json"], "is a file: give the run directory"),
+    (["sample", "--out-dir", "{root}/empty-dir"], "holds no best.npz or last.npz"),
+    (["sample", "--out-dir", "{root}/empty-dir", "--checkpoint", "last"], "empty-dir holds no last.npz"),
+    (["translate", "--out-dir", "{root}/s2s", "3 May 2001", ""], "input 2 of 2 is empty"),
+    (["classify", "--out-dir", "{root}/cls", ""], "input 1 of 1 is empty"),
 
 ]
 

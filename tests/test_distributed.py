@@ -194,10 +194,13 @@ def test_a_rank_that_dies_ends_the_job_and_the_run_resumes_on_one_process(straig
     (tmp_path / "input.txt").write_text(TEXT)
     proc = two_ranks(tmp_path, *GPT, "--data", str(tmp_path / "input.txt"), "--batch-size", "2", "--out-dir", "run")
     stop_after_evaluations(proc, tmp_path / "A" / "run", 2)
-    os.kill(rank_1_pid(tmp_path), signal.SIGKILL)
+    pid = rank_1_pid(tmp_path)
+    os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
     code, out = finish(proc)
     assert code != 0 and time.monotonic() - killed < FAR, out
+    # mpiexec names the dead process by its pid; rank 0's first lines say which rank that was
+    assert f"PID {pid}" in out and f"rank 1: pid {pid}" in output(tmp_path, "out", 0)
     run = tmp_path / "A" / "run"
     assert main(["train", "--resume", "--out-dir", str(run), "--batch-size", "2"]) == 2
     assert "on 1 rank that is --batch-size 4, not 2 (--batch-size is per rank)" in capsys.readouterr().err

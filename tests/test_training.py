@@ -139,4 +139,4 @@ def test_cli_trains_resumes_and_samples(tmp_path):
     result = run_cli("sample", "--out-dir", "run", "--prompt", "QQ", cwd=tmp_path)
     assert result.returncode == 2 and "not in the vocabulary: 'Q'" in result.stderr
     result = run_cli("sample", "--out-dir", "nowhere", cwd=tmp_path)
-    assert result.returncode == 2 and "checkpoint not found" in result.stderr
+    assert result.returncode == 2 and "run directory not found: nowhere" in result.stderr

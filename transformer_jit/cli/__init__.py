@@ -24,7 +24,11 @@ from .common import flag_for
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with a usage error on one line (the usage itself is one --help away)."""
+    """argparse, with a usage error on one line (the usage itself is one --help away), and no
+    abbreviated flags: a mistyped flag must not silently become another one that shares its prefix."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

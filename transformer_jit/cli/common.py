@@ -14,7 +14,7 @@ from ..train.checkpoint import load_checkpoint
 from ..train.distributed import Distributed, resumed_batch_size
 from ..train.memory import available_memory, check_training_memory
 from ..train.optim import OPTIMIZERS
-from ..train.run_dir import clear_run, holds_run, run_lock
+from ..train.run_dir import clear_run, holds_run, is_being_written, run_lock
 from ..train.saved_model import load_model
 from ..train.schedules import SCHEDULES
 from ..train.trainer import TrainConfig, Trainer, write_run_config
@@ -73,7 +73,8 @@ def add_optimisation_args(parser, options, defaults):
     add(opt, "--min-lr", d["min_lr"], "where the cosine schedule ends; with --lr alone, at most --lr / 10",
         type=float)
     add(opt, "--warmup-iters", d["warmup_iters"], type=int)
-    add(opt, "--lr-decay-iters", d["lr_decay_iters"], "where the cosine reaches --min-lr; 0: --max-iters", type=int)
+    add(opt, "--lr-decay-iters", d["lr_decay_iters"], "where the cosine reaches --min-lr; 0: --max-iters (with "
+        "--resume, the saved run's)", type=int)
     add(opt, "--schedule", d["schedule"], "cosine: linear warm-up, then cosine decay to --min-lr; noam: the "
         "paper's linear warm-up, then lr ~ 1/sqrt(step)", choices=SCHEDULES)
     add(opt, "--weight-decay", d["weight_decay"], type=float)
@@ -138,6 +139,7 @@ def train_command(args, kind, setup):
         print(run.description)
         if world is not None:
             print(f"data-parallel: {world.describe()}; global batch {world.size} x {config.batch_size}")
+            print(f"processes: {world.describe_processes()}")
         print(f"model: {model.num_params():,} parameters")
         for name, value in sections.items():
             print(f"{name} config:", json.dumps(value))
@@ -169,6 +171,9 @@ def train_command(args, kind, setup):
 def resumable_meta(out_dir, kind):
     """The description of out_dir/last.npz, which must hold a `kind` run."""
     path = out_dir / "last.npz"
+    if not path.exists() and is_being_written(out_dir):
+        raise ValueError(f"the run in {out_dir} is in progress in another process and has saved no checkpoint "
+                         f"yet: resume it once that process has stopped")
     if not path.exists():
         raise FileNotFoundError(f"{out_dir} has no last.npz to resume from")
     _, meta = load_checkpoint(path, arrays=False)
@@ -187,6 +192,11 @@ def _train_config(args, meta, data_path, ranks=1):
             raise ValueError(f"--resume continues the saved run: {', '.join(map(flag_for, changed))} cannot change")
         saved = {k: v for k, v in meta["train_config"].items() if k not in ("out_dir", "data")}
         values = {**saved, **{name: values[name] for name in TRAIN_OPTIONS if name in args.given}}
+        if values["schedule"] == "cosine" and not values["lr_decay_iters"] and "max_iters" in args.given:
+            # A longer run continues the schedule it was on, rather than stretching the decay under it.
+            values["lr_decay_iters"] = saved["max_iters"]
+            print(f"the learning rate keeps its cosine decay to --min-lr at step {saved['max_iters']}, where "
+                  f"the run was to end, and stays there (--lr-decay-iters N decays to step N instead)")
         if meta.get("world_size", 1) != ranks:
             values["batch_size"] = resumed_batch_size(meta.get("world_size", 1), saved["batch_size"], ranks,
                                                       args.batch_size if "batch_size" in args.given else None)
@@ -217,9 +227,16 @@ def load_trained(args, kind):
     """(model, tokenizer) from --out-dir/--checkpoint.npz, which must hold a `kind` model; best
     falls back to last when no evaluation has improved yet."""
     out_dir = Path(args.out_dir)
+    if not out_dir.is_dir():
+        raise FileNotFoundError(f"run directory not found: {out_dir}" if not out_dir.exists() else
+                                f"--out-dir {out_dir} is a file: give the run directory that holds it")
     path = out_dir / f"{args.checkpoint}.npz"
     if not path.exists() and args.checkpoint == "best":
         path = out_dir / "last.npz"
+    if not path.exists():
+        names = "best.npz or last.npz" if args.checkpoint == "best" else path.name
+        raise FileNotFoundError(f"{out_dir} holds no {names}: not a run directory, or a run that has saved no "
+                                f"checkpoint yet")
     model, tokenizer, meta = load_model(path)
     if meta["kind"] != kind:
         raise ValueError(f"{path} holds a {meta['kind']} model; use {USING_COMMAND[meta['kind']]}")

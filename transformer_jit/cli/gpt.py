@@ -96,6 +96,10 @@ def train_gpt(args):
                 raise ValueError(f"{path} holds token files, which carry their own tokenizer: leave out "
                                  f"--tokenizer and --vocab-size")
             tokenizer, what = files_tokenizer, f"{files['tokens']['train']:,} + {files['tokens']['val']:,} tokens"
+        elif path and Path(path).is_dir():
+            raise ValueError(f"--data {path} is a directory without a finished set of token files: give a UTF-8 "
+                             f"text file, or a directory made by `transformer-jit prepare` (meta.json, train.bin, "
+                             f"val.bin, tokenizer.json)")
         else:
             text = load_text(path) if path else default_corpus()
             tokenizer = tokenizer or new_tokenizer(args, text)

@@ -119,6 +119,9 @@ def classify(model, tok, texts, batch_size=256, progress=False):
     texts = list(texts)
     if not texts:
         raise ValueError("nothing to classify: no input texts")
+    for number, text in enumerate(texts, 1):
+        if not text:
+            raise ValueError(f"input {number} of {len(texts)} is empty: there is nothing to classify")
     preds = []
     for chunk in in_batches(texts, batch_size, "classifying", progress):
         try:

@@ -27,7 +27,9 @@ prefill of half a window every half window of steps. (Recomputing the whole last
 step, as a plain forward over the last block_size tokens would, costs a window per token.) A
 prompt longer than block_size keeps its last block_size tokens.
 
-Sampling (`sample_next`): temperature 0 is greedy (argmax). Otherwise the logits are divided by
+Sampling (`sample_next`): temperature 0 is greedy (argmax), and so is any temperature below
+GREEDY_BELOW (dividing by a subnormal one overflows, and at 1e-6 the distribution is already
+one-hot unless two logits lie within about 1e-4 of each other). Otherwise the logits are divided by
 the temperature, top_k keeps the k most likely tokens, top_p then keeps the smallest set of most
 likely tokens whose probabilities add up to at least p (nucleus sampling, Holtzman et al. 2019),
 and a token is drawn from what is kept, renormalised. Each sequence draws from a random generator
@@ -44,6 +46,7 @@ from ..util.config import is_int, is_number
 
 MAX_NEW_TOKENS = 1 << 20  # per call: the output is allocated up front
 WEIGHTS = (None, "bfloat16")  # the model's own, or bfloat16 copies
+GREEDY_BELOW = 1e-6  # temperatures below this are greedy
 
 
 class Sequences:
@@ -110,7 +113,7 @@ def bfloat16_weights(model):
 def sample_next(logits, temperature, top_k, top_p, rngs):
     """The next token of every sequence: logits (B, V) -> (B,) int64; rngs: one numpy Generator
     per sequence. Arguments as in `generate` (checked there)."""
-    if temperature == 0:
+    if temperature < GREEDY_BELOW:
         return np.argmax(logits, axis=1)
     B, V = logits.shape
     z = logits.astype(np.float64)
@@ -208,7 +211,7 @@ def _check_options(max_new_tokens, temperature, top_k, top_p, seed, stop_token, 
     if not is_int(max_new_tokens) or not 0 <= max_new_tokens <= MAX_NEW_TOKENS:
         raise ValueError(f"max_new_tokens must be an integer in [0, {MAX_NEW_TOKENS}], got {max_new_tokens!r}")
     if not is_number(temperature) or temperature < 0:
-        raise ValueError(f"temperature must be a finite number >= 0 (0: greedy), got {temperature!r}")
+        raise ValueError(f"temperature must be a finite number >= 0 (0 or below {GREEDY_BELOW}: greedy), got {temperature!r}")
     if top_k is not None and (not is_int(top_k) or top_k < 1):
         raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}")
     if top_p is not None and (not is_number(top_p) or not 0 < top_p <= 1):

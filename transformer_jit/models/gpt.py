@@ -93,7 +93,7 @@ class GPT(Model):
         (models/generation.py: the window, batching, sampling).
 
         idx: an integer array (B, T) of prompts, or a list (or tuple) of 1-D prompts of any lengths.
-        temperature: 0 is greedy (argmax); otherwise the logits are divided by it.
+        temperature: 0 (or anything below 1e-6) is greedy (argmax); otherwise the logits are divided by it.
         top_k: keep the k most likely tokens. top_p: then keep the smallest set of most likely
         tokens whose probability reaches top_p, in (0, 1] (nucleus sampling).
         seed: the same seed gives the same tokens (None: fresh randomness).

@@ -164,9 +164,9 @@ def translate(model, src_tok, tgt_tok, texts, beam_width=1, alpha=0.6, batch_siz
         raise ValueError("nothing to translate: no input texts")
     max_len = model.config.max_src_len
     encoded = []
-    for text in texts:
+    for number, text in enumerate(texts, 1):
         if not text:
-            raise ValueError("cannot translate an empty text")
+            raise ValueError(f"input {number} of {len(texts)} is empty: there is nothing to translate")
         try:
             ids = src_tok.encode(text)
         except ValueError as e:

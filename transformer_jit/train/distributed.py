@@ -120,6 +120,8 @@ class Distributed:
         self.ranks_here = here.Get_size()
         self.hosts = int(self.sum([here.Get_rank() == 0], "counting the hosts")[0])
         here.Free()
+        with self._collective("gathering the ranks' process ids"):
+            self.processes = comm.allgather((os.getpid(), MPI.Get_processor_name()))
         self.threads = threads_per_rank(self.ranks_here, threads)
         numba.set_num_threads(self.threads)
 
@@ -150,6 +152,12 @@ class Distributed:
         """E.g. '2 ranks on 1 host, 1 thread each'."""
         return (f"{self.size} ranks on {self.hosts} host{'s' if self.hosts > 1 else ''}, "
                 f"{self.threads} thread{'s' if self.threads > 1 else ''} each")
+
+    def describe_processes(self):
+        """E.g. 'rank 0: pid 4242, rank 1: pid 4243' (with ' on HOST' over several hosts): mpiexec
+        reports a rank that dies by its process id and host alone."""
+        return ", ".join(f"rank {rank}: pid {pid}" + (f" on {host}" if self.hosts > 1 else "")
+                         for rank, (pid, host) in enumerate(self.processes))
 
     # -- the pieces of a step ----------------------------------------------------------------------
     def rows(self, batch):

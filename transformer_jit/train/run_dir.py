@@ -69,6 +69,24 @@ def run_lock(out_dir):
             os.close(_held.pop(key)[0])
 
 
+def is_being_written(out_dir):
+    """Whether another process holds out_dir's lock now (a run in progress there)."""
+    out_dir = Path(out_dir)
+    if out_dir.resolve() in _held:
+        return False
+    try:
+        fd = os.open(out_dir / LOCK, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False  # no lock file: no run has ever been started there
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        return e.errno in (errno.EWOULDBLOCK, errno.EACCES)
+    finally:
+        os.close(fd)  # closing also drops the lock if it was taken
+    return False
+
+
 def clear_run(out_dir):
     """Remove the files of the run in out_dir (and nothing else)."""
     for name in RUN_FILES:

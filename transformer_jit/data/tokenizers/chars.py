@@ -65,10 +65,15 @@ class CharTokenizer:
         return out
 
     def decode(self, ids):
-        ids = np.asarray(ids)
-        if ids.size and (ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= self.vocab_size):
-            raise ValueError(f"token ids must be integers in [0, {self.vocab_size})")
-        return "".join(self.chars[int(i)] for i in ids.reshape(-1))
+        ids = np.asarray(ids).reshape(-1)
+        if ids.size and ids.dtype.kind not in "iu":
+            raise ValueError(f"token ids must be integers, got {ids.dtype}")
+        outside = np.flatnonzero((ids < 0) | (ids >= self.vocab_size))
+        if outside.size:
+            at = int(outside[0])
+            raise ValueError(f"token id {int(ids[at])} (at index {at}) is outside the vocabulary (size "
+                             f"{self.vocab_size})")
+        return "".join(self.chars[int(i)] for i in ids)
 
     def to_dict(self):
         return {"type": "char", "chars": "".join(self.chars)}
