@@ -55,34 +55,38 @@ Internals shared between modules: tiles.py (the parts of a tiled matrix product)
 bfloat16.py's `widen` (bfloat16 bits to float32 inside a loop), hash_tables.py and heap.py (the
 BPE kernels' lookup tables and priority queue).
 """
-from .activations import (
-    gelu_backward, gelu_forward, leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward,
-    sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward,
-)
-from .attention import attention_backward, attention_forward
-from .bfloat16 import bfloat16_from_float32
-from .bpe import (
-    bpe_decode, bpe_encode, bpe_encode_parallel, build_pair_table, build_piece_table, compact_spans, decoded_length,
-)
-from .bpe_train import bpe_train_init, bpe_train_merges, count_pieces
-from .dropout import dropout_backward, dropout_forward
-from .elementwise import add_, residual_backward, residual_forward
-from .embedding import (
-    embedding_backward, embedding_forward, positional_backward, positional_forward, sinusoidal_table,
-)
-from .kv_attention import kv_attention_forward
-from .layernorm import layernorm_backward, layernorm_forward
-from .linear import linear_backward, linear_forward
-from .losses import count_targets, cross_entropy_backward, cross_entropy_forward, mse_backward, mse_forward
-from .matvec import matvec
-from .optimizers import (
-    adagrad_step, adam_step, adamw_step, clip_grad_norm, grad_norm, momentum_step, rmsprop_step, scale_,
-    sgd_step,
-)
-from .pooling import mean_pool_backward, mean_pool_forward
-from .pretokenize import last_split_point, piece_end, pretokenize, split_point
-from .softmax import (
-    log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward, softmax_jacobian, softmax_jvp,
-    softmax_vjp,
-)
-from .threads import fit_threads_to_load, set_adaptive_threads
+if __name__ == "kernels":  # not transformer_jit.kernels: see _folder_name.py
+    from ._folder_name import hand_over
+    hand_over(__file__)
+else:
+    from .activations import (
+        gelu_backward, gelu_forward, leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward,
+        sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward,
+    )
+    from .attention import attention_backward, attention_forward
+    from .bfloat16 import bfloat16_from_float32
+    from .bpe import (
+        bpe_decode, bpe_encode, bpe_encode_parallel, build_pair_table, build_piece_table, compact_spans, decoded_length,
+    )
+    from .bpe_train import bpe_train_init, bpe_train_merges, count_pieces
+    from .dropout import dropout_backward, dropout_forward
+    from .elementwise import add_, residual_backward, residual_forward
+    from .embedding import (
+        embedding_backward, embedding_forward, positional_backward, positional_forward, sinusoidal_table,
+    )
+    from .kv_attention import kv_attention_forward
+    from .layernorm import layernorm_backward, layernorm_forward
+    from .linear import linear_backward, linear_forward
+    from .losses import count_targets, cross_entropy_backward, cross_entropy_forward, mse_backward, mse_forward
+    from .matvec import matvec
+    from .optimizers import (
+        adagrad_step, adam_step, adamw_step, clip_grad_norm, grad_norm, momentum_step, rmsprop_step, scale_,
+        sgd_step,
+    )
+    from .pooling import mean_pool_backward, mean_pool_forward
+    from .pretokenize import last_split_point, piece_end, pretokenize, split_point
+    from .softmax import (
+        log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward, softmax_jacobian, softmax_jvp,
+        softmax_vjp,
+    )
+    from .threads import fit_threads_to_load, set_adaptive_threads

@@ -1,15 +1,19 @@
 """GPT-2's pre-tokenizer (kernels/pretokenize.py) and its character classes against the regex
 engines that run GPT-2's pattern: tiktoken's (in Rust) for the classes of every code point, the
 `regex` module (tiktoken's own dependency) for the pieces."""
+import json
 import unicodedata
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from transformer_jit.data.tokenizers.bpe import GPT2_PATTERN
 from transformer_jit.data.tokenizers.unicode_classes import N_CODE_POINTS, build_code_point_classes, code_point_classes
 from transformer_jit.kernels._jit import interpreted
 from transformer_jit.kernels.pretokenize import LETTER, NUMBER, SPACE, last_split_point, pretokenize, split_point
+
+# GPT-2's own pattern, from its published source (see the file), not this project's constant
+GPT2_PATTERN = json.loads((Path(__file__).parent / "data" / "gpt2_published.json").read_text("utf-8"))["pattern"]
 
 # Characters that exercise every branch: contractions (and their upper case), letters and
 # numbers of several scripts, the space and other white space (U+00A0, U+3000, U+2028, U+0085;

@@ -9,7 +9,10 @@ projects' files), which do not import each other; models (GPT, the encoder model
 registry, generation, translation), train (the training loop, optimizers, checkpoints), cli (the
 command line). Each imports only from the ones before it.
 """
-from . import kernels
+from ._checkout import find_kernels
+
+find_kernels()
+from . import kernels  # noqa: E402
 from .data import BPETokenizer, CharTokenizer, TextDataset, default_corpus, load_text
 from .models import (GPT, ClassifierConfig, EncoderClassifier, EncoderConfig, GPTConfig, Seq2SeqConfig,
                      Seq2SeqTransformer, beam_search, classify, greedy_decode, translate)
