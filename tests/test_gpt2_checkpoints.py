@@ -336,6 +336,7 @@ def hf_logits(hf_model, idx):
         return hf_model(torch.as_tensor(idx)).logits.numpy()
 
 
+@pytest.mark.interop
 def test_transformers_loads_what_is_saved_here_to_the_same_logits(tmp_path, rng, transformers_gpt2):
     config = GPTConfig(**TINY)
     model = GPT(config)
@@ -346,6 +347,7 @@ def test_transformers_loads_what_is_saved_here_to_the_same_logits(tmp_path, rng,
     np.testing.assert_allclose(hf_logits(theirs, idx), model.forward(idx)[0], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.interop
 def test_what_transformers_saves_loads_here_to_the_same_logits(tmp_path, rng, transformers_gpt2):
     import torch
 
