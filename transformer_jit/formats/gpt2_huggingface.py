@@ -55,7 +55,7 @@ class HuggingFaceGPT2:
             raise FileNotFoundError(f"{directory} is not a directory (a Hugging Face model directory holds "
                                     f"{CONFIG} and {WEIGHTS})")
         weights = directory / WEIGHTS
-        if not weights.is_file():
+        if not weights.exists():
             _refuse_without_safetensors(directory)
         self.sizes, tied = read_config(directory / CONFIG)
         self.file = SafetensorsFile(weights)

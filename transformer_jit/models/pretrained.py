@@ -25,7 +25,7 @@ def check_pretrained_path(path):
             f"put config.json, model.safetensors, vocab.json and merges.txt of a Hugging Face GPT-2 "
             f"(huggingface.co/{path.name}) in a directory and give that, or give an llm.c .bin file")
     if path.is_dir() and any((path / name).exists() for name in RUN_CHECKPOINTS) \
-            and not (path / "config.json").exists() and not (path / "model.safetensors").exists():
+            and not (path / "model.safetensors").exists():
         raise ValueError(f"{path} is a training run's directory, not a pretrained model: give it with --out-dir")
     if path.is_file() and (path.suffix == ".npz" or _starts_with(path, ZIP_MAGIC)):
         raise ValueError(f"{path} is a training run's checkpoint, not a pretrained model: give its directory "
