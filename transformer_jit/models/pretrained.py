@@ -21,9 +21,9 @@ def check_pretrained_path(path):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(
-            f"pretrained model not found: {path} is neither a directory nor a file here, and nothing is downloaded: "
-            f"put config.json, model.safetensors, vocab.json and merges.txt of a Hugging Face GPT-2 "
-            f"(huggingface.co/{path.name}) in a directory and give that, or give an llm.c .bin file")
+            f"pretrained model not found: {path} is neither a directory nor a file, and nothing is downloaded: "
+            f"fetch config.json, model.safetensors, vocab.json and merges.txt of a GPT-2 (for a hub name, from "
+            f"huggingface.co/NAME) into a directory and give that, or give an llm.c .bin file")
     if path.is_dir() and any((path / name).exists() for name in RUN_CHECKPOINTS) \
             and not (path / "model.safetensors").exists():
         raise ValueError(f"{path} is a training run's directory, not a pretrained model: give it with --out-dir")
