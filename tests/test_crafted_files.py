@@ -290,6 +290,22 @@ def test_a_damaged_checkpoint_is_named_not_reported_as_a_flag(copy, capsys, monk
     assert "--" not in err.split("best.npz", 1)[1], err  # no flag the user never gave
 
 
+def test_a_damaged_training_config_is_the_checkpoints_not_a_flag(copy, capsys, monkeypatch):
+    run = copy("gpt")
+    rewrite_checkpoint(run / "last.npz", lambda m: m["train_config"].update(lr="0.1"))
+    err = assert_refused(["train", "--resume", "--out-dir", str(run), "--max-iters", "9"],
+                         "last.npz has a damaged training config", run, capsys, monkeypatch)
+    assert "--lr" not in err, err
+
+
+def test_init_from_a_directory_holding_a_pipe_is_refused_without_waiting(copy, capsys, monkeypatch):
+    directory = copy("hf")
+    fifo_at(directory / "model.safetensors")
+    with quickly():
+        assert_refused(["train", "--init-from", str(directory), "--out-dir", str(directory.parent / "run")],
+                       "model.safetensors is not a regular file", directory.parent, capsys, monkeypatch)
+
+
 def test_a_checkpoint_member_with_a_crafted_shape_is_refused_before_allocation(copy):
     run = copy("gpt")
     path = run / "best.npz"

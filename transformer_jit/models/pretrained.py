@@ -59,14 +59,15 @@ def pretrained_tokenizer(path):
 
 
 def load_pretrained(path, dropout=0.0, seed=0, attn_dropout=0.0):
-    """(GPT with the weights at `path`, its tokenizer)."""
+    """(GPT with the weights at `path`, its tokenizer). The weights' header and the tokenizer are
+    checked, against each other too, before memory for the model is asked for."""
     path = Path(path)
-    check_pretrained_path(path)
+    config = pretrained_config(path, dropout, attn_dropout)
     tokenizer = pretrained_tokenizer(path)
+    if config.vocab_size != tokenizer.vocab_size:
+        raise ValueError(f"{path}: the weights have {config.vocab_size} tokens but the tokenizer "
+                         f"{tokenizer.vocab_size}")
     load = GPT.from_pretrained if path.is_dir() else GPT.from_llmc
     model = load(path, dropout=dropout, attn_dropout=attn_dropout)
-    if model.config.vocab_size != tokenizer.vocab_size:
-        raise ValueError(f"{path}: the weights have {model.config.vocab_size} tokens but the tokenizer "
-                         f"{tokenizer.vocab_size}")
     model.seed = seed
     return model, tokenizer
