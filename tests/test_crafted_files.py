@@ -20,7 +20,7 @@ from transformer_jit.data.tokenizers import BPETokenizer
 from transformer_jit.data.token_files import open_token_dir
 from transformer_jit.formats import LlmcGPT2, SafetensorsFile
 from transformer_jit.models.pretrained import load_pretrained
-from transformer_jit.train.checkpoint import load_checkpoint
+from transformer_jit.train.checkpoint import load_checkpoint, save_checkpoint
 from transformer_jit.train.saved_model import load_model
 
 TEXT = "the quick brown fox jumps over the lazy dog.\n" * 40
@@ -334,6 +334,13 @@ def test_a_checkpoint_description_python_cannot_read_sanely_is_named(copy, blob,
         arrays = {name: archive[name] for name in archive.files}
     np.savez(run / "best.npz", **{**arrays, "__meta__": np.frombuffer(blob, np.uint8)})
     refused(lambda: load_checkpoint(run / "best.npz"), "best.npz is damaged", *words)
+
+
+def test_a_checkpoint_saved_before_any_evaluation_still_loads(tmp_path):
+    meta = {"kind": "gpt", "model_config": {}, "train_config": {}, "tokenizer": None, "step": 0, "rng_state": {},
+            "dropout_seed": 0, "forward_count": 0, "best_val_loss": float("inf"), "evals_since_best": 0, "info": {}}
+    save_checkpoint(tmp_path / "first.npz", {}, meta)  # Python's json writes the loss as Infinity
+    assert load_checkpoint(tmp_path / "first.npz", arrays=False)[1]["best_val_loss"] == float("inf")
 
 
 def test_a_pipe_named_like_a_checkpoint_is_refused_without_waiting(copy, capsys, monkeypatch):

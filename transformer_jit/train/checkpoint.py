@@ -55,7 +55,7 @@ def load_checkpoint(path, arrays=True):
             _check_members(f)
             with np.load(f, allow_pickle=False) as archive:
                 arrays = {name: archive[name] for name in archive.files if name != _META and want_arrays}
-                meta = parse_json(archive[_META].tobytes(), "its description")
+                meta = parse_json(archive[_META].tobytes(), "its description", non_finite=True)
         except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as e:
             raise ValueError(f"checkpoint {path} is damaged or not a transformer-jit checkpoint ({e})") from None
     _check_meta(path, meta)

@@ -2,7 +2,8 @@
 
 Python's json module turns some valid-looking inputs into errors that name nothing (an integer of
 thousands of digits, nesting deeper than the interpreter's stack) or into values no reader wants
-(NaN, Infinity, 1e999). Here each is one ValueError that names the file; the caller checks the structure.
+(NaN, Infinity, 1e999). Here each is one ValueError that names the file; the caller checks the
+structure.
 """
 import json
 import math
@@ -20,17 +21,18 @@ def read_json(path, what, limit=MAX_JSON_BYTES):
     return parse_json(read_regular_file(path, what, limit), f"{what} {path}")
 
 
-def parse_json(data, where, object_pairs_hook=None):
-    """The value of the JSON text `data` (bytes in UTF-8, or str); `where` names it in errors."""
+def parse_json(data, where, object_pairs_hook=None, non_finite=False):
+    """The value of the JSON text `data` (bytes in UTF-8, or str); `where` names it in errors.
+    non_finite=True accepts NaN and Infinity, as Python's json writes them (a checkpoint's best
+    validation loss before the first evaluation)."""
     if isinstance(data, (bytes, bytearray)):
         try:
             data = bytes(data).decode("utf-8")
         except UnicodeDecodeError as e:
             raise ValueError(f"{where} is not valid JSON (not UTF-8 text: byte {e.start})") from None
     try:
-        return json.loads(data, parse_int=_bounded_int, parse_float=_finite_float,
-                          parse_constant=_refuse_constant,
-                          object_pairs_hook=object_pairs_hook)
+        return json.loads(data, parse_int=_bounded_int, parse_float=None if non_finite else _finite_float,
+                          parse_constant=None if non_finite else _refuse_constant, object_pairs_hook=object_pairs_hook)
     except RecursionError:
         raise ValueError(f"{where} is not valid JSON (nested too deeply to be read)") from None
     except ValueError as e:  # json.JSONDecodeError, and the two parse hooks
