@@ -2,8 +2,9 @@
 
 The JSON (model and training configuration, tokenizer, step, RNG state) is stored inside the
 archive as bytes, so one file is always self-consistent, and it is loaded with
-allow_pickle=False, so opening a checkpoint never executes code. This module knows the file, not
-the models: train/saved_model.py builds a trained model from one.
+allow_pickle=False, so opening a checkpoint never executes code. This module knows the file;
+checkpoint_contents.py checks what it holds against the models, and train/saved_model.py builds a
+trained model from one.
 """
 import json
 import math
