@@ -116,6 +116,20 @@ CASES = [
     # prepare and export: outputs that would overwrite their inputs, existing destinations
 
     # crafted and damaged files
+    (["train", "--data", "/dev/zero", "--out-dir", "{root}/new"], "/dev/zero is not a regular file"),
+    (["train", "--init-from", "/dev/null", "--out-dir", "{root}/new"], "/dev/null is not a regular file"),
+    (["train", "--init-from", "{root}/gpt", "--out-dir", "{root}/new"], "is a training run's directory"),
+    (["train", "--init-from", "{root}/gpt/last.npz", "--out-dir", "{root}/new"], "is a training run's checkpoint"),
+    (["train", "--init-from", "{root}/empty-dir", "--out-dir", "{root}/new"], "has no model.safetensors"),
+    (["train", "--init-from", "{root}/input.txt", "--out-dir", "{root}/new"], "input.txt: magic number 543516788, not llm.c's"),
+    (["sample", "--pretrained", "gpt2-xl"], "nothing is downloaded"),
+    (["sample", "--pretrained", "{root}/gpt/best.npz"], "give its directory"),
+    (["sample", "--pretrained", "{root}/cls"], "give it with --out-dir"),
+    (["sample", "--pretrained", "{root}/a-file"], "a-file: the file is 1 bytes"),
+    (["sample", "--pretrained", "/dev/zero"], "/dev/zero is not a regular file"),
+    (["prepare", "--data", "/dev/zero", "--out-dir", "{root}/new"], "/dev/zero is not a regular file"),
+    (["prepare", "--data", "{root}/input.txt", "--tokenizer", "{root}/gpt", "--out-dir", "{root}/new"],
+     "holds no tokenizer"),
 
     # messages that name what the user gave
     (["train-classifier", "--data", "train.tsv"], "unrecognized arguments: --data train.tsv"),

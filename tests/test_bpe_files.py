@@ -78,7 +78,7 @@ def damage(path, text):
     (lambda d: shutil.rmtree(d) or d.write_text("x"), ValueError, "is a file, not a tokenizer directory"),
     (lambda d: [p.unlink() for p in list(d.iterdir())], FileNotFoundError, "holds no tokenizer"),
     (lambda d: (d / "merges.txt").unlink(), FileNotFoundError, "merges file not found: .*merges.txt"),
-    (lambda d: damage(d / "vocab.json", "{not json"), ValueError, "vocab.json is not a JSON file"),
+    (lambda d: damage(d / "vocab.json", "{not json"), ValueError, "vocab.json is not valid JSON"),
     (lambda d: damage(d / "vocab.json", "[1, 2]"), ValueError, "vocab.json must hold a JSON object"),
     (lambda d: damage(d / "vocab.json", '{"a": 0, "b": 2}'), ValueError, "vocab.json: 'b' has id 2"),
     (lambda d: damage(d / "vocab.json", '{"a": 0, "b": 0}'), ValueError, "vocab.json: 'a' and 'b' both have id 0"),

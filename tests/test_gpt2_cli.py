@@ -55,7 +55,7 @@ def test_sample_from_pretrained_weights(gpt2_dir, capsys):
     assert greedy.startswith("Line 7:")
     assert main([*argv, "--temperature", "0"]) == 0 and capsys.readouterr().out == greedy
     assert main(["sample", "--pretrained", str(gpt2_dir / "missing")]) == 2
-    assert "no tokenizer beside the weights" in capsys.readouterr().err
+    assert "pretrained model not found" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("fmt, dest", [("hf", "exported"), ("llmc", "model.bin")])

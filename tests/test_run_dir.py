@@ -148,7 +148,7 @@ def rewrite(path, change_arrays=None, change_meta=None):
     (lambda a: a.update({"model.transformer.wpe.weight": a["model.transformer.wpe.weight"].astype(np.int64)}),
      "transformer.wpe.weight holds int64 values"),
     (lambda a: a.update({"optimizer.m": np.full_like(a["optimizer.m"], np.inf)}), "optimizer state 'm'"),
-    (lambda a: a.pop("model.transformer.ln_f.bias"), "missing keys.*ln_f.bias"),
+    (lambda a: a.pop("model.transformer.ln_f.bias"), "missing arrays.*ln_f.bias"),
 ])
 def test_weights_that_cannot_be_resumed_are_refused_by_name(saved, damage, message):
     changed = rewrite(saved, change_arrays=damage)

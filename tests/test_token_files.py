@@ -80,7 +80,7 @@ def edit_meta(path, **changes):
     (lambda d: edit_meta(d, dtype="float32"), "meta.json has no valid dtype"),
     (lambda d: edit_meta(d, vocab_size=7), "tokenizer.json has .* tokens but meta.json says 7"),
     (lambda d: (d / "tokenizer.json").unlink(), "tokenizer.json not found"),
-    (lambda d: (d / "meta.json").write_text("{"), "meta.json is damaged"),
+    (lambda d: (d / "meta.json").write_text("{"), "meta.json is not valid JSON"),
     (lambda d: (d / "meta.json").unlink(), "meta.json not found"),
     (lambda d: (d / "val.bin").unlink(), "token file not found: .*val.bin"),
 ])

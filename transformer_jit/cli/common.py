@@ -177,6 +177,10 @@ def resumable_meta(out_dir, kind):
     if not path.exists():
         raise FileNotFoundError(f"{out_dir} has no last.npz to resume from")
     _, meta = load_checkpoint(path, arrays=False)
+    try:  # the saved options, checked as the checkpoint's (not as flags the user never gave)
+        meta["train_config"] = asdict(TrainConfig.from_dict(meta["train_config"]))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"checkpoint {path} has a damaged training config: {e}") from None
     if meta["kind"] != kind:
         raise ValueError(f"{path} holds a {meta['kind']} run; resume it with {TRAINING_COMMAND[meta['kind']]} --resume")
     return meta

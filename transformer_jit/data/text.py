@@ -3,12 +3,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..util.regular_file import check_readable_file, read_regular_file  # noqa: F401 (prepare.py checks with it)
+
 
 def load_text(path):
     """Read a UTF-8 text file, with errors that say what is wrong with it."""
     path = Path(path)
-    check_readable_file(path, "data file")
-    raw = path.read_bytes()
+    raw = read_regular_file(path, "data file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -16,17 +17,6 @@ def load_text(path):
     if not text:
         raise ValueError(f"{path} is empty")
     return text
-
-
-def check_readable_file(path, what):
-    """A FileNotFoundError or ValueError that says what `path` is, unless it is a regular file."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    if path.is_dir():
-        raise ValueError(f"{what} {path} is a directory, not a file")
-    if not path.is_file():
-        raise ValueError(f"{what} {path} is not a regular file (a device or a pipe)")
 
 
 def short(text, limit=60):

@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from ..util.atomic import atomic_write
+from ..util.config import is_int
+from ..util.json_file import read_json
+from ..util.regular_file import check_readable_file, open_regular_file
 from .text import TextDataset
 from .tokenizers import tokenizer_from_dict
 
@@ -60,20 +63,23 @@ def open_token_dir(path, block_size):
     """(TextDataset over the memory-mapped splits, tokenizer, meta) of a token directory; every
     inconsistency is an error naming the file."""
     path = Path(path)
-    meta = _read_json(path / "meta.json")
+    meta = _read_json(path / "meta.json", "token-file description")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path / 'meta.json'} does not describe token files of this project")
-    if meta.get("dtype") not in ("uint16", "uint32") or not isinstance(meta.get("vocab_size"), int):
+    if meta.get("dtype") not in ("uint16", "uint32") or not is_int(meta.get("vocab_size")):
         raise ValueError(f"{path / 'meta.json'} has no valid dtype (uint16 or uint32) and vocab_size")
     dtype, vocab_size = np.dtype(meta["dtype"]).newbyteorder("<"), meta["vocab_size"]
-    tokenizer = tokenizer_from_dict(_read_json(path / "tokenizer.json"))
+    saved = _read_json(path / "tokenizer.json", "tokenizer file")
+    try:
+        tokenizer = tokenizer_from_dict(saved)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path / 'tokenizer.json'} is damaged: {e}") from None
     if tokenizer.vocab_size != vocab_size:
         raise ValueError(f"{path / 'tokenizer.json'} has {tokenizer.vocab_size} tokens but meta.json says {vocab_size}")
     arrays = {}
     for split, name in SPLITS.items():
         file = path / name
-        if not file.is_file():
-            raise FileNotFoundError(f"token file not found: {file}")
+        check_readable_file(file, "token file")
         size = file.stat().st_size
         if size % dtype.itemsize:
             raise ValueError(f"{file} holds {size:,} bytes, not a whole number of {dtype.name} ids")
@@ -92,15 +98,16 @@ class TokenFile:
 
     def __init__(self, path, dtype, vocab_size):
         self.path, self.dtype, self.vocab_size = Path(path), np.dtype(dtype), vocab_size
-        self.fd = os.open(path, os.O_RDONLY)
+        self.file = open_regular_file(path, "token file")
+        self.fd = self.file.fileno()
         self.length = os.fstat(self.fd).st_size // self.dtype.itemsize
 
     def __len__(self):
         return self.length
 
     def __del__(self):
-        if getattr(self, "fd", None) is not None:
-            os.close(self.fd)
+        if getattr(self, "file", None) is not None:
+            self.file.close()
 
     def windows(self, starts, length):
         """(len(starts), length) ids: the window at each start."""
@@ -115,11 +122,7 @@ class TokenFile:
         return out
 
 
-def _read_json(path):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path} not found: the directory is not (a finished set of) token files") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path} is damaged ({e})") from None
-
+def _read_json(path, what):
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path} not found: the directory is not (a finished set of) token files")
+    return read_json(path, what)

@@ -10,17 +10,20 @@ buffers, not parameters, ignored. `lm_head.weight`, when present, must equal wte
 A PyTorch pickle (pytorch_model.bin) is refused, never unpickled: loading a pickle can run code.
 """
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
 from ..util.atomic import atomic_write
+from ..util.json_file import read_json
 from .gpt2_layout import LAYER_NORM_EPSILON, LINEAR_WEIGHTS, check_params, copy_finite, gpt2_shapes, gpt2_sizes
 from .safetensors import SafetensorsFile, save_safetensors
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 HEAD = "lm_head.weight"
+LAYER_NAME = re.compile(r"(?:transformer\.)?h\.(\d{1,9})\.")  # a layer's tensors: h.{i}.*
 # config.json's names for the sizes, by nanoGPT's name.
 SIZE_FIELDS = {"vocab_size": "vocab_size", "block_size": "n_positions", "n_layer": "n_layer",
                "n_head": "n_head", "n_embd": "n_embd"}
@@ -52,10 +55,11 @@ class HuggingFaceGPT2:
             raise FileNotFoundError(f"{directory} is not a directory (a Hugging Face model directory holds "
                                     f"{CONFIG} and {WEIGHTS})")
         weights = directory / WEIGHTS
-        if not weights.is_file():
+        if not weights.exists():
             _refuse_without_safetensors(directory)
         self.sizes, tied = read_config(directory / CONFIG)
         self.file = SafetensorsFile(weights)
+        self._check_layer_count()
         self.sources = self._match_tensors()
         self._check_head(tied)
 
@@ -65,6 +69,14 @@ class HuggingFaceGPT2:
         for name, key in self.sources.items():
             value = self.file[key]
             copy_finite(params[name], value.T if name.endswith(LINEAR_WEIGHTS) else value, f"{self.file.path}: {key}")
+
+    def _check_layer_count(self):
+        """config.json's n_layer against the layers the file holds, before anything is made per
+        layer: a crafted n_layer of a billion is refused here, not after a billion loop turns."""
+        layers = {int(m.group(1)) for m in map(LAYER_NAME.match, self.file.names) if m}
+        if len(layers) != self.sizes["n_layer"]:
+            raise ValueError(f"{self.file.path.parent / CONFIG} says n_layer {self.sizes['n_layer']}, but "
+                             f"{self.file.path.name} holds tensors of {len(layers)} layers")
 
     def _match_tensors(self):
         """{nanoGPT name: name in the file}, refusing missing, unexpected, duplicate, mis-shaped
@@ -117,12 +129,9 @@ class HuggingFaceGPT2:
 def read_config(path):
     """(sizes, whether the head is tied) from a GPT-2 config.json, refusing, by field name, every
     setting this package's GPT does not compute."""
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"{path.parent} has no {CONFIG}")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON ({e})") from None
+    config = read_json(path, "model config")
     if not isinstance(config, dict):
         raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
 

@@ -17,11 +17,13 @@ V..Vp are padding (llm.c rounds the vocabulary up to a multiple of 128 for its k
 on load, written as zeros.
 """
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 
 from ..util.atomic import atomic_write
+from ..util.regular_file import open_regular_file
 from .gpt2_layout import check_params, copy_finite, gpt2_shapes, gpt2_sizes
 from .safetensors import widen_bfloat16
 
@@ -54,36 +56,35 @@ class LlmcGPT2:
 
     def __init__(self, path):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"no llm.c checkpoint at {self.path}")
-        size = self.path.stat().st_size
-        if size < HEADER_BYTES:
-            self._fail(f"the file is {size} bytes, shorter than llm.c's {HEADER_BYTES}-byte header")
-        header = [int(v) for v in np.fromfile(self.path, dtype="<i4", count=8)]
-        if header[0] != MAGIC:
-            self._fail(f"magic number {header[0]}, not llm.c's GPT-2 checkpoint magic {MAGIC}")
-        if header[1] not in STORAGE:
-            self._fail(f"version {header[1]}; readable are {FLOAT32} (float32) and {BFLOAT16} (bfloat16)")
-        self.version = header[1]
-        self.sizes = dict(zip(HEADER_SIZES, header[2:7]))
-        self.padded_vocab_size = header[7]
-        bad = [f"{k} {v}" for k, v in self.sizes.items() if v < 1]
-        if bad:
-            self._fail(f"header sizes must be positive, got {', '.join(bad)}")
-        if self.padded_vocab_size < self.sizes["vocab_size"]:
-            self._fail(f"padded_vocab_size {self.padded_vocab_size} is smaller than vocab_size "
-                       f"{self.sizes['vocab_size']}")
-        if self.sizes["n_embd"] % self.sizes["n_head"]:
-            self._fail(f"n_embd {self.sizes['n_embd']} is not a multiple of n_head {self.sizes['n_head']}")
-        self.layout = file_layout(self.sizes, self.padded_vocab_size)
-        storage = STORAGE[self.version]
-        count = sum(n * math.prod(shape) for _, n, shape in self.layout)
-        expected = HEADER_BYTES + count * storage.itemsize
-        if size != expected:
-            self._fail(f"the file is {size} bytes, but its header (version {self.version}, {self._describe()}) "
-                       f"implies {expected}" + (": truncated" if size < expected else ""))
-        self._data = np.memmap(self.path, dtype=storage, mode="r", offset=HEADER_BYTES,
-                               shape=(count,)).view(np.ndarray)
+        with open_regular_file(self.path, "llm.c checkpoint") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < HEADER_BYTES:
+                self._fail(f"the file is {size} bytes, shorter than llm.c's {HEADER_BYTES}-byte header")
+            header = [int(v) for v in np.frombuffer(f.read(32), dtype="<i4")]
+            if header[0] != MAGIC:
+                self._fail(f"magic number {header[0]}, not llm.c's GPT-2 checkpoint magic {MAGIC}")
+            if header[1] not in STORAGE:
+                self._fail(f"version {header[1]}; readable are {FLOAT32} (float32) and {BFLOAT16} (bfloat16)")
+            self.version = header[1]
+            self.sizes = dict(zip(HEADER_SIZES, header[2:7]))
+            self.padded_vocab_size = header[7]
+            bad = [f"{k} {v}" for k, v in self.sizes.items() if v < 1]
+            if bad:
+                self._fail(f"header sizes must be positive, got {', '.join(bad)}")
+            if self.padded_vocab_size < self.sizes["vocab_size"]:
+                self._fail(f"padded_vocab_size {self.padded_vocab_size} is smaller than vocab_size "
+                           f"{self.sizes['vocab_size']}")
+            if self.sizes["n_embd"] % self.sizes["n_head"]:
+                self._fail(f"n_embd {self.sizes['n_embd']} is not a multiple of n_head {self.sizes['n_head']}")
+            self.layout = file_layout(self.sizes, self.padded_vocab_size)
+            storage = STORAGE[self.version]
+            count = sum(n * math.prod(shape) for _, n, shape in self.layout)
+            expected = HEADER_BYTES + count * storage.itemsize
+            if size != expected:
+                self._fail(f"the file is {size} bytes, but its header (version {self.version}, {self._describe()}) "
+                           f"implies {expected}" + (": truncated" if size < expected else ""))
+            # The map outlives the file object: it holds the file itself.
+            self._data = np.memmap(f, dtype=storage, mode="r", offset=HEADER_BYTES, shape=(count,)).view(np.ndarray)
 
     def copy_into(self, params):
         """Fill {nanoGPT name: array} (nn.Linear layout) with the checkpoint's weights."""

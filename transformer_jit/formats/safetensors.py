@@ -16,11 +16,14 @@ file is refused with its name and the tensor's, and nothing is read out of bound
 """
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 
 from ..util.atomic import atomic_write
+from ..util.json_file import parse_json
+from ..util.regular_file import open_regular_file
 
 # How each dtype code is stored. BF16 is stored as the high half of a float32's bits; NumPy has
 # no bfloat16, so it is read as uint16 and widened (see widen_bfloat16).
@@ -55,10 +58,8 @@ class SafetensorsFile:
 
     def __init__(self, path):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"no safetensors file at {self.path}")
-        size = self.path.stat().st_size
-        with open(self.path, "rb") as f:
+        with open_regular_file(self.path, "safetensors file") as f:
+            size = os.fstat(f.fileno()).st_size
             start = f.read(8)
             if len(start) < 8:
                 self._fail(f"the file is {size} bytes, shorter than its 8-byte header length")
@@ -68,15 +69,15 @@ class SafetensorsFile:
             if 8 + n > size:
                 self._fail(f"header length {n} runs past the end of the file ({size} bytes)")
             header = self._parse_header(f.read(n))
-        self.metadata = self._check_metadata(header.pop(METADATA, {}))
-        self.buffer_size = size - 8 - n
-        self._entries = {name: self._check_entry(name, entry) for name, entry in sorted(header.items())}
-        self._check_tiling()
-        if self.buffer_size == 0:
-            self._buffer = np.empty(0, np.uint8)  # mmap cannot map zero bytes
-        else:
-            self._buffer = np.memmap(self.path, dtype=np.uint8, mode="r", offset=8 + n,
-                                     shape=(self.buffer_size,)).view(np.ndarray)
+            self.metadata = self._check_metadata(header.pop(METADATA, {}))
+            self.buffer_size = size - 8 - n
+            self._entries = {name: self._check_entry(name, entry) for name, entry in sorted(header.items())}
+            self._check_tiling()
+            if self.buffer_size == 0:
+                self._buffer = np.empty(0, np.uint8)  # mmap cannot map zero bytes
+            else:  # the map outlives the file object: it holds the file itself
+                self._buffer = np.memmap(f, dtype=np.uint8, mode="r", offset=8 + n,
+                                         shape=(self.buffer_size,)).view(np.ndarray)
 
     @property
     def names(self):
@@ -112,16 +113,16 @@ class SafetensorsFile:
         raise ValueError(f"{self.path}: {message}")
 
     def _parse_header(self, blob):
-        def refuse_duplicates(pairs):
+        twice = set()
+
+        def note_duplicates(pairs):
             keys = [k for k, _ in pairs]
-            if len(set(keys)) != len(keys):
-                self._fail(f"header names {sorted(k for k in set(keys) if keys.count(k) > 1)} twice")
+            twice.update(k for k in keys if keys.count(k) > 1)
             return dict(pairs)
 
-        try:
-            header = json.loads(blob.decode("utf-8"), object_pairs_hook=refuse_duplicates)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:  # RecursionError: nesting too deep
-            self._fail(f"header is not valid JSON ({type(e).__name__}: {e})")
+        header = parse_json(blob, f"{self.path}: the header", note_duplicates)
+        if twice:
+            self._fail(f"header names {sorted(twice)} twice")
         if not isinstance(header, dict):
             self._fail(f"header must be a JSON object, got {type(header).__name__}")
         return header

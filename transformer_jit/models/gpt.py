@@ -128,6 +128,8 @@ class GPT(Model):
 
     @classmethod
     def _from_checkpoint(cls, checkpoint, dropout, dtype, attn_dropout):
+        if np.dtype(dtype) not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}: the weights are floating point")
         config = GPTConfig(**checkpoint.sizes, dropout=dropout, attn_dropout=attn_dropout)
         model = cls.for_loading(config, dtype=dtype)
         checkpoint.copy_into(model._parameter_views())

@@ -11,14 +11,40 @@ from .configs import GPTConfig
 from .gpt import GPT
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt", "encoder.json", "vocab.bpe")
+RUN_CHECKPOINTS = ("best.npz", "last.npz")
+ZIP_MAGIC = b"PK\x03\x04"  # a .npz checkpoint is a zip archive
+
+
+def check_pretrained_path(path):
+    """Refuse, with what to do instead, a path that holds no pretrained GPT-2: one that does not
+    exist (a hub name: nothing is downloaded), a training run's directory or checkpoint."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"pretrained model not found: {path} is neither a directory nor a file, and nothing is downloaded: "
+            f"fetch config.json, model.safetensors, vocab.json and merges.txt of a GPT-2 (for a hub name, from "
+            f"huggingface.co/NAME) into a directory and give that, or give an llm.c .bin file")
+    if path.is_dir() and any((path / name).exists() for name in RUN_CHECKPOINTS) \
+            and not (path / "model.safetensors").exists():
+        raise ValueError(f"{path} is a training run's directory, not a pretrained model: give it with --out-dir")
+    if path.is_file() and (path.suffix == ".npz" or _starts_with(path, ZIP_MAGIC)):
+        raise ValueError(f"{path} is a training run's checkpoint, not a pretrained model: give its directory "
+                         f"({path.parent}) with --out-dir")
+
+
+def _starts_with(path, prefix):
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(prefix)) == prefix
+    except OSError:
+        return False
 
 
 def pretrained_config(path, dropout=0.0, attn_dropout=0.0):
     """The GPTConfig of the weights at `path` (read from their header, not the weights), with the
     dropout rates to fine-tune with."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"pretrained model not found: {path}")
+    check_pretrained_path(path)
     reader = HuggingFaceGPT2(path) if path.is_dir() else LlmcGPT2(path)
     return GPTConfig(**reader.sizes, dropout=dropout, attn_dropout=attn_dropout)
 
@@ -33,15 +59,15 @@ def pretrained_tokenizer(path):
 
 
 def load_pretrained(path, dropout=0.0, seed=0, attn_dropout=0.0):
-    """(GPT with the weights at `path`, its tokenizer)."""
+    """(GPT with the weights at `path`, its tokenizer). The weights' header and the tokenizer are
+    checked, against each other too, before memory for the model is asked for."""
     path = Path(path)
+    config = pretrained_config(path, dropout, attn_dropout)
     tokenizer = pretrained_tokenizer(path)
-    if not path.exists():
-        raise FileNotFoundError(f"pretrained model not found: {path}")
+    if config.vocab_size != tokenizer.vocab_size:
+        raise ValueError(f"{path}: the weights have {config.vocab_size} tokens but the tokenizer "
+                         f"{tokenizer.vocab_size}")
     load = GPT.from_pretrained if path.is_dir() else GPT.from_llmc
     model = load(path, dropout=dropout, attn_dropout=attn_dropout)
-    if model.config.vocab_size != tokenizer.vocab_size:
-        raise ValueError(f"{path}: the weights have {model.config.vocab_size} tokens but the tokenizer "
-                         f"{tokenizer.vocab_size}")
     model.seed = seed
     return model, tokenizer

@@ -2,16 +2,22 @@
 
 The JSON (model and training configuration, tokenizer, step, RNG state) is stored inside the
 archive as bytes, so one file is always self-consistent, and it is loaded with
-allow_pickle=False, so opening a checkpoint never executes code. This module knows the file, not
-the models: train/saved_model.py builds a trained model from one.
+allow_pickle=False, so opening a checkpoint never executes code. This module knows the file;
+checkpoint_contents.py checks what it holds against the models, and train/saved_model.py builds a
+trained model from one.
 """
 import json
+import math
+import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..util.atomic import atomic_write
+from ..util.json_file import parse_json
+from ..util.regular_file import open_regular_file
+from .checkpoint_contents import check_contents
 
 FORMAT = "transformer-jit-checkpoint"
 VERSION = 1
@@ -38,19 +44,44 @@ def save_checkpoint(path, arrays, meta):
 
 def load_checkpoint(path, arrays=True):
     """Return (arrays, meta), or with arrays=False ({}, meta) without reading the arrays; a missing
-    or damaged file raises an error that says which."""
+    or damaged file raises an error that says which. Each array's declared size is checked against
+    the bytes that hold it before it is read, and the description and the arrays against each
+    other (checkpoint_contents.py) before any model is built from them."""
     want_arrays = arrays
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files if name != _META and want_arrays}
-            meta = json.loads(archive[_META].tobytes().decode("utf-8"))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as e:
-        raise ValueError(f"checkpoint {path} is damaged or not a transformer-jit checkpoint ({e})") from None
+    with open_regular_file(path, "checkpoint") as f:
+        try:
+            _check_members(f)
+            with np.load(f, allow_pickle=False) as archive:
+                arrays = {name: archive[name] for name in archive.files if name != _META and want_arrays}
+                meta = parse_json(archive[_META].tobytes(), "its description", non_finite=True)
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as e:
+            raise ValueError(f"checkpoint {path} is damaged or not a transformer-jit checkpoint ({e})") from None
     _check_meta(path, meta)
+    check_contents(path, meta, arrays if want_arrays else None)
     return arrays, meta
+
+
+def _check_members(f):
+    """Refuse an archive member whose array header declares more bytes than the member holds (a
+    crafted shape would otherwise be allocated before the data runs out), or that is compressed:
+    np.savez stores them as they are, so the stored sizes bound every array by the file's size."""
+    size = os.fstat(f.fileno()).st_size
+    with zipfile.ZipFile(f) as archive:
+        for info in archive.infolist():
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size > size:
+                raise ValueError(f"member {info.filename!r} is compressed or larger than the file")
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(member)
+                if math.prod(shape) * dtype.itemsize > info.file_size:
+                    raise ValueError(f"member {info.filename!r} declares a {dtype} array of shape {shape}, more "
+                                     f"than its {info.file_size:,} bytes")
+    f.seek(0)
 
 
 def _check_meta(path, meta):

@@ -3,4 +3,7 @@
     atomic   atomic_write: a temporary file, fsynced, renamed over the target
     config   ConfigError and the checks of configuration dataclasses (check_fields, check_range,
              config_from_dict, is_int, is_number)
+    regular_file   open_regular_file, read_regular_file, check_readable_file: input files that must
+                   be regular files (a pipe or a device would block a read)
+    json_file      read_json, parse_json: untrusted JSON, every failure one ValueError naming the file
 """

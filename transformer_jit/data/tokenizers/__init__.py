@@ -16,7 +16,7 @@ TOKENIZERS = {"char": CharTokenizer, "seq": SeqTokenizer, "pair": TokenizerPair,
 
 def tokenizer_from_dict(d):
     """The tokenizer a checkpoint saved with `to_dict()`, whatever its type."""
-    if not isinstance(d, dict) or d.get("type") not in TOKENIZERS:
+    if not isinstance(d, dict) or not isinstance(d.get("type"), str) or d["type"] not in TOKENIZERS:
         kind = d.get("type") if isinstance(d, dict) else type(d).__name__
         raise ValueError(f"unknown tokenizer {kind!r}; expected one of {sorted(TOKENIZERS)}")
     return TOKENIZERS[d["type"]].from_dict(d)

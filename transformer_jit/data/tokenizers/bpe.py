@@ -308,7 +308,8 @@ class BPETokenizer:
     def from_pretrained(cls, directory):
         """Read a directory in Hugging Face's layout (vocab.json + merges.txt) or OpenAI's
         (encoder.json + vocab.bpe). Vocabulary entries that are neither one of the 256 bytes nor
-        made by a merge (GPT-2's <|endoftext|>) are the special tokens."""
+        made by a merge are the special tokens, and must be declared as such: named <|...|> as
+        GPT-2's <|endoftext|>, or listed in an added_tokens.json beside them."""
         tokens, merges, specials, where = read_pretrained(directory)
         try:
             return cls._from_ids(tokens, merges, specials)
@@ -346,7 +347,10 @@ class BPETokenizer:
             data = [b"" if t is None else text_to_bytes(t) for t in tokens]
         except (TypeError, ValueError) as e:
             raise ValueError(f"BPE tokenizer dict: a token is not byte-level text ({e})") from None
-        return cls._from_ids(data, list(zip(merges[::2], merges[1::2])), special)
+        try:
+            return cls._from_ids(data, list(zip(merges[::2], merges[1::2])), special)
+        except TypeError as e:  # a special token that is not a str -> id pair
+            raise ValueError(f"BPE tokenizer dict: {e}") from None
 
 
 def _is_utf8(data):

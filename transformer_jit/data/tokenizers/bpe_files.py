@@ -5,23 +5,32 @@
 
 Tokens are written in the byte-level alphabet (byte_unicode.py: b" the" is "Ġthe"), so a
 merge line's two tokens never hold a space. Merges are in rank order, the first line first.
-Special tokens (<|endoftext|>) are in the vocabulary under their own text.
+Special tokens (<|endoftext|>) are in the vocabulary under their own text. Every other entry
+must be one of the 256 bytes or made by a merge line, so a merges file that lost lines is refused
+rather than its tokens turned into special tokens that match as raw text.
 """
 import json
+import re
 from pathlib import Path
 
 from ...util.atomic import atomic_write
+from ...util.json_file import read_json
+from ...util.regular_file import read_regular_file
 from .byte_unicode import bytes_to_text, text_to_bytes
-from ..text import check_readable_file
 
 LAYOUTS = (("vocab.json", "merges.txt"), ("encoder.json", "vocab.bpe"))
 MERGES_HEADER = "#version: 0.2"
+# How a vocabulary declares a special token: GPT-2's convention, <|name|> (<|endoftext|>), or an
+# entry of Hugging Face's added_tokens.json beside it.
+SPECIAL_NAME = re.compile(r"<\|[^|\s]+\|>")
+ADDED_TOKENS = "added_tokens.json"
 
 
 def read_pretrained(directory):
     """(tokens, merges, special_tokens, directory) from a tokenizer directory: tokens as bytes by
     id, merges as (left id, right id) in rank order, special tokens {text: id}. A vocabulary entry
-    is a special token if it is neither one of the 256 bytes nor made by a merge line."""
+    that is neither one of the 256 bytes nor made by a merge line must be a declared special token
+    (SPECIAL_NAME, ADDED_TOKENS)."""
     directory = Path(directory)
     if not directory.exists():
         raise FileNotFoundError(f"tokenizer directory not found: {directory}")
@@ -40,7 +49,7 @@ def read_pretrained(directory):
         try:
             data[name] = text_to_bytes(name)
         except ValueError:
-            pass  # not byte-level text: a special token
+            pass  # not byte-level text: a special token, if declared as one
     made = {bytes([b]) for b in range(256)} | {left + right for left, right, _ in merges}
     index = {data[name]: i for i, name in enumerate(names) if name in data and data[name] in made}
     specials = {name: i for i, name in enumerate(names) if not (name in data and data[name] in made)}
@@ -52,8 +61,26 @@ def read_pretrained(directory):
                 raise ValueError(f"{merges_path} line {line}: {_name(part)} is " + (
                     "neither a byte nor made by any merge line" if known else f"not a token of {vocab_path.name}"))
         merge_ids.append((index[left], index[right]))
+    declared = _declared_specials(directory)
+    undeclared = [name for name in specials if not (SPECIAL_NAME.fullmatch(name) or name in declared)]
+    if undeclared:
+        first = undeclared[0]
+        raise ValueError(f"{vocab_path}: {len(undeclared)} entries, such as {first!r} (id {specials[first]}), are "
+                         f"neither a byte, nor made by a line of {merges_path.name}, nor special tokens (<|name|>, "
+                         f"or listed in {ADDED_TOKENS}): the two files do not belong together")
     tokens = [data.get(name, b"") for name in names]
     return tokens, merge_ids, specials, directory
+
+
+def _declared_specials(directory):
+    """The special tokens that added_tokens.json ({token: id}) declares, if the directory has one."""
+    path = directory / ADDED_TOKENS
+    if not path.exists():
+        return set()
+    added = read_json(path, "added-tokens file")
+    if not isinstance(added, dict):
+        raise ValueError(f"{path} must hold a JSON object of token -> id, got {type(added).__name__}")
+    return set(added)
 
 
 def _name(data):
@@ -62,11 +89,7 @@ def _name(data):
 
 def _read_vocab(path):
     """The names of the tokens of a vocab.json / encoder.json, by id."""
-    check_readable_file(path, "vocabulary file")
-    try:
-        vocab = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path} is not a JSON file ({e})") from None
+    vocab = read_json(path, "vocabulary file")
     if not isinstance(vocab, dict) or not vocab:
         raise ValueError(f"{path} must hold a JSON object of token -> id")
     bad = [k for k, v in vocab.items() if not isinstance(v, int) or isinstance(v, bool)]
@@ -84,9 +107,9 @@ def _read_vocab(path):
 
 def _read_merges(path):
     """[(left bytes, right bytes, line number)] of a merges.txt / vocab.bpe, in rank order."""
-    check_readable_file(path, "merges file")
+    raw = read_regular_file(path, "merges file")
     try:
-        lines = path.read_text(encoding="utf-8").split("\n")
+        lines = raw.decode("utf-8").split("\n")
     except UnicodeDecodeError as e:
         raise ValueError(f"{path} is not UTF-8 text ({e})") from None
     merges = []

@@ -80,9 +80,7 @@ class CharTokenizer:
 
     @classmethod
     def from_dict(cls, d):
-        if d.get("type") != "char":
-            raise ValueError(f"not a character tokenizer: {d.get('type')!r}")
-        return cls(d["chars"])
+        return cls(_saved_chars(d, "char", "character tokenizer"))
 
 
 class SeqTokenizer(CharTokenizer):
@@ -126,9 +124,7 @@ class SeqTokenizer(CharTokenizer):
 
     @classmethod
     def from_dict(cls, d):
-        if d.get("type") != "seq":
-            raise ValueError(f"not a sequence tokenizer: {d.get('type')!r}")
-        return cls(d["chars"])
+        return cls(_saved_chars(d, "seq", "sequence tokenizer"))
 
 
 class TokenizerPair:
@@ -142,6 +138,19 @@ class TokenizerPair:
 
     @classmethod
     def from_dict(cls, d):
-        if d.get("type") != "pair":
-            raise ValueError(f"not a tokenizer pair: {d.get('type')!r}")
-        return cls(SeqTokenizer.from_dict(d["src"]), SeqTokenizer.from_dict(d["tgt"]))
+        if not isinstance(d, dict) or d.get("type") != "pair":
+            raise ValueError(f"not a tokenizer pair: {_type_of(d)!r}")
+        return cls(SeqTokenizer.from_dict(d.get("src")), SeqTokenizer.from_dict(d.get("tgt")))
+
+
+def _saved_chars(d, kind, what):
+    """The characters of a saved tokenizer dict of type `kind`: a non-empty string."""
+    if not isinstance(d, dict) or d.get("type") != kind:
+        raise ValueError(f"not a {what}: {_type_of(d)!r}")
+    if not isinstance(d.get("chars"), str) or not d["chars"]:
+        raise ValueError(f"a saved {what} needs 'chars', a non-empty string, got {d.get('chars')!r:.60}")
+    return d["chars"]
+
+
+def _type_of(d):
+    return d.get("type") if isinstance(d, dict) else type(d).__name__
