@@ -46,6 +46,7 @@ def test_openai_layout(tok, saved):
     assert same(BPETokenizer.from_pretrained(saved), tok)
 
 
+@pytest.mark.interop
 def test_transformers_gpt2_tokenizer_reads_the_files(tok, saved):
     transformers = pytest.importorskip("transformers", reason="transformers is a benchmark-only package")
     theirs = transformers.GPT2Tokenizer.from_pretrained(str(saved))
@@ -54,6 +55,7 @@ def test_transformers_gpt2_tokenizer_reads_the_files(tok, saved):
     assert theirs.convert_tokens_to_ids(EOT) == tok.eot_token
 
 
+@pytest.mark.interop
 def test_tokenizers_library_reads_the_files(tok, saved):
     tokenizers = pytest.importorskip("tokenizers", reason="tokenizers is a benchmark-only package")
     theirs = tokenizers.ByteLevelBPETokenizer(str(saved / "vocab.json"), str(saved / "merges.txt"))
@@ -110,6 +112,7 @@ def test_inconsistent_files_are_named(tok, saved):
         BPETokenizer.from_pretrained(saved)  # the first merge gone
 
 
+@pytest.mark.interop
 def test_reads_files_that_hugging_face_trained(tmp_path):
     """Hugging Face's trainer puts the special tokens first (id 0); they are still found."""
     tokenizers = pytest.importorskip("tokenizers", reason="tokenizers is a benchmark-only package")

@@ -88,6 +88,7 @@ def test_bfloat16_loads_as_float32_exactly(tmp_path):
     np.testing.assert_array_equal(w.reshape(-1), values)
 
 
+@pytest.mark.interop
 def test_bfloat16_written_by_the_library_from_torch_loads_here(tmp_path, rng):
     torch = pytest.importorskip("torch", reason="torch (bench extra) writes bfloat16; not installed")
     from safetensors.torch import save_file
