@@ -11,8 +11,9 @@ How each of this project's hyperparameters maps onto torch's:
     RMSprop   torch.optim.RMSprop(lr, alpha, eps, momentum=0, centered=False): eps outside the sqrt
     Adam      torch.optim.Adam(lr, betas, eps, weight_decay=0): both bias corrections, eps added to
               sqrt(v / (1 - beta2^t)), as in Kingma & Ba
-    AdamW     torch.optim.AdamW with weight_decay on the matrices and embeddings and 0 on biases and
-              layer-norm gains (two parameter groups): w <- w (1 - lr wd) before the Adam update
+    AdamW     torch.optim.AdamW with weight_decay on the parameters declared to decay and 0 on the others
+              (two parameter groups; tests/test_optimizer_runs.py checks which those are: the
+              matrices and embeddings): w <- w (1 - lr wd) before the Adam update
 
 The learning rate changes every step (a schedule sets `lr` before each step), except for Momentum.
 Gradients mix scales 1e-3, 1 and 10, so that eps and the moments' decay rates matter.
@@ -33,11 +34,6 @@ from transformer_jit.train.optim import SGD, AdaGrad, Adam, AdamW, Momentum, RMS
 STEPS = 10
 LR = 0.01
 BETAS, EPS, ALPHA, MOMENTUM, WEIGHT_DECAY = (0.8, 0.95), 1e-6, 0.9, 0.8, 0.5
-
-
-def decays(name):
-    """Documented: matrices and embeddings decay; biases and layer-norm gains do not."""
-    return not (name.endswith(".bias") or name.split(".")[-2].startswith("ln_"))
 
 
 # name: (the project's optimizer, torch's with the matching settings, whether lr may change)
@@ -70,8 +66,8 @@ def test_optimizer_matches_torch(name, dtype):
     views = {n: p for n, p in model.store.params.items()}
     weights = {n: torch.tensor(p.data) for n, p in views.items()}  # copies
     if name == "adamw":
-        groups = [{"params": [weights[n] for n in views if decays(n)], "weight_decay": WEIGHT_DECAY},
-                  {"params": [weights[n] for n in views if not decays(n)], "weight_decay": 0.0}]
+        groups = [{"params": [weights[n] for n, p in views.items() if p.decay], "weight_decay": WEIGHT_DECAY},
+                  {"params": [weights[n] for n, p in views.items() if not p.decay], "weight_decay": 0.0}]
     else:
         groups = [{"params": list(weights.values())}]
     ours, theirs = ours_for(model), theirs_for(groups)
