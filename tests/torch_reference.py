@@ -1,4 +1,4 @@
-"""The three models rebuilt in PyTorch from its own layers, as a yardstick written apart from this project.
+"""The three models rebuilt from PyTorch's own layers: a yardstick written apart from this project.
 
 The blocks are torch.nn.TransformerEncoderLayer and TransformerDecoderLayer (multi-head attention,
 feed-forward, residuals and layer norms all torch's), the stacks and heads are written here from
@@ -50,21 +50,18 @@ class Links:
         self.pairs = []
 
     def add(self, param, *names):
+        """param: the rows of `names` stacked; a missing param (no bias) is nothing to link."""
         if param is not None:
             self.pairs.append((param, names))
 
-    def extend(self, module, prefix, bias):
-        """A torch nn.Linear or nn.LayerNorm whose weight (and bias) are the project's `prefix`'s."""
+    def add_layer(self, module, prefix):
+        """An nn.Linear or nn.LayerNorm: its weight and bias, if any, are the project's `prefix`'s."""
         self.add(module.weight, f"{prefix}.weight")
-        if bias:
-            self.add(module.bias, f"{prefix}.bias")
-
-    def names(self):
-        return [name for _, names in self.pairs for name in names]
+        self.add(module.bias, f"{prefix}.bias")
 
     def load(self, state):
         """Copy the project's weights in, and remember how many rows each has."""
-        self.rows = {name: state[name].shape[0] for name in self.names()}
+        self.rows = {name: state[name].shape[0] for _, names in self.pairs for name in names}
         with torch.no_grad():
             for param, names in self.pairs:
                 param.copy_(torch.cat([torch.from_numpy(state[name]) for name in names]))
@@ -95,7 +92,7 @@ class Stack(nn.Module):
                   batch_first=True, norm_first=norm_first, bias=bias)
             for _ in range(n_layer))
         self.norm = nn.LayerNorm(n_embd, eps=1e-5, bias=bias) if norm_first else None
-        self.decoder, self.bias, self.scale = decoder, bias, scale
+        self.decoder, self.scale = decoder, scale
 
     def forward(self, ids, padding, causal, memory=None, memory_padding=None):
         """ids (B, T); padding (B, T) bool, True at padding; memory (B, S, C) for a decoder."""
@@ -119,23 +116,23 @@ class Stack(nn.Module):
         for i, layer in enumerate(self.layers):
             block = f"{prefix}.{names['layers']}.{i}"
             attn, mlp = f"{block}.{names['attn']}", f"{block}.{names['mlp']}"
-            links.extend(layer.norm1, f"{block}.{names['ln_1']}", self.bias)
+            links.add_layer(layer.norm1, f"{block}.{names['ln_1']}")
             links.add(layer.self_attn.in_proj_weight, f"{attn}.c_attn.weight")  # rows: q, k, v
             links.add(layer.self_attn.in_proj_bias, f"{attn}.c_attn.bias")
-            links.extend(layer.self_attn.out_proj, f"{attn}.c_proj", self.bias)
+            links.add_layer(layer.self_attn.out_proj, f"{attn}.c_proj")
             ffn_norm = layer.norm2
             if self.decoder:
                 cross = f"{block}.{names['cross_attn']}"
-                links.extend(layer.norm2, f"{block}.{names['ln_cross']}", self.bias)
+                links.add_layer(layer.norm2, f"{block}.{names['ln_cross']}")
                 links.add(layer.multihead_attn.in_proj_weight, f"{cross}.c_q.weight", f"{cross}.c_kv.weight")
                 links.add(layer.multihead_attn.in_proj_bias, f"{cross}.c_q.bias", f"{cross}.c_kv.bias")
-                links.extend(layer.multihead_attn.out_proj, f"{cross}.c_proj", self.bias)
+                links.add_layer(layer.multihead_attn.out_proj, f"{cross}.c_proj")
                 ffn_norm = layer.norm3
-            links.extend(ffn_norm, f"{block}.{names['ln_2']}", self.bias)
-            links.extend(layer.linear1, f"{mlp}.c_fc", self.bias)
-            links.extend(layer.linear2, f"{mlp}.c_proj", self.bias)
+            links.add_layer(ffn_norm, f"{block}.{names['ln_2']}")
+            links.add_layer(layer.linear1, f"{mlp}.c_fc")
+            links.add_layer(layer.linear2, f"{mlp}.c_proj")
         if self.norm is not None:
-            links.extend(self.norm, f"{prefix}.{names['norm']}", self.bias)
+            links.add_layer(self.norm, f"{prefix}.{names['norm']}")
 
 
 class Reference(nn.Module):
@@ -176,7 +173,7 @@ class ReferenceClassifier(Reference):
         self.classifier = nn.Linear(c.n_embd, c.n_classes)
         self.links = Links()
         self.encoder.link(self.links, "encoder", PAPER_NAMES)
-        self.links.extend(self.classifier, "classifier", True)
+        self.links.add_layer(self.classifier, "classifier")
 
     def forward(self, ids):
         c = self.config
