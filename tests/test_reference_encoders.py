@@ -29,6 +29,11 @@ ARCHITECTURES = [dict(norm_first=n, activation=a, positional=p)
                  for n, a, p in itertools.product([True, False], ["relu", "gelu"], ["sinusoidal", "learned"])]
 
 
+def described(options):
+    """A test id that says what the case is: norm_first=False-activation=relu-..."""
+    return "-".join(f"{key}={value}" for key, value in options.items())
+
+
 def randomise(model, seed):
     """Weights far from their initial values (gains not 1, biases not 0), so that every path counts."""
     model.params[:] = np.random.default_rng(seed).normal(0.0, 0.3, model.params.shape)
@@ -64,7 +69,7 @@ def classifier_batch():
 @pytest.mark.parametrize("options", ARCHITECTURES + [
     dict(pooling="cls"),
     dict(bias=False, n_inner=12, label_smoothing=0.1, norm_first=False, activation="relu"),
-])
+], ids=described)
 def test_encoder_classifier_matches_torch(options):
     config = ClassifierConfig(vocab_size=7, max_len=5, n_layer=2, n_head=2, n_embd=8, n_classes=3, pad_id=PAD,
                               cls_id=CLS, **options)
@@ -89,7 +94,7 @@ def seq2seq_batch():
 @pytest.mark.parametrize("options", ARCHITECTURES + [
     dict(tie_weights=False, bias=False, n_inner=12, label_smoothing=0.1),
     dict(tie_weights=False, norm_first=False, activation="relu", label_smoothing=0.1),
-])
+], ids=described)
 def test_encoder_decoder_matches_torch(options):
     config = Seq2SeqConfig(src_vocab_size=7, tgt_vocab_size=6, max_src_len=5, max_tgt_len=4, n_encoder_layer=2,
                            n_decoder_layer=2, n_head=2, n_embd=8, pad_id=PAD, bos_id=BOS, eos_id=EOS, **options)
@@ -107,7 +112,7 @@ def test_encoder_decoder_matches_torch(options):
     dict(positional="sinusoidal", bias=False),
     dict(positional="sinusoidal", bias=True),
     dict(positional="learned", bias=False),
-])
+], ids=described)
 def test_gpt_matches_torch(options):
     config = GPTConfig(vocab_size=11, block_size=6, n_layer=2, n_head=2, n_embd=8, **options)
     model = randomise(GPT(config, dtype=np.float64), seed=3)
