@@ -6,7 +6,6 @@ import pytest
 
 from gradcheck import check_model_gradients
 from transformer_jit import Seq2SeqConfig, Seq2SeqTransformer, TrainConfig, Trainer, beam_search, greedy_decode
-from transformer_jit.models.translation import length_penalty
 from transformer_jit.nn.attention import CrossAttention
 from transformer_jit.nn.context import Context, Memory
 from transformer_jit.nn.parameters import ParameterStore
@@ -129,20 +128,39 @@ def log_prob(model, src, tokens, eos):
     return sum(logp[t, tok] for t, tok in enumerate(out))
 
 
-@pytest.mark.parametrize("alpha", [0.0, 1.0])
-def test_wide_beam_search_finds_the_best_sequence(rng, alpha):
+def gnmt_penalty(length, alpha):
+    """GNMT's length penalty (Wu et al. 2016, eq. 14), (5 + |Y|)^alpha / 6^alpha: written here
+    from the paper, apart from the code under test."""
+    return (5 + length) ** alpha / 6 ** alpha
+
+
+def brute_force_best(model, src, alpha, words, max_len):
+    """(score, tokens) of the best of every hypothesis: each finished one (n < max_len tokens, then
+    EOS) and each unfinished one at the length limit, scored log P / gnmt_penalty(|Y|)."""
+    scored = []
+    for n in range(max_len):
+        for seq in itertools.product(words, repeat=n):
+            scored.append((log_prob(model, src, seq, True) / gnmt_penalty(n + 1, alpha), seq))
+    for seq in itertools.product(words, repeat=max_len):
+        scored.append((log_prob(model, src, seq, False) / gnmt_penalty(max_len, alpha), seq))
+    return max(scored)
+
+
+@pytest.mark.parametrize("seed, alpha, penalty_decides", [
+    (0, 0.0, False),
+    (0, 1.0, False),
+    (25, 0.6, True),  # the raw log-probability prefers the empty output, the penalty three tokens
+])
+def test_wide_beam_search_finds_the_best_sequence(seed, alpha, penalty_decides):
     """With a beam wider than the number of hypotheses, beam search is exhaustive: its answer must
-    be the brute-force best under the same length-normalised score."""
+    be the brute-force best under GNMT's length-normalised score."""
+    rng = np.random.default_rng(seed)
     model = random_model(rng, dtype=np.float64, std=0.5, max_tgt_len=3)
     src = rng.integers(3, 7, 4)
     words = [3, 4, 5]  # the target vocabulary without PAD, BOS, EOS
-    scored = []
-    for n in range(0, 3):  # finished: n tokens then EOS
-        for seq in itertools.product(words, repeat=n):
-            scored.append((log_prob(model, src, seq, True) / length_penalty(n + 1, alpha), seq))
-    for seq in itertools.product(words, repeat=3):  # unfinished at the length limit
-        scored.append((log_prob(model, src, seq, False) / length_penalty(3, alpha), seq))
-    best_score, best = max(scored)
+    best_score, best = brute_force_best(model, src, alpha, words, max_len=3)
+    _, unpenalised = brute_force_best(model, src, 0.0, words, max_len=3)
+    assert (best != unpenalised) == penalty_decides
     (found,), (score,) = beam_search(model, src[None], beam_width=64, alpha=alpha, return_scores=True)
     assert tuple(found) == best
     assert abs(score - best_score) < 1e-9
