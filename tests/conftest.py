@@ -23,12 +23,26 @@ def fixed_threads():
     set_adaptive_threads(was_adaptive)
 
 
+# With TRANSFORMER_JIT_INTEROP=1 (CI's second stage, where the interop extra is installed), a test
+# marked `interop` that skips, or a test module skipped whole, fails instead: no comparison with
+# another library may go silently unrun.
+INTEROP = os.environ.get("TRANSFORMER_JIT_INTEROP") == "1"
+
+
+def _fail_skip(report):
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+    report.outcome, report.longrepr = "failed", f"skipped where the interop extra is installed: {reason}"
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """With TRANSFORMER_JIT_INTEROP=1 (CI's second stage, where the interop extra is installed), a
-    test marked `interop` that skips fails instead: no comparison with another library may go
-    silently unrun."""
     report = (yield).get_result()
-    if report.skipped and item.get_closest_marker("interop") and os.environ.get("TRANSFORMER_JIT_INTEROP") == "1":
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
-        report.outcome, report.longrepr = "failed", f"skipped where the interop extra is installed: {reason}"
+    if INTEROP and report.skipped and item.get_closest_marker("interop"):
+        _fail_skip(report)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    report = (yield).get_result()
+    if INTEROP and report.skipped:
+        _fail_skip(report)

@@ -16,6 +16,7 @@ import itertools
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.interop
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 from torch_reference import ReferenceClassifier, ReferenceGPT, ReferenceSeq2Seq  # noqa: E402

@@ -26,6 +26,7 @@ an ulp of the weights per step.
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.interop
 torch = pytest.importorskip("torch")
 
 from transformer_jit import GPT, GPTConfig  # noqa: E402
