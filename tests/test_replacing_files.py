@@ -288,8 +288,11 @@ class BrokenDigest:
 ])
 def test_a_failed_prepare_leaves_the_old_token_files_byte_identical(dataset, monkeypatch, capsys, stage, status):
     monkeypatch.setattr(prepare_module, "CHUNK", 256)
-    if stage == "not UTF-8 at the end":
+    options = []
+    if stage == "not UTF-8 at the end":  # found while encoding: the BPE is trained on the start only
         Path("new.txt").write_bytes(NEW_TEXT.encode() + b"\xff\n")
+        monkeypatch.setattr(prepare_module, "BPE_SAMPLE", 1024)
+        options = ["--tokenizer", "bpe", "--vocab-size", "260"]
     elif stage == "Ctrl-C in train.bin":
         monkeypatch.setattr(prepare_module, "_read_text", read_text_then(interrupt, "train"))
     elif stage == "SIGTERM in val.bin":
@@ -303,7 +306,7 @@ def test_a_failed_prepare_leaves_the_old_token_files_byte_identical(dataset, mon
         monkeypatch.setattr(prepare_module, "hashlib", SimpleNamespace(sha256=BrokenDigest))
     before = snapshot(dataset)
     capsys.readouterr()
-    assert main(["prepare", "--data", "new.txt", "--out-dir", "d", "--overwrite"]) == status
+    assert main(["prepare", "--data", "new.txt", "--out-dir", "d", "--overwrite", *options]) == status
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert snapshot(dataset) == before
 
@@ -353,23 +356,31 @@ def run(tmp_path_factory):
 
 @pytest.fixture
 def exported(run, tmp_path, monkeypatch):
-    """tmp_path with an hf export in hf/ and an llm.c one in model.bin."""
+    """tmp_path with an hf export in hf/ and an llm.c one in model.bin, each marked as older than
+    what exporting the run writes now."""
     monkeypatch.chdir(tmp_path)
     assert main(["export", "--out-dir", str(run), "--format", "hf", "hf"]) == 0
     assert main(["export", "--out-dir", str(run), "--format", "llmc", "model.bin"]) == 0
+    config = json.loads(Path("hf/config.json").read_text())
+    Path("hf/config.json").write_text(json.dumps({**config, "old": True}))
+    with open("model.bin", "ab") as f:
+        f.write(b"old")
     return tmp_path
 
 
 def test_an_existing_export_is_replaced_only_with_overwrite(run, exported, capsys):
-    before = snapshot(exported)
     for fmt, dest, message in (("hf", "hf", "hf already holds an export: replace it with --overwrite"),
                                ("llmc", "model.bin", "model.bin already exists: replace it with --overwrite")):
+        before = snapshot(exported)
         capsys.readouterr()
         assert main(["export", "--out-dir", str(run), "--format", fmt, dest]) == 2
         assert capsys.readouterr().err.strip() == f"error: {message}"
+        assert snapshot(exported) == before
         assert main(["export", "--out-dir", str(run), "--format", fmt, dest, "--overwrite"]) == 0
-    assert snapshot(exported) == before  # the same run exported again: the same bytes, nothing more
+    assert "old" not in json.loads(Path("hf/config.json").read_text())
+    assert not Path("model.bin").read_bytes().endswith(b"old")
     assert sorted(os.listdir("hf")) == ["config.json", "merges.txt", "model.safetensors", "vocab.json"]
+    assert sorted(os.listdir(exported)) == ["hf", "model.bin"]
 
 
 @pytest.mark.parametrize("fmt, where, failure, status", [
