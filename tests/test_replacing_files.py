@@ -162,6 +162,18 @@ def test_files_that_are_not_part_of_it_are_never_deleted(tmp_path):
     assert os.listdir(tmp_path) == ["d"]
 
 
+@pytest.mark.parametrize("path, message", [
+    ("/", "/ is a mount point, which cannot be replaced in one step"),
+    (".", ". is the current directory, which cannot be replaced"),
+])
+def test_a_directory_that_cannot_move_is_refused_before_anything_is_written(tmp_path, monkeypatch, path, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        with replaced_directory(path, NAMES, "test files"):
+            pass
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_new_directory_gets_its_parents_and_a_failure_removes_them(tmp_path):
     with pytest.raises(ValueError):
         with replaced_directory(tmp_path / "x" / "y" / "d", NAMES, "test files") as staging:

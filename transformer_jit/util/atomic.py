@@ -49,7 +49,7 @@ def atomic_write(path):
             if created:
                 tmp.unlink(missing_ok=True)
             raise
-        fsync_directory(path.parent)
+        _fsync_directory(path.parent)
 
 
 @contextmanager
@@ -92,19 +92,25 @@ def replaced_directory(path, names, what):
             for directory in reversed(made):
                 _remove_if_empty(directory)
             raise
-        fsync_directory(target.parent)
+        _fsync_directory(target.parent)
         if staging is not None:
             shutil.rmtree(staging)
 
 
 def check_replaceable(path, names, what):
     """Refuse (ValueError) a `path` that replaced_directory(path, names, what) must not replace:
-    one that exists but is not a writable directory, or that holds entries other than `names`."""
+    one that exists but is not a writable directory, that holds entries other than `names`, or
+    that cannot be moved (a mount point; the current directory, which would be left deleted)."""
     path = Path(path)
     if not path.exists():
         return
     if not path.is_dir():
         raise ValueError(f"{path} is a file, not a directory")
+    if os.path.ismount(path):
+        raise ValueError(f"{path} is a mount point, which cannot be replaced in one step: write into a new "
+                         f"directory inside it")
+    if path.resolve() == Path.cwd().resolve():
+        raise ValueError(f"{path} is the current directory, which cannot be replaced: run from outside it")
     try:
         others = sorted(set(os.listdir(path)) - set(names))
     except OSError as e:
@@ -117,13 +123,14 @@ def check_replaceable(path, names, what):
         raise ValueError(f"cannot replace {path}: the directory is not writable")
 
 
-def fsync_directory(directory):
+def _fsync_directory(directory):
     """Make the names in `directory` (a rename into it) survive a power cut."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with HeldInterrupts():  # a raw descriptor: no interrupt between opening it and the finally
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _temporary_name(path):
@@ -159,12 +166,9 @@ def _remove_if_empty(directory):
 def _fsync_tree(root):
     for directory, _, files in os.walk(root):
         for name in files:
-            fd = os.open(os.path.join(directory, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_directory(directory)
+            with open(os.path.join(directory, name), "rb") as f:  # a file object is closed however it is dropped
+                os.fsync(f.fileno())
+        _fsync_directory(directory)
 
 
 def _switch(new, target):
