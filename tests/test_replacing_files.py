@@ -4,15 +4,21 @@ reads."""
 import errno
 import json
 import os
+import random
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from refusals import snapshot
 
 from transformer_jit.cli import main
 from transformer_jit.data import prepare as prepare_module
+from transformer_jit.data.token_files import open_token_dir
 from transformer_jit.data.tokenizers import BPETokenizer, CharTokenizer
 from transformer_jit.formats import llmc
 from transformer_jit.models import GPT
@@ -328,6 +334,27 @@ def test_a_signal_during_the_switch_lets_it_finish_with_the_new_token_files(data
     assert main(["prepare", "--data", "new.txt", "--out-dir", "d", "--overwrite"]) == 130
     assert json.loads(Path("d/meta.json").read_text())["source"]["name"] == "new.txt"
     assert sorted(os.listdir(dataset)) == ["d", "new.txt", "old.txt"]
+
+
+@pytest.mark.parametrize("signum, seed", [(signal.SIGINT, 0), (signal.SIGINT, 1), (signal.SIGTERM, 2),
+                                           (signal.SIGKILL, 3), (signal.SIGKILL, 4)])
+def test_a_prepare_stopped_at_a_random_moment_leaves_the_old_token_files_or_the_new_ones(dataset, signum, seed):
+    rng = random.Random(seed)
+    texts = {"old.txt": OLD_TEXT,
+             "new.txt": "".join(" ".join(rng.choices(["alpha", "beta", "gamma"], k=12)) + "\n" for _ in range(60_000))}
+    Path("new.txt").write_text(texts["new.txt"])
+    proc = subprocess.Popen([sys.executable, "-m", "transformer_jit", "prepare", "--data", "new.txt", "--out-dir", "d",
+                             "--overwrite"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while proc.poll() is None and not any(name.startswith(".d.") for name in os.listdir(dataset)):
+        time.sleep(0.001)  # until the new directory is being written
+    time.sleep(rng.uniform(0, 0.3))  # then anywhere from writing train.bin to after the switch
+    proc.send_signal(signum)
+    proc.communicate(timeout=120)
+    data, tokenizer, meta = open_token_dir("d", 8)
+    ids = [np.fromfile(Path("d") / f"{split}.bin", dtype=meta["dtype"]) for split in ("train", "val")]
+    assert tokenizer.decode(np.concatenate(ids)) == texts[meta["source"]["name"]]
+    if signum != signal.SIGKILL:  # only a kill leaves its temporary behind
+        assert sorted(os.listdir(dataset)) == ["d", "new.txt", "old.txt"]
 
 
 TINY = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "8", "--batch-size", "4",
