@@ -350,7 +350,7 @@ def test_a_prepare_stopped_at_a_random_moment_leaves_the_old_token_files_or_the_
     time.sleep(rng.uniform(0, 0.3))  # then anywhere from writing train.bin to after the switch
     proc.send_signal(signum)
     proc.communicate(timeout=120)
-    data, tokenizer, meta = open_token_dir("d", 8)
+    _, tokenizer, meta = open_token_dir("d", 8)
     ids = [np.fromfile(Path("d") / f"{split}.bin", dtype=meta["dtype"]) for split in ("train", "val")]
     assert tokenizer.decode(np.concatenate(ids)) == texts[meta["source"]["name"]]
     if signum != signal.SIGKILL:  # only a kill leaves its temporary behind
