@@ -16,5 +16,6 @@ def check_apart(label, output, inputs):
         inp = Path(path).resolve()
         same = inp == out or (inp.exists() and out.exists() and os.path.samefile(inp, out))
         if same or out in inp.parents:
-            raise ValueError(f"{label} {output} {'is' if same else 'contains'} {input_label} {path}: writing there could "
-                             f"destroy an input; choose another {label}")
+            verb = "is" if same else "contains"
+            raise ValueError(f"{label} {output} {verb} {input_label} {path}: writing there could destroy an input; "
+                             f"choose another {label}")
