@@ -14,10 +14,11 @@ from ..train.checkpoint import load_checkpoint
 from ..train.distributed import Distributed, resumed_batch_size
 from ..train.memory import available_memory, check_training_memory
 from ..train.optim import OPTIMIZERS
-from ..train.run_dir import clear_run, holds_run, is_being_written, run_lock
+from ..train.run_dir import LOCK, RUN_FILES, clear_run, holds_run, is_being_written, run_lock
 from ..train.saved_model import load_model
 from ..train.schedules import SCHEDULES
 from ..train.trainer import TrainConfig, Trainer, write_run_config
+from ..util.overlap import check_apart
 
 # Config fields whose flag is not simply --field-name.
 FLAGS = {"bias": "--no-bias", "norm_first": "--post-ln", "tie_weights": "--untied"}
@@ -107,9 +108,10 @@ class RunSetup:
 def train_command(args, kind, setup):
     """The flow every training command shares. `setup(args, meta)` builds the RunSetup, from the
     options (meta None) or from the saved run (--resume, meta of last.npz). Everything is checked
-    before anything is written; then the run directory is locked, config.json written, and the
-    model trained (and timed). Returns (trainer, model), or None when a signal stopped training
-    (last.npz then holds the state to resume from).
+    before anything is written (the run directory must not be or hold what the run reads); then
+    the run directory is locked, config.json written, and the model trained (and timed). Returns
+    (trainer, model), or None when a signal stopped training (last.npz then holds the state to
+    resume from).
 
     Under `mpiexec -n N` it trains on N ranks (train/distributed.py): rank 0 alone prints, writes and
     reads the run directory, and alone returns; the other ranks end after training."""
@@ -121,6 +123,7 @@ def train_command(args, kind, setup):
     meta = resumable_meta(out_dir, kind) if args.resume and writer else None
     if world is not None and args.resume:
         meta = world.broadcast_json(meta, "the description of the run to resume")
+    check_apart("--out-dir", out_dir, run_inputs(args, meta), writes=(*RUN_FILES, LOCK))
     run = setup(args, meta)
     config = _train_config(args, meta, run.data_path, world.size if world is not None else 1)
     available = available_memory()
@@ -166,6 +169,15 @@ def train_command(args, kind, setup):
     if not writer:
         raise SystemExit(0)  # rank 0 alone goes on to sample or score the trained model
     return trainer, model
+
+
+def run_inputs(args, meta):
+    """(option, path) of what a training run reads, which its run directory must not hold: --data (a
+    resumed run's own unless given) and --init-from."""
+    data = getattr(args, "data", "")
+    if meta is not None and "data" not in args.given:
+        data = meta["train_config"].get("data", "")
+    return [("--data", data), ("--init-from", getattr(args, "init_from", ""))]
 
 
 def resumable_meta(out_dir, kind):

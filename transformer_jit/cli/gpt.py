@@ -14,10 +14,14 @@ from ..data.tokenizers import CharTokenizer, tokenizer_from_dict
 from ..models import GPTConfig
 from ..models.pretrained import load_pretrained, pretrained_config, pretrained_tokenizer
 from ..nn.layers import POSITIONALS
+from ..train.run_dir import LOCK, RUN_FILES
+from ..util.atomic import check_replaceable, replaced_directory
+from ..util.overlap import check_apart
 from .common import (Options, RunSetup, add_checkpoint_args, add_optimisation_args, add_run_args, load_trained,
                      non_negative_int, train_command)
 
 SHAPE = {"n_layer", "n_head", "n_embd", "block_size", "no_bias", "positional", "tokenizer", "vocab_size"}
+HF_EXPORT_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
 
 
 def add_commands(commands, common):
@@ -70,6 +74,8 @@ def add_commands(commands, common):
                         help="hf: a Hugging Face directory (config.json, model.safetensors, and vocab.json + "
                              "merges.txt for a BPE model); llmc: llm.c's model file")
     export.add_argument("dest", help="the directory (hf) or file (llmc) to write")
+    export.add_argument("--overwrite", action="store_true", help="replace an export already at DEST (in one step, "
+                        "once the new one is complete)")
     export.set_defaults(run=export_gpt)
 
 
@@ -184,17 +190,43 @@ def sample_gpt(args):
 
 
 def export_gpt(args):
+    dest = export_destination(args)
     model, tokenizer = load_trained(args, "gpt")
-    dest = Path(args.dest)
     if args.format == "llmc":
-        model.save_llmc(dest)
-        print(f"wrote {dest} (llm.c, float32)")
+        model.save_llmc(dest)  # atomically: a failure keeps what was there
+        print(f"wrote {args.dest} (llm.c, float32)")
         return 0
-    model.save_pretrained(dest)
+    with replaced_directory(dest, HF_EXPORT_FILES, "a Hugging Face export") as staging:
+        model.save_pretrained(staging)
+        if isinstance(tokenizer, BPETokenizer):
+            tokenizer.save_pretrained(staging)
     if isinstance(tokenizer, BPETokenizer):
-        tokenizer.save_pretrained(dest)
         print(f"wrote {dest}: config.json, model.safetensors, vocab.json, merges.txt")
     else:
         print(f"wrote {dest}: config.json, model.safetensors (a character vocabulary has no Hugging Face "
               f"tokenizer files: its characters are in the run's checkpoint)")
     return 0
+
+
+def export_destination(args):
+    """DEST, checked before anything is read or written: neither the run it exports nor one of the
+    run's files, and an export already there replaced only with --overwrite. An llm.c file's
+    symlink is followed, so that its target is what gets replaced."""
+    out_dir, dest = Path(args.out_dir), Path(args.dest)
+    check_apart("export destination", dest, [("the run directory", out_dir),
+                                             *((f"the run's {name}", out_dir / name) for name in (*RUN_FILES, LOCK))])
+    if args.format == "hf":
+        check_replaceable(dest, HF_EXPORT_FILES, "a Hugging Face export")
+        if dest.is_dir() and any(dest.iterdir()) and not args.overwrite:
+            raise ValueError(f"{dest} already holds an export: replace it with --overwrite")
+        return dest
+    if dest.is_dir():
+        raise ValueError(f"{dest} is a directory: --format llmc writes one file, such as {dest / 'model.bin'}")
+    if dest.exists():
+        if not dest.is_file():
+            raise ValueError(f"{dest} is not a regular file")
+        if not args.overwrite:
+            raise ValueError(f"{dest} already exists: replace it with --overwrite")
+    if not dest.resolve().parent.is_dir():
+        raise ValueError(f"{dest}: its directory {dest.parent} does not exist")
+    return dest.resolve()

@@ -6,6 +6,7 @@
 from pathlib import Path
 
 from ..data.prepare import prepare
+from ..util.overlap import check_apart
 
 
 def add_commands(commands, common):
@@ -16,13 +17,17 @@ def add_commands(commands, common):
                    help="char, bpe (a byte-level BPE trained on the text), or a directory holding a pretrained "
                         "one: vocab.json + merges.txt, or encoder.json + vocab.bpe (default: char)")
     p.add_argument("--vocab-size", type=int, default=None, help="the new BPE vocabulary's size")
-    p.add_argument("--out-dir", required=True, help="where train.bin, val.bin, tokenizer.json and meta.json go")
-    p.add_argument("--overwrite", action="store_true", help="replace token files already in --out-dir")
+    p.add_argument("--out-dir", required=True, help="where train.bin, val.bin, tokenizer.json and meta.json go: a "
+                   "new or empty directory, or one that holds token files only")
+    p.add_argument("--overwrite", action="store_true", help="replace token files already in --out-dir (in one step, "
+                   "once the new ones are complete)")
     p.set_defaults(run=prepare_cmd)
 
 
 def prepare_cmd(args):
     out_dir = Path(args.out_dir)
+    tokenizer_dir = "" if args.tokenizer in ("char", "bpe") else args.tokenizer
+    check_apart("--out-dir", out_dir, [("--data", args.data), ("--tokenizer", tokenizer_dir)])
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out-dir {out_dir} is a file, not a directory")
     if (out_dir / "meta.json").exists() and not args.overwrite:

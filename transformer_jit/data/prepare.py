@@ -14,8 +14,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..util.atomic import check_replaceable
 from .text import check_readable_file
-from .token_files import write_token_dir
+from .token_files import TOKEN_DIR_FILES, write_token_dir
 from .tokenizers import BPETokenizer, CharTokenizer
 
 CHUNK = 1 << 24        # bytes read and encoded at a time
@@ -26,7 +27,12 @@ VAL_FRACTION = 0.1
 def prepare(path, tokenizer, out_dir, vocab_size=None, progress=True):
     """Write train.bin, val.bin, tokenizer.json and meta.json for the UTF-8 text file `path`.
     tokenizer: "char", "bpe" (with vocab_size) or a directory holding a pretrained BPE.
-    Returns the meta.json dict."""
+    Returns the meta.json dict.
+
+    Token files already in out_dir are replaced in one step when the new ones are complete; until
+    then, and after any failure, they stay as they were (token_files.py: write_token_dir). An
+    out_dir that holds other files is refused before any work."""
+    check_replaceable(out_dir, TOKEN_DIR_FILES, "token files")
     path = Path(path)
     check_readable_file(path, "data file")
     size = path.stat().st_size

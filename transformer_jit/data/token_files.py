@@ -9,7 +9,8 @@ Training reads each batch's windows from the two files as it needs them, so it h
 and a batch, not the corpus. (It reads them with os.preadv rather than through a memory map: the
 kernel maps a fault's whole page-cache folio, up to 2 MB, into the process, so random windows from
 a mapped file pile the corpus up in the run's resident memory; see docs/performance.md.)
-meta.json is written last: a directory without it was never finished.
+A directory of token files is written beside its place and switched in whole
+(util/atomic.py: replaced_directory), so it is always the old set or the new one, never a mix.
 """
 import json
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..util.atomic import atomic_write
+from ..util.atomic import replaced_directory
 from ..util.config import is_int
 from ..util.json_file import read_json
 from ..util.regular_file import check_readable_file, open_regular_file
@@ -26,6 +27,7 @@ from .tokenizers import tokenizer_from_dict
 
 FORMAT = "transformer-jit-tokens"
 SPLITS = {"train": "train.bin", "val": "val.bin"}
+TOKEN_DIR_FILES = (*SPLITS.values(), "tokenizer.json", "meta.json")
 
 
 def token_dtype(vocab_size):
@@ -38,24 +40,26 @@ def is_token_dir(path):
 
 def write_token_dir(out_dir, tokenizer, splits, source):
     """Write token files: splits maps "train" and "val" to iterables of id arrays; source() describes
-    the text (name, bytes, sha256) once they are consumed. Each file is written atomically,
-    meta.json last."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    the text (name, bytes, sha256) once they are consumed.
+
+    The files are written into a new directory beside out_dir, which takes out_dir's place in one
+    step once they are all complete: a reader finds the old token files or the new ones, and an
+    error or an interrupt (Ctrl-C, SIGTERM) at any point leaves out_dir exactly as it was. out_dir
+    may be missing, empty, or hold token files; a directory that holds anything else is refused
+    (ValueError), since replacing it would delete those files."""
     dtype = token_dtype(tokenizer.vocab_size)
     counts = {}
-    for split, chunks in splits.items():
-        counts[split] = 0
-        with atomic_write(out_dir / SPLITS[split]) as f:
-            for ids in chunks:
-                f.write(np.asarray(ids).astype(dtype, copy=False).tobytes())
-                counts[split] += len(ids)
-    with atomic_write(out_dir / "tokenizer.json") as f:
-        f.write(json.dumps(tokenizer.to_dict()).encode("utf-8"))
-    meta = {"format": FORMAT, "version": 1, "dtype": dtype.name, "vocab_size": tokenizer.vocab_size,
-            "tokens": counts, "source": source()}
-    with atomic_write(out_dir / "meta.json") as f:
-        f.write((json.dumps(meta, indent=2) + "\n").encode("utf-8"))
+    with replaced_directory(out_dir, TOKEN_DIR_FILES, "token files") as staging:
+        for split, chunks in splits.items():
+            counts[split] = 0
+            with open(staging / SPLITS[split], "xb") as f:
+                for ids in chunks:
+                    f.write(np.asarray(ids).astype(dtype, copy=False).tobytes())
+                    counts[split] += len(ids)
+        (staging / "tokenizer.json").write_bytes(json.dumps(tokenizer.to_dict()).encode("utf-8"))
+        meta = {"format": FORMAT, "version": 1, "dtype": dtype.name, "vocab_size": tokenizer.vocab_size,
+                "tokens": counts, "source": source()}
+        (staging / "meta.json").write_bytes((json.dumps(meta, indent=2) + "\n").encode("utf-8"))
     return meta
 
 
