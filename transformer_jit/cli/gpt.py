@@ -14,8 +14,8 @@ from ..data.tokenizers import CharTokenizer, tokenizer_from_dict
 from ..models import GPTConfig
 from ..models.pretrained import load_pretrained, pretrained_config, pretrained_tokenizer
 from ..nn.layers import POSITIONALS
-from .common import (Options, RunSetup, add_checkpoint_args, add_optimisation_args, add_run_args, load_trained,
-                     non_negative_int, train_command)
+from .common import (Options, RunSetup, add_checkpoint_args, add_optimisation_args, add_run_args, bpe_vocab_size,
+                     load_trained, non_negative_int, train_command)
 
 SHAPE = {"n_layer", "n_head", "n_embd", "block_size", "no_bias", "positional", "tokenizer", "vocab_size"}
 
@@ -30,7 +30,8 @@ def add_commands(commands, common):
                 "the built-in corpus (Python's help topics)")
     options.add(data, "--tokenizer", "char", "for a text file: one token per character, or a byte-level BPE "
                 "trained on it", choices=["char", "bpe"], fixed=True)
-    options.add(data, "--vocab-size", 4096, "the BPE vocabulary's size", type=int, fixed=True)
+    options.add(data, "--vocab-size", 4096, "the BPE vocabulary's size, <|endoftext|> included", type=bpe_vocab_size,
+                fixed=True)
     model = train.add_argument_group("model")
     options.add(model, "--init-from", "", "start from pretrained weights: a Hugging Face GPT-2 directory or an "
                 "llm.c file, with the tokenizer stored beside them", fixed=True)
