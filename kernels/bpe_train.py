@@ -138,7 +138,8 @@ def bpe_train_init(tok, nxt, prv, weight, pair_table, pair_counts, pair_first, p
     """Lay the words out as positions of byte tokens, count every adjacent pair, and heap the counts.
 
     The state arrays (module docstring) are written; pair_table and tok_slots start all -1. They
-    need room for P - W entries and for the distinct byte pairs (at most min(P, 65,536)).
+    need room for P - W entries and for the distinct byte pairs (at most P, and at most the
+    square of the number of distinct bytes).
     word_*      (W,) int64, from count_pieces; P = word_lengths.sum()
     byte_order  (256,) the byte of each of the first 256 token ids (they are single bytes)
     """

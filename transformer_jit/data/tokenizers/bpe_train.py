@@ -92,7 +92,8 @@ class _State:
         index = np.int32 if len(data) < 1 << 31 else np.int64  # holds every position and count of a piece
         self.longest = int(word_lengths.max()) if len(word_lengths) else 1
         self.tok, self.nxt, self.prv, self.weight = (np.empty(P, index) for _ in range(4))
-        n_pairs = min(P, 256 * 256) + 1  # the distinct pairs of bytes
+        n_bytes = int(np.count_nonzero(np.bincount(data, minlength=256)))
+        n_pairs = min(P, n_bytes * n_bytes) + 1  # at least the distinct pairs of bytes
         self.pair_table = np.full((table_size(n_pairs), 2), -1, np.int64)
         self.pair_counts, self.touched = np.empty(n_pairs, np.int64), np.empty(n_pairs, np.int64)
         self.pair_first, self.pair_mark = np.empty(n_pairs, index), np.empty(n_pairs, index)
