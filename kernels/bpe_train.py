@@ -89,6 +89,15 @@ def count_pieces(data, starts, ends, classes, max_piece):
 
 
 @kernel
+def distinct_bytes(data):
+    """How many of the 256 byte values occur in `data`."""
+    seen = np.zeros(256, np.bool_)
+    for i in range(len(data)):
+        seen[data[i]] = True
+    return np.count_nonzero(seen)
+
+
+@kernel
 def _chunk_end(data, start, end, max_piece):
     """end, or for a piece data[start:end] longer than max_piece bytes the end of its first chunk:
     the last character start at most max_piece bytes after `start` (UTF-8 continuation bytes are

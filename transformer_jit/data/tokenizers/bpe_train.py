@@ -1,17 +1,24 @@
 """Learning byte-level BPE merges from a corpus: what BPETokenizer.train runs.
 
 1. The text is cut at special tokens (their text is never learned from) and into GPT-2's
-   pieces; the distinct pieces are counted (kernels/bpe_train.py's count_pieces).
+   pieces; the distinct pieces are counted (kernels/bpe_train.py's count_pieces). A piece longer
+   than MAX_PIECE_BYTES (text with no white space: DNA, long runs of one character, some CJK
+   lines) counts as its chunks of at most MAX_PIECE_BYTES bytes, each cut before a character's
+   first byte: no merge is learned across a cut, so no token is longer than a chunk, and the
+   identical chunks of a repetitive piece are counted once. Ordinary text has no such piece and
+   learns exactly what it would without the cut; encoding is not affected (it never cuts).
 2. Starting from the 256 bytes (ids 0-255 in GPT-2's order), the most frequent adjacent pair
    becomes a new token, again and again, until there are vocab_size tokens, special tokens
-   included (they take the last ids, as GPT-2's <|endoftext|> does).
+   included (they take the last ids, as GPT-2's <|endoftext|> does). vocab_size is at most
+   MAX_VOCAB_SIZE. A text that runs out of pairs first gives a smaller vocabulary, with a warning.
 
 Ties are broken deterministically: of the pairs with the highest count, the one with the smallest
 (left id, right id) wins, which is also the rule of Hugging Face's `tokenizers` trainer. Within a
 piece a pair's occurrences are replaced left to right ("aaa" -> "aa a"). When a merge spells a
 string that an earlier merge already made (possible, though rare), it reuses that token, so the
 merge list may be a little longer than the token list. The merge loop runs in kernels, in chunks
-of steps, with a progress bar between chunks.
+of steps, with a progress bar between chunks. Memory grows with the distinct pieces' bytes (not
+the text's, for ordinary text), at most about 50 bytes per byte of text: see the README.
 """
 import warnings
 
@@ -19,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ...kernels.bpe_train import (N_HEAP, N_MERGES, N_NEED, N_OCC, N_PAIRS, N_STORE, N_TOKENS, bpe_train_init,
-                                  bpe_train_merges, count_pieces, rebuild_occurrences)
+                                  bpe_train_merges, count_pieces, distinct_bytes, rebuild_occurrences)
 from ...kernels.hash_tables import pair_table_grown, table_size
 from .bpe_text import EOT, check_text, special_spans, utf8
 from .byte_unicode import BYTE_ORDER
@@ -92,8 +99,7 @@ class _State:
         index = np.int32 if len(data) < 1 << 31 else np.int64  # holds every position and count of a piece
         self.longest = int(word_lengths.max()) if len(word_lengths) else 1
         self.tok, self.nxt, self.prv, self.weight = (np.empty(P, index) for _ in range(4))
-        n_bytes = int(np.count_nonzero(np.bincount(data, minlength=256)))
-        n_pairs = min(P, n_bytes * n_bytes) + 1  # at least the distinct pairs of bytes
+        n_pairs = min(P, distinct_bytes(data) ** 2) + 1  # at least the distinct pairs of bytes
         self.pair_table = np.full((table_size(n_pairs), 2), -1, np.int64)
         self.pair_counts, self.touched = np.empty(n_pairs, np.int64), np.empty(n_pairs, np.int64)
         self.pair_first, self.pair_mark = np.empty(n_pairs, index), np.empty(n_pairs, index)
