@@ -15,20 +15,29 @@ the counts are kept up to date instead; a merge touches only the places where it
   falls leaves an entry that is too high, which is pushed again with the true count when it
   comes out on top. An entry is believed only if its count is the pair's count now.
 
-Sizes, for P positions: each merged occurrence removes a position and creates at most two pair
-occurrences, so pairs, occurrence-list entries and heap entries each number at most 3 P.
+The arrays grow as training needs them, not to their worst case: before a merge, the kernel
+checks that there is room for the new pairs, list entries and heap entries that it can make (two
+per entry of the pair's occurrence list) and otherwise stops and asks for it (sizes[N_NEED]). The
+caller then rebuilds the occurrence lists from the live positions (rebuild_occurrences: entries
+that earlier merges made stale take most of the room) or grows the arrays. Each rising pair is
+pushed on the heap once per merge, with its final count, not once per occurrence.
 
-The state arrays, built by transformer_jit/data/tokenizers/bpe_train.py:
-    tok, nxt, prv, weight      (P,) int64 positions
+The state arrays, built by transformer_jit/data/tokenizers/bpe_train.py, with I an integer type
+that holds any position (int32 for texts below 2 GiB):
+    tok, nxt, prv, weight      (P,) I positions
     pair_table                 (H, 2) int64 pair table (kernels/hash_tables.py): pair_key(a, b) (-1
-                               free) and the pair's index
-    pair_counts, pair_first    (3P,) int64 per pair: its count, its first occurrence-list entry (-1 none)
-    occ_pos, occ_next          (3P,) int64 occurrence-list entries: a position, the next entry
-    heap_count, heap_key       (3P,) int64 the heap of (-count, pair key)
-    store                      (K,) uint8 the bytes of every token, one after another
+                               free) and the pair's index; H > 2 D
+    pair_counts                (D,) int64 per pair: its count
+    pair_first, pair_mark      (D,) I per pair: its first occurrence-list entry (-1 none), the last
+                               merge that put it on the touched list (-1 none)
+    touched                    (D,) int64 keys of the pairs whose count rose in this merge
+    occ_pos, occ_next          (E,) I occurrence-list entries: a position, the next entry
+    heap_count, heap_key       (K,) int64 the heap of (-count, pair key)
+    store                      (S,) uint8 the bytes of every token, one after another
     tok_starts, tok_lengths    (V,) int64 where token t's bytes are in store
     tok_slots                  (W,) int64 byte-string table of the tokens (finds a repeat)
-    sizes                      (6,) int64 pairs, entries, heap entries, tokens, merges, store bytes used
+    sizes                      (8,) int64 pairs, entries, heap entries, tokens, merges, store bytes
+                               used, room needed (0: none), touched pairs
 """
 import numpy as np
 
@@ -37,23 +46,28 @@ from .hash_tables import bytes_find, bytes_hash, bytes_table_grown, grown, pair_
 from .heap import heap_pop, heap_push
 from .pretokenize import piece_end
 
-N_PAIRS, N_OCC, N_HEAP, N_TOKENS, N_MERGES, N_STORE = 0, 1, 2, 3, 4, 5
+N_PAIRS, N_OCC, N_HEAP, N_TOKENS, N_MERGES, N_STORE, N_NEED, N_TOUCHED = range(8)
 
 
 @kernel
-def count_pieces(data, starts, ends, classes):
+def count_pieces(data, starts, ends, classes, max_piece):
     """The distinct pieces of two bytes or more in the spans data[starts[s]:ends[s]] and how often
     each occurs: returns (word_starts, word_lengths, word_counts), (W,) int64 each, a word being
     data[word_starts[w]:word_starts[w] + word_lengths[w]], in order of first occurrence. A piece
-    of one byte has no pair to merge, so it is left out."""
+    of one byte has no pair to merge, so it is left out. A piece longer than max_piece bytes (at
+    least 4) counts as its chunks of at most max_piece bytes, cut before a character's first byte
+    (_chunk_end), so no merge is learned across a cut."""
     word_starts, word_lengths, word_counts = (np.empty(1024, np.int64), np.empty(1024, np.int64),
                                               np.empty(1024, np.int64))
     slots = np.full(2048, -1, np.int64)
     n = 0
     for s in range(len(starts)):
         i = starts[s]
+        piece = i  # the end of the piece that data[i] is in
         while i < ends[s]:
-            e = piece_end(data, i, ends[s], classes)
+            if i == piece:
+                piece = piece_end(data, i, ends[s], classes)
+            e = _chunk_end(data, i, piece, max_piece)
             if e - i >= 2:
                 h = bytes_hash(data, i, e - i)
                 w = bytes_find(slots, word_starts, word_lengths, data, data, i, e - i, h)
@@ -75,10 +89,32 @@ def count_pieces(data, starts, ends, classes):
 
 
 @kernel
-def _add_to_pair(a, b, delta, pos, push, pair_table, pair_counts, pair_first, occ_pos, occ_next,
-                 heap_count, heap_key, sizes):
-    """count(a, b) += delta. A rise also lists position `pos` under the pair and, if `push`, puts
-    the new count on the heap; a fall needs no heap entry (see the module docstring)."""
+def distinct_bytes(data):
+    """How many of the 256 byte values occur in `data`."""
+    seen = np.zeros(256, np.bool_)
+    for i in range(len(data)):
+        seen[data[i]] = True
+    return np.count_nonzero(seen)
+
+
+@kernel
+def _chunk_end(data, start, end, max_piece):
+    """end, or for a piece data[start:end] longer than max_piece bytes the end of its first chunk:
+    the last character start at most max_piece bytes after `start` (UTF-8 continuation bytes are
+    0b10xxxxxx, and a character has at most 4 bytes)."""
+    if end - start <= max_piece:
+        return end
+    e = start + max_piece
+    while (data[e] & 0xC0) == 0x80:
+        e -= 1
+    return e
+
+
+@kernel
+def _add_to_pair(a, b, delta, pos, stamp, pair_table, pair_counts, pair_first, pair_mark, touched, occ_pos,
+                 occ_next, sizes):
+    """count(a, b) += delta. A rise also lists position `pos` under the pair and, in merge `stamp`
+    (>= 0), puts the pair on the touched list once; a fall needs no heap entry (module docstring)."""
     key = pair_key(a, b)
     row = pair_find(pair_table, key)
     if row >= 0:
@@ -90,6 +126,7 @@ def _add_to_pair(a, b, delta, pos, push, pair_table, pair_counts, pair_first, oc
         pair_table[-row - 1, 1] = p
         pair_counts[p] = 0
         pair_first[p] = -1
+        pair_mark[p] = -1
     pair_counts[p] += delta
     if delta > 0:
         e = sizes[N_OCC]
@@ -97,17 +134,21 @@ def _add_to_pair(a, b, delta, pos, push, pair_table, pair_counts, pair_first, oc
         occ_pos[e] = pos
         occ_next[e] = pair_first[p]
         pair_first[p] = e
-        if push:
-            sizes[N_HEAP] = heap_push(heap_count, heap_key, sizes[N_HEAP], -pair_counts[p], key)
+        if stamp >= 0 and pair_mark[p] != stamp:
+            pair_mark[p] = stamp
+            touched[sizes[N_TOUCHED]] = key
+            sizes[N_TOUCHED] += 1
 
 
 @kernel
-def bpe_train_init(tok, nxt, prv, weight, pair_table, pair_counts, pair_first, occ_pos, occ_next,
-                   heap_count, heap_key, store, tok_starts, tok_lengths, tok_slots, sizes, data, word_starts,
-                   word_lengths, word_counts, byte_order):
+def bpe_train_init(tok, nxt, prv, weight, pair_table, pair_counts, pair_first, pair_mark, touched, occ_pos,
+                   occ_next, heap_count, heap_key, store, tok_starts, tok_lengths, tok_slots, sizes, data,
+                   word_starts, word_lengths, word_counts, byte_order):
     """Lay the words out as positions of byte tokens, count every adjacent pair, and heap the counts.
 
-    The state arrays (module docstring) are written; pair_table and tok_slots start all -1.
+    The state arrays (module docstring) are written; pair_table and tok_slots start all -1. They
+    need room for P - W entries and for the distinct byte pairs (at most P, and at most the
+    square of the number of distinct bytes).
     word_*      (W,) int64, from count_pieces; P = word_lengths.sum()
     byte_order  (256,) the byte of each of the first 256 token ids (they are single bytes)
     """
@@ -130,13 +171,31 @@ def bpe_train_init(tok, nxt, prv, weight, pair_table, pair_counts, pair_first, o
             prv[p + j] = p + j - 1 if j > 0 else -1
             weight[p + j] = word_counts[w]
         for j in range(m - 1):
-            _add_to_pair(tok[p + j], tok[p + j + 1], word_counts[w], p + j, False, pair_table,
-                         pair_counts, pair_first, occ_pos, occ_next, heap_count, heap_key, sizes)
+            _add_to_pair(tok[p + j], tok[p + j + 1], word_counts[w], p + j, -1, pair_table, pair_counts,
+                         pair_first, pair_mark, touched, occ_pos, occ_next, sizes)
         p += m
     for row in range(pair_table.shape[0]):
         if pair_table[row, 0] >= 0:
             sizes[N_HEAP] = heap_push(heap_count, heap_key, sizes[N_HEAP], -pair_counts[pair_table[row, 1]],
                                       pair_table[row, 0])
+
+
+@kernel
+def rebuild_occurrences(tok, nxt, pair_table, pair_first, occ_pos, occ_next, sizes):
+    """List every pair's live occurrences afresh, dropping the stale entries: the lists then hold
+    one entry per adjacent pair of live positions. Merges walk a list in any order with the same
+    result (only (a, a) occurrences overlap, and those are merged from their run's left end)."""
+    for p in range(sizes[N_PAIRS]):
+        pair_first[p] = -1
+    e = 0
+    for x in range(len(tok)):
+        if tok[x] >= 0 and nxt[x] >= 0:
+            p = pair_table[pair_find(pair_table, pair_key(tok[x], tok[nxt[x]])), 1]
+            occ_pos[e] = x
+            occ_next[e] = pair_first[p]
+            pair_first[p] = e
+            e += 1
+    sizes[N_OCC] = e
 
 
 @kernel
@@ -161,11 +220,20 @@ def _token_of(a, b, store, tok_starts, tok_lengths, tok_slots, sizes):
 
 
 @kernel
-def bpe_train_merges(merges, merge_out, n_steps, max_tokens, tok, nxt, prv, weight, pair_table,
-                     pair_counts, pair_first, occ_pos, occ_next, heap_count, heap_key, store, tok_starts, tok_lengths,
-                     tok_slots, sizes):
-    """Make up to n_steps merges, fewer if the tokens reach max_tokens or no pair is left; returns
-    how many were made.
+def _has_room(need, pair_table, pair_counts, occ_pos, heap_count, sizes):
+    """Whether a merge that can make `need` new pairs, entries and heap entries fits the arrays."""
+    pairs = sizes[N_PAIRS] + need
+    return (pairs <= len(pair_counts) and 2 * pairs < pair_table.shape[0] and sizes[N_OCC] + need <= len(occ_pos)
+            and sizes[N_HEAP] + need + 1 <= len(heap_count))
+
+
+@kernel
+def bpe_train_merges(merges, merge_out, n_steps, max_tokens, tok, nxt, prv, weight, pair_table, pair_counts,
+                     pair_first, pair_mark, touched, occ_pos, occ_next, heap_count, heap_key, store, tok_starts,
+                     tok_lengths, tok_slots, sizes):
+    """Make up to n_steps merges, fewer if the tokens reach max_tokens, no pair is left, or the
+    next merge needs more room (then sizes[N_NEED] says how much; module docstring); returns how
+    many were made.
 
     merges     (M, 2) int64, merge_out (M,) int64: merge r joins (merges[r, 0], merges[r, 1]) into
                merge_out[r]; written from r = sizes[N_MERGES], which must leave room for n_steps
@@ -174,6 +242,7 @@ def bpe_train_merges(merges, merge_out, n_steps, max_tokens, tok, nxt, prv, weig
     is walked while the merge updates the others.
     """
     done = 0
+    sizes[N_NEED] = 0
     while done < n_steps and sizes[N_TOKENS] < max_tokens:
         p = -1
         key = np.int64(0)
@@ -187,8 +256,19 @@ def bpe_train_merges(merges, merge_out, n_steps, max_tokens, tok, nxt, prv, weig
                 sizes[N_HEAP] = heap_push(heap_count, heap_key, sizes[N_HEAP], -pair_counts[q], key)
         if p < 0:
             break
+        listed = 0
+        e = pair_first[p]
+        while e >= 0:
+            listed += 1
+            e = occ_next[e]
+        if not _has_room(2 * listed, pair_table, pair_counts, occ_pos, heap_count, sizes):
+            sizes[N_HEAP] = heap_push(heap_count, heap_key, sizes[N_HEAP], -pair_counts[p], key)
+            sizes[N_NEED] = 2 * listed
+            break
         a, b = key >> 32, key & 0xFFFFFFFF
         c = _token_of(a, b, store, tok_starts, tok_lengths, tok_slots, sizes)
+        stamp = sizes[N_MERGES]
+        sizes[N_TOUCHED] = 0
         e = pair_first[p]
         while e >= 0:
             x = occ_pos[e]
@@ -203,15 +283,15 @@ def bpe_train_merges(merges, merge_out, n_steps, max_tokens, tok, nxt, prv, weig
                 y = nxt[x]
                 w, left, right = weight[x], prv[x], nxt[y]
                 if left >= 0:
-                    _add_to_pair(tok[left], a, -w, left, True, pair_table, pair_counts, pair_first, occ_pos,
-                                 occ_next, heap_count, heap_key, sizes)
-                    _add_to_pair(tok[left], c, w, left, True, pair_table, pair_counts, pair_first, occ_pos,
-                                 occ_next, heap_count, heap_key, sizes)
+                    _add_to_pair(tok[left], a, -w, left, stamp, pair_table, pair_counts, pair_first, pair_mark,
+                                 touched, occ_pos, occ_next, sizes)
+                    _add_to_pair(tok[left], c, w, left, stamp, pair_table, pair_counts, pair_first, pair_mark,
+                                 touched, occ_pos, occ_next, sizes)
                 if right >= 0:
-                    _add_to_pair(b, tok[right], -w, y, True, pair_table, pair_counts, pair_first, occ_pos,
-                                 occ_next, heap_count, heap_key, sizes)
-                    _add_to_pair(c, tok[right], w, x, True, pair_table, pair_counts, pair_first, occ_pos,
-                                 occ_next, heap_count, heap_key, sizes)
+                    _add_to_pair(b, tok[right], -w, y, stamp, pair_table, pair_counts, pair_first, pair_mark,
+                                 touched, occ_pos, occ_next, sizes)
+                    _add_to_pair(c, tok[right], w, x, stamp, pair_table, pair_counts, pair_first, pair_mark,
+                                 touched, occ_pos, occ_next, sizes)
                 pair_counts[p] -= w
                 tok[x] = c
                 tok[y] = -1
@@ -220,6 +300,10 @@ def bpe_train_merges(merges, merge_out, n_steps, max_tokens, tok, nxt, prv, weig
                     prv[right] = x
                 x = right if a == b else -1
         pair_first[p] = -1
+        for i in range(sizes[N_TOUCHED]):
+            q = pair_table[pair_find(pair_table, touched[i]), 1]
+            if pair_counts[q] > 0:
+                sizes[N_HEAP] = heap_push(heap_count, heap_key, sizes[N_HEAP], -pair_counts[q], touched[i])
         r = sizes[N_MERGES]
         merges[r, 0] = a
         merges[r, 1] = b

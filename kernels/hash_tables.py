@@ -45,6 +45,18 @@ def pair_find(table, key):
 
 
 @kernel
+def pair_table_grown(table, n_rows):
+    """A pair table of n_rows rows (a power of two, more than twice the keys) holding the rows of `table`."""
+    bigger = np.full((n_rows, 2), -1, table.dtype)
+    for row in range(table.shape[0]):
+        if table[row, 0] >= 0:
+            new = -pair_find(bigger, table[row, 0]) - 1
+            bigger[new, 0] = table[row, 0]
+            bigger[new, 1] = table[row, 1]
+    return bigger
+
+
+@kernel
 def bytes_hash(data, start, length):
     """FNV-1a of data[start:start + length]: for each byte, h = (h xor byte) * FNV prime."""
     h = FNV_OFFSET

@@ -92,7 +92,10 @@ def test_out_of_pairs_warns_and_stops():
 
 
 @pytest.mark.parametrize("args, error, match", [
-    (("text", 256), ValueError, "at least 256 .* = 257"), (("text", 2**31), ValueError, "below 2"),
+    (("text", 256), ValueError, r"at least 257 \(the 256 bytes \+ 1 special token\)"),
+    (("text", 255, ()), ValueError, r"at least 256 \(the 256 bytes \+ 0 special tokens\)"), (("text", 258, ("a", "b", "c")), ValueError, "at least 259"),
+    (("text", 2**20 + 1), ValueError, "at most 1,048,576, got 1048577"),
+    (("text", 2**31 - 1), ValueError, "at most 1,048,576"), (("text", True), TypeError, "must be an int, not bool"),
     (("text", 300.0), TypeError, "vocab_size must be an int"), ((b"text", 300), TypeError, "must be a str"),
     (("text", 300, EOT), TypeError, "not the string"), (("text", 300, ("a", "a")), ValueError, "distinct"),
     (("text", 300, ("",)), TypeError, "non-empty"),
@@ -102,6 +105,7 @@ def test_train_rejects(args, error, match):
         BPETokenizer.train(*args, progress=False)
 
 
+@pytest.mark.interop
 def test_merges_equal_hugging_face_trainer():
     """Hugging Face's BpeTrainer breaks ties the same way, so both learn the same merges."""
     tokenizers = pytest.importorskip("tokenizers", reason="tokenizers is a benchmark-only package")

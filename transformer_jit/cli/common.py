@@ -9,6 +9,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from ..data.tokenizers.bpe_train import check_vocab_size
 from ..models.registry import MODELS
 from ..train.checkpoint import load_checkpoint
 from ..train.distributed import Distributed, resumed_batch_size
@@ -271,3 +272,15 @@ def _int_at_least(low):
 
 non_negative_int = _int_at_least(0)  # argparse types: an integer >= 0, >= 1
 positive_int = _int_at_least(1)
+
+
+def bpe_vocab_size(text):
+    """argparse type of --vocab-size: a size a new BPE (with <|endoftext|>) can have."""
+    value = int(text)  # not an integer: argparse's "invalid integer value"
+    try:
+        return check_vocab_size(value, name="the vocabulary size")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+bpe_vocab_size.__name__ = "integer"

@@ -17,8 +17,8 @@ from ..nn.layers import POSITIONALS
 from ..train.run_dir import LOCK, RUN_FILES
 from ..util.atomic import check_replaceable, replaced_directory
 from ..util.overlap import check_apart
-from .common import (Options, RunSetup, add_checkpoint_args, add_optimisation_args, add_run_args, load_trained,
-                     non_negative_int, train_command)
+from .common import (Options, RunSetup, add_checkpoint_args, add_optimisation_args, add_run_args, bpe_vocab_size,
+                     load_trained, non_negative_int, train_command)
 
 SHAPE = {"n_layer", "n_head", "n_embd", "block_size", "no_bias", "positional", "tokenizer", "vocab_size"}
 HF_EXPORT_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
@@ -34,7 +34,8 @@ def add_commands(commands, common):
                 "the built-in corpus (Python's help topics)")
     options.add(data, "--tokenizer", "char", "for a text file: one token per character, or a byte-level BPE "
                 "trained on it", choices=["char", "bpe"], fixed=True)
-    options.add(data, "--vocab-size", 4096, "the BPE vocabulary's size", type=int, fixed=True)
+    options.add(data, "--vocab-size", 4096, "the BPE vocabulary's size, <|endoftext|> included", type=bpe_vocab_size,
+                fixed=True)
     model = train.add_argument_group("model")
     options.add(model, "--init-from", "", "start from pretrained weights: a Hugging Face GPT-2 directory or an "
                 "llm.c file, with the tokenizer stored beside them", fixed=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..data.prepare import prepare
 from ..util.overlap import check_apart
+from .common import bpe_vocab_size
 
 
 def add_commands(commands, common):
@@ -16,7 +17,8 @@ def add_commands(commands, common):
     p.add_argument("--tokenizer", default="char",
                    help="char, bpe (a byte-level BPE trained on the text), or a directory holding a pretrained "
                         "one: vocab.json + merges.txt, or encoder.json + vocab.bpe (default: char)")
-    p.add_argument("--vocab-size", type=int, default=None, help="the new BPE vocabulary's size")
+    p.add_argument("--vocab-size", type=bpe_vocab_size, default=None,
+                   help="the new BPE vocabulary's size, <|endoftext|> included")
     p.add_argument("--out-dir", required=True, help="where train.bin, val.bin, tokenizer.json and meta.json go: a "
                    "new or empty directory, or one that holds token files only")
     p.add_argument("--overwrite", action="store_true", help="replace token files already in --out-dir (in one step, "
@@ -34,8 +36,6 @@ def prepare_cmd(args):
         raise ValueError(f"{out_dir} already holds token files: replace them with --overwrite")
     if args.vocab_size is not None and args.tokenizer != "bpe":
         raise ValueError("--vocab-size is for a new BPE tokenizer (--tokenizer bpe)")
-    if args.vocab_size is not None and not 256 < args.vocab_size <= 1 << 20:
-        raise ValueError(f"--vocab-size must be above 256 (the bytes) and at most {1 << 20}, got {args.vocab_size}")
     meta = prepare(args.data, args.tokenizer, out_dir, args.vocab_size)
     tokens = meta["tokens"]
     print(f"{out_dir}: {tokens['train']:,} training and {tokens['val']:,} validation tokens "

@@ -18,6 +18,7 @@ from ..util.atomic import check_replaceable
 from .text import check_readable_file
 from .token_files import TOKEN_DIR_FILES, write_token_dir
 from .tokenizers import BPETokenizer, CharTokenizer
+from .tokenizers.bpe_train import check_vocab_size
 
 CHUNK = 1 << 24        # bytes read and encoded at a time
 BPE_SAMPLE = 1 << 26   # bytes of the corpus a new BPE vocabulary is trained on
@@ -35,6 +36,8 @@ def prepare(path, tokenizer, out_dir, vocab_size=None, progress=True):
     check_replaceable(out_dir, TOKEN_DIR_FILES, "token files")
     path = Path(path)
     check_readable_file(path, "data file")
+    if tokenizer == "bpe" and vocab_size is not None:
+        check_vocab_size(vocab_size)  # before the sample is read and trained on
     size = path.stat().st_size
     if size == 0:
         raise ValueError(f"{path} is empty")

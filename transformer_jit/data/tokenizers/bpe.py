@@ -301,7 +301,9 @@ class BPETokenizer:
     @classmethod
     def train(cls, text, vocab_size, special_tokens=(EOT,), progress=True):
         """Learn merges from `text` until there are vocab_size tokens (special tokens included,
-        given ids after the ordinary tokens). See bpe_train.py."""
+        given ids after the ordinary tokens; 256 + len(special_tokens) to 2^20 tokens, else
+        ValueError). A text that runs out of pairs to merge stops early, with fewer tokens and a
+        warning. See bpe_train.py."""
         return cls._from_ids(*learn_bpe(text, vocab_size, special_tokens, progress))
 
     @classmethod
