@@ -1,5 +1,6 @@
-"""The check every bad input gets: refused with a non-zero exit and one line naming the problem,
-no traceback, and every file that existed before byte-identical afterwards."""
+"""The check every bad input gets: refused with exit status 2 (as the README promises for a bad
+input or option) and one line naming the problem, no traceback, and every file that existed
+before byte-identical afterwards."""
 import hashlib
 import io
 import sys
@@ -33,6 +34,7 @@ def assert_refused(argv, message, root, capsys, monkeypatch):
         status = e.code
     err = capsys.readouterr().err.strip()
     assert status not in (0, None), f"accepted: {argv}"
+    assert status == 2, f"exit status {status}, not 2, for {argv}"
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
     assert message in err, err
     assert len(err) < 400

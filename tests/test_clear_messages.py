@@ -84,3 +84,18 @@ def test_decoding_an_id_outside_the_vocabulary_names_it():
         CharTokenizer(list("abc")).decode([0, 7])
     with pytest.raises(ValueError, match=r"token id -1 \(at index 0\)"):
         CharTokenizer(list("abc")).decode(np.array([[-1, 0]]))
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_an_empty_text_is_classified_by_its_cls_token_or_named(tmp_path, capsys, pooling):
+    assert main(["train-classifier", "--out-dir", str(tmp_path), "--pooling", pooling, "--max-iters", "2",
+                 "--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--batch-size", "8", "--eval-interval", "2",
+                 "--eval-iters", "1", "--n-train", "200", "--n-test", "4"]) == 0
+    capsys.readouterr()
+    status = main(["classify", "--out-dir", str(tmp_path), "()", ""])
+    out, err = capsys.readouterr()
+    if pooling == "mean":
+        assert status == 2 and "input 2 of 2 is empty: this classifier averages over the tokens" in err
+    else:
+        assert status == 0 and out.splitlines()[1].startswith(" -> ")
+        assert main(["classify", "--out-dir", str(tmp_path), ""]) == 0  # empty texts alone: the CLS token alone

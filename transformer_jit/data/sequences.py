@@ -14,8 +14,9 @@ from tqdm.auto import tqdm
 from .tokenizers import SeqTokenizer
 
 
-def pad_batch(seqs, max_len=None):
-    """Stack 1-D id sequences into ids (B, L) int64, L = the longest, padded on the right with PAD."""
+def pad_batch(seqs, max_len=None, min_len=0):
+    """Stack 1-D id sequences into ids (B, L) int64, L = the longest (at least min_len), padded on
+    the right with PAD."""
     seqs = [np.asarray(s, dtype=np.int64) for s in seqs]
     if not seqs:
         raise ValueError("pad_batch needs at least one sequence")
@@ -25,7 +26,7 @@ def pad_batch(seqs, max_len=None):
         if max_len is not None and len(s) > max_len:
             raise ValueError(f"sequence {i} has length {len(s)}, more than max_len={max_len}")
     lengths = np.array([len(s) for s in seqs])
-    ids = np.full((len(seqs), lengths.max()), SeqTokenizer.PAD, dtype=np.int64)
+    ids = np.full((len(seqs), max(lengths.max(), min_len)), SeqTokenizer.PAD, dtype=np.int64)
     # One vectorised copy: the mask is True exactly where a sequence has a token, and boolean
     # assignment fills those cells in row-major order, which is the order of the concatenation.
     ids[np.arange(ids.shape[1]) < lengths[:, None]] = np.concatenate(seqs)

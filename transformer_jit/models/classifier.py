@@ -119,13 +119,16 @@ def classify(model, tok, texts, batch_size=256, progress=False):
     texts = list(texts)
     if not texts:
         raise ValueError("nothing to classify: no input texts")
-    for number, text in enumerate(texts, 1):
-        if not text:
-            raise ValueError(f"input {number} of {len(texts)} is empty: there is nothing to classify")
+    if model.config.pooling == "mean":
+        for number, text in enumerate(texts, 1):
+            if not text:
+                raise ValueError(f"input {number} of {len(texts)} is empty: this classifier averages over the "
+                                 f"tokens (mean pooling) and has nothing to average (one trained with --pooling cls "
+                                 f"classifies empty texts)")
     preds = []
     for chunk in in_batches(texts, batch_size, "classifying", progress):
         try:
-            ids = pad_batch([tok.encode(t) for t in chunk])
+            ids = pad_batch([tok.encode(t) for t in chunk], min_len=1)  # empty texts alone: the CLS token
         except ValueError as e:
             raise ValueError(f"cannot classify: {e}") from None
         preds.append(model.predict(ids))
