@@ -5,6 +5,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,16 @@ def test_train_without_data_learns_from_the_built_in_corpus_and_prints_a_sample(
     assert tokenizer.vocab_size == vocabulary and meta["step"] == 4 and meta["train_config"]["data"] == ""
     sample = out.split("--- sample ---\n", 1)[1]
     assert len(sample) == len("\n") + 20 + len("\n")  # the prompt, 20 characters, print's newline
+
+
+def test_train_help_gives_every_option_with_its_default(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "--help"])
+    assert stopped.value.code == 0
+    options = [block for block in re.split(r"\n(?=  -)", capsys.readouterr().out) if block.startswith("  --")]
+    takes_value = [block for block in options if re.match(r"  --[a-z-]+ ([A-Z_]+|\{)", block)]
+    assert len(takes_value) >= 25
+    assert [block.split()[0] for block in takes_value if "(default" not in block] == []
 
 
 def test_best_npz_holds_the_lowest_validation_loss_of_metrics_csv(tmp_path, capsys):
