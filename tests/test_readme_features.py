@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,7 +31,7 @@ def run_python(*args, cwd, env=None):
                           capture_output=True, text=True, timeout=600)
 
 
-def test_train_without_data_learns_from_the_built_in_corpus_and_prints_a_sample(tmp_path, capsys):
+def test_train_without_data_uses_the_built_in_corpus_and_prints_a_sample(tmp_path, capsys):
     assert main(["train", "--out-dir", str(tmp_path / "run"), "--max-iters", "4", "--eval-interval", "2",
                  "--sample-tokens", "20", *TINY]) == 0
     out = capsys.readouterr().out
@@ -153,7 +152,7 @@ def test_a_new_bpe_is_trained_on_the_first_bpe_sample_bytes_only(tmp_path, monke
     head = "".join(f"alpha beta gamma {i}\n" for i in range(100))
     tail = "".join(f"zyxw vutsr qponm {i}\n" for i in range(400))
     (tmp_path / "corpus.txt").write_text(head + tail, encoding="utf-8")
-    cap = len(head) - 30  # in the head's last line: the sample runs on to that line's end
+    cap = len(head) - 10  # inside the head's last line (20 bytes): the sample runs on to its end
     monkeypatch.setattr(prepare_module, "BPE_SAMPLE", cap)
     prepare(tmp_path / "corpus.txt", "bpe", tmp_path / "data", vocab_size=300, progress=False)
     trained = json.loads((tmp_path / "data" / "tokenizer.json").read_text())
