@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from transformer_jit.cli import main
+
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 
@@ -36,11 +38,11 @@ def test_train_char_lm_trains_on_the_built_in_corpus_and_samples(tmp_path):
     assert len(sample) == len("\n") + 300 + len("\n")  # the prompt, 300 characters, print's newline
 
 
-def test_the_example_runs_load_from_the_command_line(runs):
-    from transformer_jit.cli import main
-
+def test_the_example_runs_load_from_the_command_line(runs, capsys):
     assert main(["translate", "--out-dir", str(runs / "dates"), "3rd of March 2021"]) == 0
     assert main(["classify", "--out-dir", str(runs / "brackets"), "([])"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and "3rd of March 2021" in lines[0] and "([])" in lines[1], lines
 
 
 @pytest.mark.parametrize("run, text, args, layer, heads", [
