@@ -1,6 +1,6 @@
 """What the README promises a user, each checked end to end on tiny sizes: the built-in corpus, the
-best checkpoint, exit statuses and --debug, sampling options, token files and where compiled code
-is cached."""
+help, the best checkpoint, early stopping, exit statuses and --debug, sampling options, token files
+and where compiled code is cached."""
 import csv
 import hashlib
 import json
@@ -65,6 +65,15 @@ def test_best_npz_holds_the_lowest_validation_loss_of_metrics_csv(tmp_path, caps
     _, meta = load_checkpoint(tmp_path / "best.npz", arrays=False)
     assert meta["step"] == best_step and meta["best_val_loss"] == pytest.approx(best_loss, abs=1e-6)
     assert load_checkpoint(tmp_path / "last.npz", arrays=False)[1]["step"] == rows[-1][0]
+
+
+def test_patience_stops_training_after_that_many_evaluations_without_improvement(tmp_path, capsys):
+    # learning rate 0: the first evaluation is the best there will be
+    assert main(["train", "--out-dir", str(tmp_path), "--max-iters", "100", "--eval-interval", "2", "--patience", "2",
+                 "--lr", "0", "--min-lr", "0", "--sample-tokens", "0", *TINY]) == 0
+    assert "early stop: no validation improvement in 2 evaluations" in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "last.npz", arrays=False)[1]["step"] == 6
+    assert load_checkpoint(tmp_path / "best.npz", arrays=False)[1]["step"] == 2
 
 
 DIVERGING = ["train", "--max-iters", "20", "--eval-interval", "10", "--lr", "1e6", "--warmup-iters", "0",
