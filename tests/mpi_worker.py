@@ -2,7 +2,8 @@
 
     python tests/mpi_worker.py train-then-raise OUT_DIR    train a seq2seq model (rank 0 saves it to
                                                           OUT_DIR), then rank 1 raises
-    python tests/mpi_worker.py hang                       rank 1 never joins a collective
+    python tests/mpi_worker.py hang                       rank 1 never joins a collective (the ranks
+                                                          first meet unwatched, however late one starts)
 
 The data are pairs of varying lengths, padded per batch, so the ranks' slices count different
 numbers of targets: averaging their gradients without weighting them by the counts would be wrong.
@@ -50,6 +51,9 @@ def seq2seq_trainer(out_dir, batch_size, distributed=None):
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "hang":
+        from mpi4py import MPI
+        MPI.COMM_WORLD.Barrier()  # both ranks started, unwatched: only the hang below may time out
     world = Distributed.from_environment()
     if sys.argv[1] == "train-then-raise":
         seq2seq_trainer(sys.argv[2], 2, world).fit()

@@ -52,7 +52,9 @@ def test_sample_from_pretrained_weights(gpt2_dir, capsys):
     argv = ["sample", "--pretrained", str(gpt2_dir / "hf"), "--prompt", "Line 7:", "--max-new-tokens", "6"]
     assert main([*argv, "--temperature", "0"]) == 0
     greedy = capsys.readouterr().out
-    assert greedy.startswith("Line 7:")
+    model, tokenizer = GPT.from_pretrained(gpt2_dir / "hf"), BPETokenizer.from_pretrained(gpt2_dir / "hf")
+    expected = model.generate(tokenizer.encode("Line 7:")[None], 6, temperature=0, stop_token=tokenizer.eot_token)
+    assert greedy == tokenizer.decode(expected[0]) + "\n"
     assert main([*argv, "--temperature", "0"]) == 0 and capsys.readouterr().out == greedy
     assert main(["sample", "--pretrained", str(gpt2_dir / "missing")]) == 2
     assert "pretrained model not found" in capsys.readouterr().err

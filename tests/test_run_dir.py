@@ -175,18 +175,21 @@ def test_damaged_descriptions_are_refused(saved, change, message):
 
 def test_bit_flips_and_truncations_anywhere_give_a_clear_error(saved):
     data = saved.read_bytes()
+    intact, intact_tokenizer, intact_meta = load_model(saved)
     rng = np.random.default_rng(0)
     for offset in sorted(rng.choice(len(data), 40, replace=False)):
         for broken in (data[:offset], data[:offset] + bytes([data[offset] ^ 0x10]) + data[offset + 1:]):
             saved.with_name("broken.npz").write_bytes(broken)
             try:
-                load_model(saved.with_name("broken.npz"))
+                model, tokenizer, meta = load_model(saved.with_name("broken.npz"))
             except ValueError:
                 continue  # a clear error
             except zipfile.BadZipFile as e:  # pragma: no cover - must not escape
                 raise AssertionError(f"offset {offset}: {e}")
             # A flip that changes nothing the format checks (zip padding, say) must still load exactly.
-            assert broken == data or len(broken) == len(data)
+            assert len(broken) == len(data), f"offset {offset}: a truncated checkpoint loaded"
+            np.testing.assert_array_equal(model.params, intact.params, err_msg=f"offset {offset}")
+            assert tokenizer.to_dict() == intact_tokenizer.to_dict() and meta == intact_meta, f"offset {offset}"
 
 
 @pytest.mark.parametrize("argv, min_lr", [

@@ -54,7 +54,10 @@ def test_prepare_train_and_sample_from_the_command_line(tmp_path, text_file, mon
     assert main(["train", "--resume", "--out-dir", "run", "--max-iters", "6"]) == 0
     capsys.readouterr()
     assert main(["sample", "--out-dir", "run", "--prompt", "Line 5: ✓", "--max-new-tokens", "4", "--seed", "0"]) == 0
-    assert capsys.readouterr().out.startswith("Line 5: ✓")
+    model, tokenizer, _ = load_model(tmp_path / "run" / "best.npz")
+    expected = model.generate(tokenizer.encode("Line 5: ✓")[None], 4, temperature=0.8, seed=0,
+                              stop_token=tokenizer.eot_token)[0]
+    assert capsys.readouterr().out == tokenizer.decode(expected) + "\n"
     # one step from a text file: the BPE trained, then used, and recorded in the checkpoint
     assert main(["train", "--data", str(text_file), "--tokenizer", "bpe", "--vocab-size", "280", "--out-dir",
                  "run2", "--max-iters", "3", *TINY]) == 0

@@ -11,6 +11,7 @@ import pytest
 
 from transformer_jit import GPT, CharTokenizer, GPTConfig, TextDataset, TrainConfig, Trainer, load_text
 from transformer_jit.train.checkpoint import load_checkpoint
+from transformer_jit.train.saved_model import load_model
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 40
 
@@ -134,7 +135,9 @@ def test_cli_trains_resumes_and_samples(tmp_path):
     result = run_cli("sample", "--out-dir", "run", "--prompt", "the ", "--max-new-tokens", "15", "--seed", "1",
                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("the ") and len(result.stdout.rstrip("\n")) == 4 + 15
+    model, tokenizer, _ = load_model(tmp_path / "run" / "best.npz")
+    expected = model.generate(tokenizer.encode("the ")[None], 15, temperature=0.8, seed=1)[0]  # sample's default
+    assert result.stdout == tokenizer.decode(expected) + "\n"
 
     result = run_cli("sample", "--out-dir", "run", "--prompt", "QQ", cwd=tmp_path)
     assert result.returncode == 2 and "not in the vocabulary: 'Q'" in result.stderr
