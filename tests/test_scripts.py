@@ -61,6 +61,7 @@ def test_show_attention_prints_text_heatmaps(runs, run, text, args, layer, heads
     assert f" x {columns}; " in out.rstrip("\n").split("\n")[-1]  # the legend: rows x columns
 
 
+@pytest.mark.interop
 def test_show_attention_saves_a_png(runs, tmp_path):
     pytest.importorskip("matplotlib")
     out = script("show_attention.py", "--out-dir", "brackets", "([()])", "--png", str(tmp_path / "maps.png"), cwd=runs)
