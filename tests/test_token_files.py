@@ -106,15 +106,19 @@ def test_ids_past_the_vocabulary_are_an_error_naming_the_file(tmp_path, text_fil
 @pytest.mark.parametrize("argv, message", [
     (["--tokenizer", "{tmp}/no-tokenizer"], "vocab.json"),
     (["--tokenizer", "bpe"], "needs a vocabulary size"),
-    (["--tokenizer", "bpe", "--vocab-size", "100"], "--vocab-size must be above 256"),
+    (["--tokenizer", "bpe", "--vocab-size", "100"], "--vocab-size: the vocabulary size must be at least 257"),
     (["--tokenizer", "char", "--vocab-size", "300"], "--vocab-size is for a new BPE"),
     (["--tokenizer", "wordpiece"], "must be 'char', 'bpe' or a directory"),
 ])
 def test_prepare_refuses_bad_options_in_one_line(tmp_path, text_file, capsys, argv, message):
     (tmp_path / "no-tokenizer").mkdir()
     argv = [a.format(tmp=tmp_path) for a in argv]
-    assert main(["prepare", "--data", str(text_file), "--out-dir", str(tmp_path / "out"), *argv]) == 2
+    try:
+        status = main(["prepare", "--data", str(text_file), "--out-dir", str(tmp_path / "out"), *argv])
+    except SystemExit as e:  # argparse's usage errors
+        status = e.code
     err = capsys.readouterr().err.strip()
+    assert status == 2
     assert len(err.splitlines()) == 1 and message in err, err
 
 
