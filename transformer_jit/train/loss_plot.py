@@ -57,7 +57,8 @@ def figure(run_dirs, labels=None):
         loss_axis.plot(m["step"], m["train_loss"], color=colour, label=f"{name}train loss")
         loss_axis.plot(m["step"], m["val_loss"], color=colour, linestyle="--", label=f"{name}validation loss")
         if "lr" in m:
-            lr_axis.plot(m["step"], m["lr"], color=colour, linestyle=":", alpha=0.6, label=f"{name}learning rate")
+            lr_axis.plot(m["step"], m["lr"], color="grey" if one else colour, linestyle=":", alpha=0.7,
+                         label=f"{name}learning rate")
     loss_axis.set_xlabel("step")
     loss_axis.set_ylabel("loss (nats per token)")
     loss_axis.grid(alpha=0.3)
