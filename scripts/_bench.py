@@ -2,7 +2,8 @@
 
 `measure` returns the MEDIAN time of one call over repeated runs: the median ignores the
 occasional run slowed down by another process, which the minimum would hide and the mean
-would smear in.
+would smear in. `warn_if_busy` says up front when other programs keep the cores busy that the
+benchmark's threads need: then no median helps, every parallel loop waits for a time slice.
 """
 import os
 import shutil
@@ -51,6 +52,35 @@ def measure(fn, setup=None, budget=0.3, min_repeats=5, max_repeats=10_000, warmu
             fn()
         times.append((time.perf_counter() - t0) / number)
     return Timing(statistics.median(times), min(times), repeats, number)
+
+
+def busy_message(cores, others_busy, load_average, threads):
+    """The warning for a machine whose other programs keep `others_busy` of its `cores` busy, for a
+    benchmark on `threads` threads; None when they leave it enough free cores."""
+    from transformer_jit.kernels.threads import free_cores
+    free = free_cores(cores, others_busy)
+    if free >= threads:
+        return None
+    return (f"warning: the machine is busy: other programs keep {others_busy:.1f} of its {cores} cores busy (load "
+            f"average {load_average:.1f}), so timings on {threads} threads measure the waiting for time slices, "
+            f"not the code. Run on an idle machine, or with --threads {free}.")
+
+
+def warn_if_busy(threads, seconds=0.5):
+    """Print busy_message to stderr if other programs keep the cores busy, watched for `seconds` as
+    the kernels' thread fitting reads it (transformer_jit/kernels/threads.py). Call it after the
+    benchmark has set its thread environment: it imports the package."""
+    from transformer_jit.kernels.threads import busy_seconds
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    busy, own, start = busy_seconds(cpus), time.process_time(), time.monotonic()
+    time.sleep(seconds)
+    busy_after = busy_seconds(cpus)
+    if busy is None or busy_after is None:
+        return  # no counters to read (not Linux)
+    others = max(0.0, ((busy_after - busy) - (time.process_time() - own)) / (time.monotonic() - start))
+    message = busy_message(len(cpus), others, os.getloadavg()[0], threads)
+    if message:
+        print(message, file=sys.stderr, flush=True)
 
 
 def fmt_time(seconds):

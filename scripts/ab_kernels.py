@@ -55,7 +55,7 @@ os.environ["NUMBA_CACHE_DIR"] = os.path.join(WORK, "numba-cache")  # cold: compi
 import numpy as np  # noqa: E402  (after the environment is set)
 from tqdm import tqdm  # noqa: E402
 
-from _bench import measure  # noqa: E402
+from _bench import measure, warn_if_busy  # noqa: E402
 from bench_train import CONFIGS  # noqa: E402
 
 from transformer_jit.nn.memory import aligned_empty  # noqa: E402
@@ -126,6 +126,7 @@ def no_dropout(pkg):
 
 
 def main():
+    warn_if_busy(ARGS.threads)
     packages = {}
     for label, rev in (("A", ARGS.rev_a), ("B", ARGS.rev_b)):
         packages[label] = checkout(rev, f"kernels_{label.lower()}")

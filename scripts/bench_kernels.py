@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace as NS
 from typing import Callable
 
-from _bench import fmt_num, fmt_time, measure, ratio, table
+from _bench import fmt_num, fmt_time, measure, ratio, table, warn_if_busy
 
 # ---------------------------------------------------------------------------------------------
 # Command line and environment. Parsed BEFORE numpy and numba are imported: thread counts and the
@@ -893,6 +893,7 @@ Notes
 
 def main():
     args = ARGS
+    warn_if_busy(args.threads)
     if args.budget is None:
         args.budget = 0.02 if args.quick else 0.3
     if args.rounds is None:

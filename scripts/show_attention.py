@@ -14,6 +14,7 @@ import sys
 from transformer_jit.models.attention_maps import render_png, render_text
 from transformer_jit.models.translation import translate
 from transformer_jit.train import load_model
+from transformer_jit.util.extras import MissingExtra, require
 
 
 def seq2seq_maps(model, tok, text, which):
@@ -51,6 +52,11 @@ def main():
     parser.add_argument("--head", type=int, default=None, help="one head (default: every head)")
     parser.add_argument("--png", default=None, help="also save every head of the layer as a PNG (matplotlib)")
     args = parser.parse_args()
+    if args.png:  # before any work: a missing matplotlib must not come after the text maps
+        try:
+            require("matplotlib", "plot", "--png")
+        except MissingExtra as e:
+            sys.exit(f"error: {e}")
 
     model, tok, meta = load_model(f"{args.out_dir}/{args.checkpoint}.npz")
     try:
@@ -69,10 +75,7 @@ def main():
         print(f"\n{name}, head {h}")
         print(render_text(probs[h], rows, cols))
     if args.png:
-        try:
-            render_png(probs, rows, cols, args.png, title=f"{title}  ({name})")
-        except RuntimeError as e:
-            sys.exit(f"error: {e}")
+        render_png(probs, rows, cols, args.png, title=f"{title}  ({name})")
         print(f"\nsaved {args.png}")
 
 

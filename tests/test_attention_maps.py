@@ -68,5 +68,5 @@ def test_render_png_writes_an_image(tmp_path):
 def test_render_png_without_matplotlib_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib...` fail
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    with pytest.raises(RuntimeError, match=r"pip install transformer-jit\[plot\]"):
+    with pytest.raises(RuntimeError, match=r"render_png needs matplotlib: pip install .*\[plot\]'"):
         render_png(causal_probs(3), list("abc"), list("abc"), tmp_path / "x.png")

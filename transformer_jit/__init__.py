@@ -2,6 +2,7 @@
 
     from transformer_jit import GPT, GPTConfig, AdamW, CharTokenizer, Trainer
     from transformer_jit import Seq2SeqTransformer, Seq2SeqConfig, EncoderClassifier, ClassifierConfig
+    from transformer_jit import evaluate_perplexity, token_byte_lengths
 
 The layers, from the bottom: kernels (every hot loop, compiled), util (atomic writes, config
 checks), then nn (parameters and layers), data (tokenizers and datasets) and formats (other
@@ -15,7 +16,8 @@ find_kernels()
 from . import kernels  # noqa: E402
 from .data import BPETokenizer, CharTokenizer, TextDataset, default_corpus, load_text
 from .models import (GPT, ClassifierConfig, EncoderClassifier, EncoderConfig, GPTConfig, Seq2SeqConfig,
-                     Seq2SeqTransformer, beam_search, classify, greedy_decode, translate)
+                     Seq2SeqTransformer, beam_search, classify, evaluate_perplexity, greedy_decode,
+                     token_byte_lengths, translate)
 from .nn import TransformerDecoder, TransformerEncoder, TransformerStack
 from .train import (SGD, AdaGrad, Adam, AdamW, Momentum, RMSprop, TrainConfig, Trainer, noam, warmup_cosine,
                     warmup_rsqrt)
@@ -26,7 +28,7 @@ __all__ = [
     "GPT", "GPTConfig", "CharTokenizer", "BPETokenizer", "TextDataset", "default_corpus", "load_text",
     "EncoderConfig", "ClassifierConfig", "EncoderClassifier", "Seq2SeqConfig", "Seq2SeqTransformer",
     "TransformerEncoder", "TransformerDecoder", "TransformerStack", "greedy_decode", "beam_search",
-    "translate", "classify",
+    "translate", "classify", "evaluate_perplexity", "token_byte_lengths",
     "SGD", "Momentum", "AdaGrad", "RMSprop", "Adam", "AdamW", "warmup_cosine", "noam", "warmup_rsqrt",
     "Trainer", "TrainConfig", "kernels",
 ]

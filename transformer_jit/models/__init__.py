@@ -7,13 +7,16 @@
     seq2seq          Seq2SeqTransformer: the encoder-decoder of "Attention Is All You Need"
     translation      greedy and beam-search decoding of an encoder-decoder; translate (texts -> texts)
     attention_maps   attention probabilities rendered as text or PNG
+    perplexity       evaluate_perplexity: loss, perplexity and bits per byte of a text, the context sliding
 """
 from .classifier import EncoderClassifier, classify
 from .configs import ClassifierConfig, EncoderConfig, GPTConfig, ModelConfig, Seq2SeqConfig
 from .gpt import GPT
+from .perplexity import Perplexity, evaluate_perplexity, token_byte_lengths
 from .registry import MODELS
 from .seq2seq import Seq2SeqTransformer
 from .translation import beam_search, greedy_decode, translate
 
 __all__ = ["EncoderClassifier", "classify", "ClassifierConfig", "EncoderConfig", "GPTConfig", "ModelConfig",
-           "Seq2SeqConfig", "GPT", "MODELS", "Seq2SeqTransformer", "beam_search", "greedy_decode", "translate"]
+           "Seq2SeqConfig", "GPT", "MODELS", "Perplexity", "evaluate_perplexity", "token_byte_lengths",
+           "Seq2SeqTransformer", "beam_search", "greedy_decode", "translate"]

@@ -8,6 +8,8 @@ probs is (T, S): row t holds the attention probabilities of query token t over t
 """
 import numpy as np
 
+from ..util.extras import require
+
 SHADES = " .:-=+*#%@"  # light to dark
 
 
@@ -66,10 +68,8 @@ def render_png(probs_per_head, row_labels, col_labels, path, title=None):
     if probs.ndim == 2:
         probs = probs[None]
     probs = _check(probs, row_labels, col_labels, 3)
-    try:  # imported here: matplotlib is an optional extra, and only this function needs it
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise RuntimeError("render_png needs matplotlib: pip install transformer-jit[plot]") from None
+    # imported here: matplotlib is an optional extra, and only this function needs it
+    Figure = require("matplotlib.figure", "plot", "render_png").Figure
     NH, T, S = probs.shape
     ncols = int(np.ceil(np.sqrt(NH)))  # a squarish grid: 4 heads 2 x 2, 8 heads 3 x 3
     nrows = -(-NH // ncols)

@@ -6,6 +6,7 @@
     checkpoint   the checkpoint file: one atomic .npz of arrays and a checked JSON description
     saved_model  load_model: a trained model and its tokenizer, built from a checkpoint
     evaluate     task metrics of the encoder models (exact match, accuracy)
+    loss_plot    loss.png: runs' metrics.csv drawn (needs matplotlib, the plot extra)
     recipes      tuned settings of the built-in tasks
 """
 from .checkpoint import load_checkpoint, save_checkpoint

@@ -38,6 +38,7 @@ import numba
 import numpy as np
 
 from .. import kernels as K
+from ..util.extras import install_hint
 
 # What process managers tell each process about the job: MPICH's hydra (and Intel MPI) set PMI_SIZE,
 # Open MPI sets OMPI_COMM_WORLD_SIZE.
@@ -143,7 +144,7 @@ class Distributed:
                 from mpi4py import MPI
             except ImportError:
                 raise DistributedError(f"mpiexec started {size} processes, but mpi4py is not installed: "
-                                       f"pip install 'transformer-jit[mpi]'") from None
+                                       f"{install_hint('mpi')}") from None
             _world = cls(MPI.COMM_WORLD, timeout, threads)
             sys.excepthook = _world._abort_on_uncaught
         return _world

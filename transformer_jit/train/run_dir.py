@@ -2,6 +2,7 @@
 
     config.json   the resolved configuration        metrics.csv   one row per evaluation
     best.npz      lowest validation loss            last.npz      the latest state, to resume from
+    loss.png      metrics.csv drawn (train/loss_plot.py), when matplotlib is installed
 
 Everything a run writes goes into the directory it is given now, never into a path recorded
 earlier, so a run directory can be moved or copied and resumed where it is.
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from ..util.atomic import atomic_write
 
-RUN_FILES = ("config.json", "metrics.csv", "best.npz", "last.npz")
+RUN_FILES = ("config.json", "metrics.csv", "best.npz", "last.npz", "loss.png")
 LOCK = ".lock"
 
 _held = {}  # resolved directory -> [lock file descriptor, depth]: the lock is re-entrant in a process

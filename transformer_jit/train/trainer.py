@@ -30,6 +30,7 @@ from ..util.config import ConfigError, check_fields, check_range, config_from_di
 from .checkpoint import load_checkpoint, save_checkpoint, split_prefix
 from .distributed import resumed_batch_size
 from .interrupts import DeferredInterrupts
+from .loss_plot import LossPlot
 from .optim import OPTIMIZERS, make_optimizer
 from .run_dir import append_metrics, run_lock, trim_metrics, write_json
 from .schedules import SCHEDULES, warmup_cosine, warmup_rsqrt
@@ -114,6 +115,7 @@ class Trainer:
         self.best_val_loss = float("inf")
         self.evals_since_best = 0
         self.history = []
+        self.loss_plot = LossPlot(self.out_dir, self.log)
 
     # -- the loop ----------------------------------------------------------------------------------
     def fit(self, until=None):
@@ -249,6 +251,8 @@ class Trainer:
         if improved:
             self.save("best")
         self.save("last")
+        if self.writes_files:
+            self.loss_plot.update()
         return row
 
     # -- checkpoints -------------------------------------------------------------------------------
