@@ -170,6 +170,8 @@ CASES = [
     # messages that name what the user gave
     (["train-classifier", "--data", "train.tsv"], "unrecognized arguments: --data train.tsv"),
     (train("--max-iter", "5"), "unrecognized arguments: --max-iter"),
+    (train("--optimizer", "sgd", "--weight-decay", "0.1"), "--optimizer sgd has no use for --weight-decay"),
+    (train("--optimizer", "rmsprop", "--beta2", "0.9"), "--optimizer rmsprop has no use for --beta2"),
     (["sample", "--out-dir", "{root}/gpt/config.json"], "is a file: give the run directory"),
     (["sample", "--out-dir", "{root}/empty-dir"], "holds no best.npz or last.npz"),
     (["sample", "--out-dir", "{root}/empty-dir", "--checkpoint", "last"], "empty-dir holds no last.npz"),

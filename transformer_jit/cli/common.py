@@ -92,6 +92,8 @@ def add_optimisation_args(parser, options, defaults):
 
 
 TRAIN_OPTIONS = [f.name for f in fields(TrainConfig) if f.name not in ("out_dir", "data")]
+# Options only some optimizers read: giving one to another is a mistake worth a word.
+OPTIMIZER_OPTIONS = {"weight_decay": ("adamw",), "beta1": ("adam", "adamw"), "beta2": ("adam", "adamw")}
 
 
 @dataclass
@@ -220,6 +222,11 @@ def _train_config(args, meta, data_path, ranks=1):
     if "lr" in args.given and "min_lr" not in args.given:  # a lower --lr alone lowers the floor with it
         values["min_lr"] = min(values["min_lr"], values["lr"] / 10)
     config = TrainConfig(**values, out_dir=str(args.out_dir), data=data_path)
+    unused = sorted(option for option, users in OPTIMIZER_OPTIONS.items()
+                    if option in args.given and config.optimizer not in users)
+    if unused:
+        raise ValueError(f"--optimizer {config.optimizer} has no use for {', '.join(map(flag_for, unused))} "
+                         f"(weight decay: adamw; betas: adam and adamw)")
     if meta is not None and config.max_iters <= meta["step"]:
         raise ValueError(f"the run in {args.out_dir} is already at step {meta['step']}: give --max-iters above it "
                          f"to train further")
