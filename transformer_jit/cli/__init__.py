@@ -19,7 +19,7 @@ from ..train import distributed
 from ..train.distributed import DistributedError
 from ..train.trainer import CheckpointError, TrainingDiverged
 from ..util.config import ConfigError
-from . import encoders, gpt, prepare
+from . import encoders, gpt, prepare, serve
 from .common import flag_for
 
 
@@ -42,6 +42,7 @@ def build_parser():
     prepare.add_commands(commands, common)   # prepare
     gpt.add_commands(commands, common)       # train, sample
     encoders.add_commands(commands, common)  # train-seq2seq, train-classifier, translate, classify
+    serve.add_commands(commands, common)     # serve
     return parser
 
 

@@ -1,0 +1,83 @@
+"""transformer-jit serve: a GPT behind an OpenAI-compatible HTTP API (transformer_jit/serve/).
+
+    transformer-jit serve --out-dir out                  a run directory's model
+    transformer-jit serve --pretrained gpt2 --port 8080  a Hugging Face GPT-2 directory
+
+The server is a layer beside the command line, not below it, and needs the `serve` extra
+(Starlette, Uvicorn): this command loads it by name when it runs, so that every other command
+works without that extra.
+"""
+import importlib
+import importlib.util
+from pathlib import Path
+
+from ..models.pretrained import load_pretrained
+from ..nn.layers import FEW_ROWS
+from .common import add_checkpoint_args, load_trained, positive_int
+
+
+def add_commands(commands, common):
+    serve = commands.add_parser("serve", help="serve a GPT over HTTP with OpenAI's API (the serve extra)",
+                                parents=[common])
+    add_checkpoint_args(serve, "out")
+    serve.add_argument("--pretrained", default=None, help="serve pretrained weights instead of a run: a Hugging "
+                       "Face GPT-2 directory or an llm.c file, with its tokenizer beside it")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on; 0.0.0.0 opens it to "
+                       "the network (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=port_number, default=8000, help="0: any free port (default: 8000)")
+    serve.add_argument("--model-name", default=None, help="the model's name in the API (default: the name of "
+                       "the directory or file served)")
+    serve.add_argument("--api-key", default=None, help="require `Authorization: Bearer KEY` on every /v1 request")
+    serve.add_argument("--max-tokens", type=positive_int, default=1024,
+                       help="the largest max_tokens a request may ask for (default: 1024)")
+    serve.add_argument("--slots", type=positive_int, default=FEW_ROWS,
+                       help=f"completions decoded together; more wait for a free slot (default and most: {FEW_ROWS})")
+    serve.add_argument("--max-body-bytes", type=positive_int, default=1 << 20,
+                       help="the largest request body (default: 1048576)")
+    serve.set_defaults(run=serve_model)
+
+
+def port_number(text):
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError(f"must be in [0, 65535], got {value}")
+    return value
+
+
+port_number.__name__ = "port"  # argparse's message: "invalid port value"
+
+
+def install_hint():
+    """The install command for the serve extra that fits this install: from a clone's root, or by
+    the package's name."""
+    clone = Path(__file__).resolve().parents[2]
+    if (clone / "pyproject.toml").is_file() and (clone / "kernels").is_dir():
+        return f"pip install -e '.[serve]' (in {clone})"
+    return "pip install 'transformer-jit[serve]'"
+
+
+def serve_model(args):
+    missing = [name for name in ("starlette", "uvicorn") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ValueError(f"serve needs {' and '.join(missing)}, which the serve extra installs: {install_hint()}")
+    if args.pretrained:
+        model, tokenizer = load_pretrained(args.pretrained)
+        where = Path(args.pretrained)
+    else:
+        model, tokenizer = load_trained(args, "gpt")
+        where = Path(args.out_dir)
+    server_module = importlib.import_module("transformer_jit.serve.server")
+    if not 1 <= args.slots <= FEW_ROWS:
+        raise ValueError(f"--slots must be in [1, {FEW_ROWS}], got {args.slots}")
+    sock = server_module.open_socket(args.host, args.port)
+    name = args.model_name or where.resolve().name
+    server = server_module.Server(model, tokenizer, name, sock, args.max_tokens, args.slots, args.max_body_bytes,
+                                  args.api_key)
+    print(f"serving {name} ({model.num_params():,} parameters, context {model.config.block_size} tokens) on "
+          f"{server.url}/v1 with {args.slots} slots; Ctrl-C stops", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    print("stopped", flush=True)
+    return 0

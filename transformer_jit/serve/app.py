@@ -1,0 +1,209 @@
+"""The HTTP API, OpenAI's shape, as a Starlette application over the engine:
+
+    GET  /health                  {"status": "ok"}, without the API key (for load balancers)
+    GET  /v1/models               the one model served
+    POST /v1/completions          text completions (schema.py), streamed as server-sent events or whole
+    POST /v1/chat/completions     a 400: no model this project serves has a chat template
+
+Every refusal is an OpenAI-style JSON error with a 4xx status naming the field; the request
+head and body have size limits; with an API key every /v1 route needs `Authorization: Bearer KEY`.
+"""
+import asyncio
+import hmac
+import json
+import time
+import uuid
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+from .errors import APIError
+from .schema import parse_completion
+
+MAX_HEADER_BYTES = 8 << 10  # the request's header lines together
+DISCONNECT_POLL_S = 0.5     # how often a whole (not streamed) completion checks that its client is there
+
+
+def build_app(engine, model_name, max_tokens, max_body_bytes=1 << 20, api_key=None):
+    """The ASGI application serving `engine`'s model as `model_name`; max_tokens: the cap on a
+    request's max_tokens."""
+    created = int(time.time())
+
+    async def health(request):
+        return JSONResponse({"status": "ok"})
+
+    async def models(request):
+        return JSONResponse({"object": "list", "data": [
+            {"id": model_name, "object": "model", "created": created, "owned_by": "transformer-jit"}]})
+
+    async def chat(request):
+        raise APIError(400, f"{model_name} has no chat template, so it cannot take chat messages: use "
+                            f"/v1/completions with a prompt", code="no_chat_template")
+
+    async def completions(request):
+        body = await _read_json(request, max_body_bytes)
+        completion = parse_completion(body, model_name, max_tokens)
+        loop = asyncio.get_running_loop()
+        events = asyncio.Queue()
+        job = engine.submit(completion, lambda event: loop.call_soon_threadsafe(events.put_nowait, event))
+        try:
+            first = await events.get()
+            if first[0] == "error":
+                raise first[1]
+            reply = Reply(completion, model_name, sum(first[1]))
+            if completion.stream:
+                return StreamingResponse(_stream(reply, events, engine, job), media_type="text/event-stream",
+                                         headers={"Cache-Control": "no-cache"})
+            while not reply.done():
+                try:
+                    event = await asyncio.wait_for(events.get(), DISCONNECT_POLL_S)
+                except asyncio.TimeoutError:
+                    if await request.is_disconnected():
+                        return JSONResponse({}, status_code=499)  # nobody reads it
+                    continue
+                if event[0] == "error":
+                    raise event[1]
+                reply.add(event)
+            return JSONResponse(reply.whole())
+        finally:
+            if not completion.stream:
+                engine.cancel(job)  # its sequences free their rows, if it has not finished
+
+    routes = [Route("/health", health), Route("/v1/models", models),
+              Route("/v1/completions", completions, methods=["POST"]),
+              Route("/v1/chat/completions", chat, methods=["POST"])]
+    handlers = {APIError: _api_error, HTTPException: _http_error, Exception: _unexpected}
+    app = Starlette(routes=routes, exception_handlers=handlers)
+    return Guard(app, api_key)
+
+
+class Reply:
+    """The response to one completion request, built from the engine's events."""
+
+    def __init__(self, request, model_name, prompt_tokens):
+        self.request, self.model_name, self.prompt_tokens = request, model_name, prompt_tokens
+        self.id, self.created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+        self.texts = [""] * request.choices
+        self.logprobs = [None if request.logprobs is None else
+                         {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+                         for _ in range(request.choices)]
+        self.finish = [None] * request.choices
+        self.made = 0
+
+    def done(self):
+        return None not in self.finish
+
+    def add(self, event):
+        """Take a "text" or "end" event; returns the choice it makes for a streamed chunk."""
+        if event[0] == "text":
+            _, index, text, logprobs = event
+            self.texts[index] += text
+            if logprobs is not None:
+                for key, values in logprobs.items():
+                    self.logprobs[index][key] += values
+            return {"index": index, "text": text, "logprobs": logprobs, "finish_reason": None}
+        _, index, reason, made = event
+        self.finish[index] = reason
+        self.made += made
+        return {"index": index, "text": "", "logprobs": None, "finish_reason": reason}
+
+    def usage(self):
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.made,
+                "total_tokens": self.prompt_tokens + self.made}
+
+    def chunk(self, choices, usage=None):
+        out = {"id": self.id, "object": "text_completion", "created": self.created, "model": self.model_name,
+               "choices": choices}
+        if usage is not None:
+            out["usage"] = usage
+        return out
+
+    def whole(self):
+        return self.chunk([{"index": i, "text": t, "logprobs": lp, "finish_reason": f}
+                           for i, (t, lp, f) in enumerate(zip(self.texts, self.logprobs, self.finish))], self.usage())
+
+
+async def _stream(reply, events, engine, job):
+    """Server-sent events: a chunk per piece of text, one per choice that ends, the usage if asked,
+    then `data: [DONE]`. A client that goes away ends this generator, which frees its rows."""
+    try:
+        while not reply.done():
+            event = await events.get()
+            if event[0] == "error":
+                yield _sse(event[1].body())
+                return
+            yield _sse(reply.chunk([reply.add(event)]))
+        if reply.request.include_usage:
+            yield _sse(reply.chunk([], reply.usage()))
+        yield "data: [DONE]\n\n"
+    finally:
+        engine.cancel(job)
+
+
+def _sse(data):
+    return f"data: {json.dumps(data)}\n\n"
+
+
+async def _read_json(request, limit):
+    """The request's body as JSON: 413 past `limit` bytes, 400 if it is not JSON."""
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise APIError(413, f"the request body is {length} bytes; this server takes at most {limit} "
+                            f"(--max-body-bytes)" if length.isdigit() else f"bad Content-Length {length!r}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise APIError(413, f"the request body is over {limit} bytes, this server's limit (--max-body-bytes)")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise APIError(400, f"the request body is not valid JSON: {e}") from None
+
+
+class Guard:
+    """ASGI middleware: before a request reaches its route, the size of its header lines and, with
+    an API key, the key (compared in constant time, so the time taken tells nothing of it)."""
+
+    def __init__(self, app, api_key):
+        self.app = app
+        self.key = None if api_key is None else f"Bearer {api_key}".encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                return await _response(refusal)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope):
+        headers = scope["headers"]
+        size = sum(len(name) + len(value) + 4 for name, value in headers)
+        if size > MAX_HEADER_BYTES:
+            return APIError(431, f"the request's headers are {size} bytes; this server takes at most "
+                                 f"{MAX_HEADER_BYTES}")
+        if self.key is not None and scope["path"] != "/health":
+            given = next((value for name, value in headers if name == b"authorization"), b"")
+            if not hmac.compare_digest(given, self.key):
+                return APIError(401, "a valid API key is needed: send the header 'Authorization: Bearer KEY'",
+                                code="invalid_api_key")
+        return None
+
+
+def _response(error):
+    return JSONResponse(error.body(), status_code=error.status)
+
+
+async def _api_error(request, error):
+    return _response(error)
+
+
+async def _http_error(request, error):
+    """Starlette's own refusals (no such route, wrong method) in OpenAI's shape."""
+    return _response(APIError(error.status_code, f"{request.method} {request.url.path}: {error.detail}"))
+
+
+async def _unexpected(request, error):
+    return _response(APIError(500, f"unexpected {type(error).__name__}: {error}"))
