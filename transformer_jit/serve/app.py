@@ -23,7 +23,6 @@ from .errors import APIError
 from .schema import parse_completion
 
 MAX_HEADER_BYTES = 8 << 10  # the request's header lines together
-DISCONNECT_POLL_S = 0.5     # how often a whole (not streamed) completion checks that its client is there
 
 
 def build_app(engine, model_name, max_tokens, max_body_bytes=1 << 20, api_key=None):
@@ -56,16 +55,17 @@ def build_app(engine, model_name, max_tokens, max_body_bytes=1 << 20, api_key=No
             if completion.stream:
                 return StreamingResponse(_stream(reply, events, engine, job), media_type="text/event-stream",
                                          headers={"Cache-Control": "no-cache"})
-            while not reply.done():
-                try:
-                    event = await asyncio.wait_for(events.get(), DISCONNECT_POLL_S)
-                except asyncio.TimeoutError:
-                    if await request.is_disconnected():
+            watcher = asyncio.create_task(_watch_disconnect(request, events))
+            try:
+                while not reply.done():
+                    event = await events.get()
+                    if event[0] == "gone":
                         return JSONResponse({}, status_code=499)  # nobody reads it
-                    continue
-                if event[0] == "error":
-                    raise event[1]
-                reply.add(event)
+                    if event[0] == "error":
+                        raise event[1]
+                    reply.add(event)
+            finally:
+                watcher.cancel()
             return JSONResponse(reply.whole())
         finally:
             if not completion.stream:
@@ -144,6 +144,14 @@ async def _stream(reply, events, engine, job):
 
 def _sse(data):
     return f"data: {json.dumps(data)}\n\n"
+
+
+async def _watch_disconnect(request, events):
+    """Put ("gone",) into `events` when the client disconnects (a request whose body has been
+    read receives nothing else)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    events.put_nowait(("gone",))
 
 
 async def _read_json(request, limit):

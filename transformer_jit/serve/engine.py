@@ -31,6 +31,7 @@ from .text import TextStream
 from .vocabulary import Vocabulary
 
 SHUTDOWN = object()
+STOPPING = APIError(503, "the server is shutting down")
 
 
 class Job:
@@ -62,6 +63,7 @@ class Engine:
         self.rows = [None] * slots  # the sequence in each row of the cache
         self.waiting = deque()       # accepted sequences without a row yet
         self.inbox = queue.SimpleQueue()
+        self.closed = False
         self.thread = threading.Thread(target=self._run, name="transformer-jit engine", daemon=True)
         self.thread.start()
 
@@ -69,7 +71,10 @@ class Engine:
         """Queue a checked CompletionRequest; emit(event) receives its events (from this engine's
         thread). Returns the Job, to cancel."""
         job = Job(request, emit)
-        self.inbox.put(job)
+        if self.closed:
+            _emit(job, ("error", STOPPING))
+        else:
+            self.inbox.put(job)
         return job
 
     def cancel(self, job):
@@ -78,7 +83,9 @@ class Engine:
 
     def close(self):
         """End every request (503) and stop the thread."""
-        self.inbox.put(SHUTDOWN)
+        if not self.closed:
+            self.closed = True
+            self.inbox.put(SHUTDOWN)
         self.thread.join()
 
     # -- the engine's thread ------------------------------------------------------------------
@@ -221,7 +228,7 @@ class Engine:
             if isinstance(item, Job):
                 ending.add(item)
         for job in ending:
-            _emit(job, ("error", APIError(503, "the server is shutting down")))
+            _emit(job, ("error", STOPPING))
 
     # -- log probabilities --------------------------------------------------------------------
 

@@ -1,9 +1,11 @@
 """Serving a model over HTTP: the engine, the application, and Uvicorn on a socket bound here (so
 that a port in use is a clear error and port 0 reports the port it got).
 
-Uvicorn stops on Ctrl-C or SIGTERM: it stops accepting, gives requests in flight up to
-GRACE_S seconds, and returns; then the engine ends whatever is left (503) and its thread stops.
+Uvicorn stops on Ctrl-C or SIGTERM. As it begins to, the engine ends the requests in flight (a
+503, or an error event in a stream) and its thread stops; Uvicorn then closes the connections
+(giving them up to GRACE_S seconds) and returns.
 """
+import asyncio
 import errno
 import socket
 
@@ -39,7 +41,7 @@ class Server:
         app = build_app(self.engine, model_name, max_tokens, max_body_bytes, api_key)
         config = uvicorn.Config(app, http="h11", lifespan="off", log_level=log_level,
                                 timeout_graceful_shutdown=GRACE_S)
-        self.uvicorn = uvicorn.Server(config)
+        self.uvicorn = _Uvicorn(config, self.engine)
 
     @property
     def url(self):
@@ -52,3 +54,16 @@ class Server:
         finally:
             self.engine.close()
             self.sock.close()
+
+
+class _Uvicorn(uvicorn.Server):
+    """Uvicorn, closing the engine first when it shuts down, so that no request waits out the grace
+    period and then dies cancelled."""
+
+    def __init__(self, config, engine):
+        super().__init__(config)
+        self.engine = engine
+
+    async def shutdown(self, sockets=None):
+        await asyncio.get_running_loop().run_in_executor(None, self.engine.close)
+        await super().shutdown(sockets)
