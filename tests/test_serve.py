@@ -480,3 +480,10 @@ def test_stopping_the_server_ends_a_stream_in_flight_with_an_error_event(char_mo
         received += more
     sock.close()
     assert b'"message": "the server is shutting down"' in received
+
+
+def test_the_command_line_loads_without_the_serve_extra():
+    code = ("import sys; from transformer_jit.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('starlette', 'uvicorn', 'transformer_jit.serve') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
