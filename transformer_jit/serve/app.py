@@ -47,12 +47,14 @@ def build_app(engine, model_name, max_tokens, max_body_bytes=1 << 20, api_key=No
         loop = asyncio.get_running_loop()
         events = asyncio.Queue()
         job = engine.submit(completion, lambda event: loop.call_soon_threadsafe(events.put_nowait, event))
+        streaming = False  # once the stream has the job, it cancels the job when it ends
         try:
             first = await events.get()
             if first[0] == "error":
                 raise first[1]
             reply = Reply(completion, model_name, sum(first[1]))
             if completion.stream:
+                streaming = True
                 return StreamingResponse(_stream(reply, events, engine, job), media_type="text/event-stream",
                                          headers={"Cache-Control": "no-cache"})
             watcher = asyncio.create_task(_watch_disconnect(request, events))
@@ -68,7 +70,7 @@ def build_app(engine, model_name, max_tokens, max_body_bytes=1 << 20, api_key=No
                 watcher.cancel()
             return JSONResponse(reply.whole())
         finally:
-            if not completion.stream:
+            if not streaming:
                 engine.cancel(job)  # its sequences free their rows, if it has not finished
 
     routes = [Route("/health", health), Route("/v1/models", models),

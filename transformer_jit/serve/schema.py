@@ -33,16 +33,16 @@ NEUTRAL = {"presence_penalty": 0, "frequency_penalty": 0, "logit_bias": {}, "suf
 @dataclass
 class CompletionRequest:
     prompts: list
-    max_tokens: int = 16
-    temperature: float = 1.0
-    top_p: float = 1.0
-    stop: tuple = ()
-    seed: int = None
-    n: int = 1
-    stream: bool = False
-    include_usage: bool = False
-    echo: bool = False
-    logprobs: int = None
+    max_tokens: int
+    temperature: float
+    top_p: float
+    stop: tuple
+    seed: int       # None: a fresh one
+    n: int
+    stream: bool
+    include_usage: bool
+    echo: bool
+    logprobs: int   # None: no log probabilities
 
     @property
     def choices(self):
@@ -59,26 +59,29 @@ def parse_completion(body, model_name, max_tokens_cap):
     if unknown:
         raise bad_field(unknown[0], "unknown field: this server takes " + ", ".join(sorted(known | {"model", "prompt"})))
     model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise bad_field("model", f"must be a string, got {_json_type(model)}")
     if model is not None and model != model_name:
         raise APIError(404, f"model: this server serves {model_name!r}, not {model!r}", param="model",
                        code="model_not_found")
     for name, neutral in NEUTRAL.items():
         if body.get(name, neutral) not in (neutral, None):
             raise bad_field(name, f"not supported by this server (leave it out, or give {neutral!r})")
-    request = CompletionRequest(prompts=_prompts(body))
-    request.max_tokens = _integer(body, "max_tokens", 16, 0, max_tokens_cap,
-                                  f"the server's limit (--max-tokens {max_tokens_cap})")
-    request.temperature = _number(body, "temperature", 1.0, 0.0, 2.0)
-    request.top_p = _number(body, "top_p", 1.0, 0.0, 1.0, low_open=True)
-    request.stop = _stop(body.get("stop"))
-    request.seed = _integer(body, "seed", None, 0, None)
-    request.n = _integer(body, "n", 1, 1, MAX_CHOICES)
-    if body.get("best_of") not in (None, request.n):
-        raise bad_field("best_of", f"not supported by this server (leave it out, or give n, {request.n})")
-    request.stream = _boolean(body, "stream")
-    request.echo = _boolean(body, "echo")
-    request.logprobs = _integer(body, "logprobs", None, 0, MAX_LOGPROBS)
-    request.include_usage = _stream_options(body.get("stream_options"), request.stream)
+    n = _integer(body, "n", 1, 1, MAX_CHOICES)
+    if body.get("best_of") not in (None, n):
+        raise bad_field("best_of", f"not supported by this server (leave it out, or give n, {n})")
+    stream = _boolean(body, "stream")
+    request = CompletionRequest(
+        prompts=_prompts(body), n=n, stream=stream,
+        max_tokens=_integer(body, "max_tokens", 16, 0, max_tokens_cap,
+                            f"the server's limit (--max-tokens {max_tokens_cap})"),
+        temperature=_number(body, "temperature", 1.0, 0.0, 2.0),
+        top_p=_number(body, "top_p", 1.0, 0.0, 1.0, low_open=True),
+        stop=_stop(body.get("stop")),
+        seed=_integer(body, "seed", None, 0, None),
+        echo=_boolean(body, "echo"),
+        logprobs=_integer(body, "logprobs", None, 0, MAX_LOGPROBS),
+        include_usage=_stream_options(body.get("stream_options"), stream))
     if request.choices > MAX_CHOICES:
         raise bad_field("n", f"{len(request.prompts)} prompts x n {request.n} = {request.choices} completions; at "
                              f"most {MAX_CHOICES} in one request")
