@@ -418,14 +418,16 @@ def run_dir(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
-def test_the_command_serves_a_run_and_stops_cleanly_on_a_signal(run_dir, stop):
+@pytest.mark.parametrize("stop, host", [(signal.SIGTERM, "127.0.0.1"), (signal.SIGINT, "0.0.0.0")])
+def test_the_command_serves_a_run_and_stops_cleanly_on_a_signal(run_dir, stop, host):
     process = subprocess.Popen([sys.executable, "-m", "transformer_jit", "serve", "--out-dir", str(run_dir / "gpt"),
-                                "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               cwd=run_dir)
+                                "--port", "0", "--host", host], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=run_dir)
     try:
         line = process.stdout.readline()
-        assert line.startswith("serving gpt ") and "http://127.0.0.1:" in line, line + process.stderr.read()
+        assert line.startswith("serving gpt ") and f"http://{host}:" in line, line + process.stderr.read()
+        if host == "0.0.0.0":  # open to the network: said so
+            assert "give --api-key to require a key" in process.stdout.readline()
         url = line.split(" on ")[1].split()[0]
         reply = openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=REPLY_S).completions.create(
             model="gpt", prompt="the", max_tokens=4)
@@ -453,6 +455,8 @@ def test_the_commands_bad_options_are_refused(run_dir, capsys, monkeypatch):
     assert_refused(["serve", "--out-dir", gpt, "--slots", "17"], "--slots must be in [1, 16]", run_dir, capsys,
                    monkeypatch)
     assert_refused(["serve", "--out-dir", gpt, "--port", "70000"], "invalid port value", run_dir, capsys, monkeypatch)
+    assert_refused(["serve", "--out-dir", gpt, "--api-key", ""], "--api-key must not be empty", run_dir, capsys,
+                   monkeypatch)
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = str(taken.getsockname()[1])
         assert_refused(["serve", "--out-dir", gpt, "--port", port], f"--port {port}: 127.0.0.1:{port} is in use",

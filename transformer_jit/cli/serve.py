@@ -8,12 +8,16 @@ The server is a layer beside the command line, not below it, and needs the `serv
 works without that extra.
 """
 import importlib
+import ipaddress
 import importlib.util
+import os
 from pathlib import Path
 
 from ..models.pretrained import load_pretrained
 from ..nn.layers import FEW_ROWS
 from .common import add_checkpoint_args, load_trained, positive_int
+
+API_KEY_VARIABLE = "TRANSFORMER_JIT_API_KEY"
 
 
 def add_commands(commands, common):
@@ -27,7 +31,9 @@ def add_commands(commands, common):
     serve.add_argument("--port", type=port_number, default=8000, help="0: any free port (default: 8000)")
     serve.add_argument("--model-name", default=None, help="the model's name in the API (default: the name of "
                        "the directory or file served)")
-    serve.add_argument("--api-key", default=None, help="require `Authorization: Bearer KEY` on every /v1 request")
+    serve.add_argument("--api-key", default=os.environ.get(API_KEY_VARIABLE) or None,
+                       help=f"require `Authorization: Bearer KEY` on every /v1 request (default: the environment "
+                            f"variable {API_KEY_VARIABLE}, which, unlike an argument, other users cannot see in ps)")
     serve.add_argument("--max-tokens", type=positive_int, default=1024,
                        help="the largest max_tokens a request may ask for (default: 1024)")
     serve.add_argument("--slots", type=positive_int, default=FEW_ROWS,
@@ -60,6 +66,10 @@ def serve_model(args):
     missing = [name for name in ("starlette", "uvicorn") if importlib.util.find_spec(name) is None]
     if missing:
         raise ValueError(f"serve needs {' and '.join(missing)}, which the serve extra installs: {install_hint()}")
+    if not 1 <= args.slots <= FEW_ROWS:
+        raise ValueError(f"--slots must be in [1, {FEW_ROWS}], got {args.slots}")
+    if args.api_key == "":
+        raise ValueError("--api-key must not be empty")
     if args.pretrained:
         model, tokenizer = load_pretrained(args.pretrained)
         where = Path(args.pretrained)
@@ -67,14 +77,14 @@ def serve_model(args):
         model, tokenizer = load_trained(args, "gpt")
         where = Path(args.out_dir)
     server_module = importlib.import_module("transformer_jit.serve.server")
-    if not 1 <= args.slots <= FEW_ROWS:
-        raise ValueError(f"--slots must be in [1, {FEW_ROWS}], got {args.slots}")
     sock = server_module.open_socket(args.host, args.port)
     name = args.model_name or where.resolve().name
     server = server_module.Server(model, tokenizer, name, sock, args.max_tokens, args.slots, args.max_body_bytes,
                                   args.api_key)
     print(f"serving {name} ({model.num_params():,} parameters, context {model.config.block_size} tokens) on "
           f"{server.url}/v1 with {args.slots} slots; Ctrl-C stops", flush=True)
+    if args.api_key is None and not ipaddress.ip_address(server.host).is_loopback:
+        print(f"anyone who can reach {server.host} can use it: give --api-key to require a key", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
