@@ -26,7 +26,8 @@ import threading
 import time
 
 CLIENTS = (1, 4, 16)
-SHAKESPEARE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "tinyshakespeare.txt")
+SHAKESPEARE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
+                           "tinyshakespeare.txt")
 PROMPT = "ROMEO:\nWhat light through yonder window breaks?\n"
 
 

@@ -443,7 +443,8 @@ def test_the_command_serves_a_run_and_stops_cleanly_on_a_signal(run_dir, stop, h
 def test_the_command_says_how_to_install_the_serve_extra(run_dir, capsys, monkeypatch):
     import importlib.util
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else find_spec(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "uvicorn" else find_spec(name, *a))
     assert_refused(["serve", "--out-dir", str(run_dir / "gpt")], "pip install -e '.[serve]'", run_dir, capsys,
                    monkeypatch)
 

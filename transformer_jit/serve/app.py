@@ -9,10 +9,8 @@ Every refusal is an OpenAI-style JSON error with a 4xx status naming the field; 
 head and body have size limits; with an API key every /v1 route needs `Authorization: Bearer KEY`.
 """
 import asyncio
-import hmac
 import json
 import time
-import uuid
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,9 +18,9 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from .errors import APIError
+from .guard import Guard
+from .reply import Reply
 from .schema import parse_completion
-
-MAX_HEADER_BYTES = 8 << 10  # the request's header lines together
 
 
 def build_app(engine, model_name, max_tokens, max_body_bytes=1 << 20, api_key=None):
@@ -81,52 +79,6 @@ def build_app(engine, model_name, max_tokens, max_body_bytes=1 << 20, api_key=No
     return Guard(app, api_key)
 
 
-class Reply:
-    """The response to one completion request, built from the engine's events."""
-
-    def __init__(self, request, model_name, prompt_tokens):
-        self.request, self.model_name, self.prompt_tokens = request, model_name, prompt_tokens
-        self.id, self.created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
-        self.texts = [""] * request.choices
-        self.logprobs = [None if request.logprobs is None else
-                         {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
-                         for _ in range(request.choices)]
-        self.finish = [None] * request.choices
-        self.made = 0
-
-    def done(self):
-        return None not in self.finish
-
-    def add(self, event):
-        """Take a "text" or "end" event; returns the choice it makes for a streamed chunk."""
-        if event[0] == "text":
-            _, index, text, logprobs = event
-            self.texts[index] += text
-            if logprobs is not None:
-                for key, values in logprobs.items():
-                    self.logprobs[index][key] += values
-            return {"index": index, "text": text, "logprobs": logprobs, "finish_reason": None}
-        _, index, reason, made = event
-        self.finish[index] = reason
-        self.made += made
-        return {"index": index, "text": "", "logprobs": None, "finish_reason": reason}
-
-    def usage(self):
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.made,
-                "total_tokens": self.prompt_tokens + self.made}
-
-    def chunk(self, choices, usage=None):
-        out = {"id": self.id, "object": "text_completion", "created": self.created, "model": self.model_name,
-               "choices": choices}
-        if usage is not None:
-            out["usage"] = usage
-        return out
-
-    def whole(self):
-        return self.chunk([{"index": i, "text": t, "logprobs": lp, "finish_reason": f}
-                           for i, (t, lp, f) in enumerate(zip(self.texts, self.logprobs, self.finish))], self.usage())
-
-
 async def _stream(reply, events, engine, job):
     """Server-sent events: a chunk per piece of text, one per choice that ends, the usage if asked,
     then `data: [DONE]`. A client that goes away ends this generator, which frees its rows."""
@@ -171,35 +123,6 @@ async def _read_json(request, limit):
         return json.loads(body)
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise APIError(400, f"the request body is not valid JSON: {e}") from None
-
-
-class Guard:
-    """ASGI middleware: before a request reaches its route, the size of its header lines and, with
-    an API key, the key (compared in constant time, so the time taken tells nothing of it)."""
-
-    def __init__(self, app, api_key):
-        self.app = app
-        self.key = None if api_key is None else f"Bearer {api_key}".encode()
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            refusal = self._refusal(scope)
-            if refusal is not None:
-                return await _response(refusal)(scope, receive, send)
-        await self.app(scope, receive, send)
-
-    def _refusal(self, scope):
-        headers = scope["headers"]
-        size = sum(len(name) + len(value) + 4 for name, value in headers)
-        if size > MAX_HEADER_BYTES:
-            return APIError(431, f"the request's headers are {size} bytes; this server takes at most "
-                                 f"{MAX_HEADER_BYTES}")
-        if self.key is not None and scope["path"] != "/health":
-            given = next((value for name, value in headers if name == b"authorization"), b"")
-            if not hmac.compare_digest(given, self.key):
-                return APIError(401, "a valid API key is needed: send the header 'Authorization: Bearer KEY'",
-                                code="invalid_api_key")
-        return None
 
 
 def _response(error):

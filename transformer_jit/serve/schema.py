@@ -57,7 +57,8 @@ def parse_completion(body, model_name, max_tokens_cap):
     known = set(CompletionRequest.__dataclass_fields__) - {"prompts", "include_usage"}
     unknown = sorted(set(body) - known - set(NEUTRAL) - {"model", "prompt", "user", "best_of", "stream_options"})
     if unknown:
-        raise bad_field(unknown[0], "unknown field: this server takes " + ", ".join(sorted(known | {"model", "prompt"})))
+        takes = ", ".join(sorted(known | {"model", "prompt"}))
+        raise bad_field(unknown[0], f"unknown field: this server takes {takes}")
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise bad_field("model", f"must be a string, got {_json_type(model)}")
@@ -112,7 +113,8 @@ def _integer(body, name, default, low, high, high_is=""):
         raise bad_field(name, f"must be an integer, got {_json_type(value)}")
     if value < low or (high is not None and value > high):
         bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise bad_field(name, f"must be {bound}, got {value}" + (f"; above {high_is}" if high_is and value > high else ""))
+        beyond = f"; above {high_is}" if high_is and value > high else ""
+        raise bad_field(name, f"must be {bound}, got {value}{beyond}")
     return value
 
 
