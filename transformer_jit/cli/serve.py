@@ -8,8 +8,8 @@ The server is a layer beside the command line, not below it, and needs the `serv
 works without that extra.
 """
 import importlib
-import ipaddress
 import importlib.util
+import ipaddress
 import os
 from pathlib import Path
 
