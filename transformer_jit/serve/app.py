@@ -13,6 +13,7 @@ import json
 import time
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
@@ -53,8 +54,11 @@ def build_app(engine, model_name, max_tokens, max_body_bytes=1 << 20, api_key=No
             reply = Reply(completion, model_name, sum(first[1]))
             if completion.stream:
                 streaming = True
+                # the stream cancels its job as it ends; the background task also when the client
+                # left before the stream began (a generator never started runs no `finally`)
                 return StreamingResponse(_stream(reply, events, engine, job), media_type="text/event-stream",
-                                         headers={"Cache-Control": "no-cache"})
+                                         headers={"Cache-Control": "no-cache"},
+                                         background=BackgroundTask(engine.cancel, job))
             watcher = asyncio.create_task(_watch_disconnect(request, events))
             try:
                 while not reply.done():
