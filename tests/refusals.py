@@ -24,17 +24,18 @@ def snapshot(root):
     return state
 
 
-def assert_refused(argv, message, root, capsys, monkeypatch):
-    """Run the command line `argv` and check that it is refused as described above."""
+def assert_refused(argv, message, root, capsys, monkeypatch, status=2):
+    """Run the command line `argv` and check that it is refused as described above (with exit
+    status `status`: 1 for what is not the input's fault, such as a missing optional package)."""
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     before = snapshot(root)
     try:
-        status = main(argv)
+        got = main(argv)
     except SystemExit as e:  # argparse's usage errors
-        status = e.code
+        got = e.code
     err = capsys.readouterr().err.strip()
-    assert status not in (0, None), f"accepted: {argv}"
-    assert status == 2, f"exit status {status}, not 2, for {argv}"
+    assert got not in (0, None), f"accepted: {argv}"
+    assert got == status, f"exit status {got}, not {status}, for {argv}"
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
     assert message in err, err
     assert len(err) < 400

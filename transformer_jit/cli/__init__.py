@@ -28,7 +28,7 @@ from ..train.distributed import DistributedError
 from ..train.trainer import CheckpointError, TrainingDiverged
 from ..util.config import ConfigError
 from ..util.extras import MissingExtra
-from . import encoders, evaluate, gpt, plot, prepare
+from . import encoders, evaluate, gpt, plot, prepare, serve
 from .common import flag_for
 from .compile_notice import CompileNotice
 
@@ -55,6 +55,7 @@ def build_parser():
     evaluate.add_commands(commands, common)  # eval
     encoders.add_commands(commands, common)  # train-seq2seq, train-classifier, translate, classify
     plot.add_commands(commands, common)      # plot
+    serve.add_commands(commands, common)     # serve
     return parser
 
 

@@ -67,23 +67,26 @@ class Sequences:
         """prompts: one 1-D int64 array per sequence, each at most `window` tokens. Returns the
         logits (B, V) of each prompt's last position (a buffer, valid until the next call)."""
         for row, tokens in enumerate(prompts):
-            self.logits[row] = self._fill(row, tokens)
+            self.logits[row] = self.fill(row, tokens)
         return self.logits
 
     def step(self, tokens):
-        """tokens (B,) int64: each sequence's newest token, appended at its next position (after a
-        slide if its cache is full). Returns the logits (B, V) of the token after it (a buffer,
-        valid until the next call)."""
-        cache = self.cache
+        """tokens (n,) int64, n <= B: the newest token of each of the first n sequences, appended at
+        its next position (after a slide if its cache is full); the other sequences wait, so that a
+        server steps only the rows it has in use. Returns the logits (n, V) of the token after each
+        (a buffer, valid until the next call)."""
+        n = len(tokens)
+        cache = self.cache if n == self.cache.batch else self.cache.rows(0, n)
         for row in np.flatnonzero(cache.lengths == cache.window):
             self._slide(row)
-        self.context[np.arange(len(tokens)), cache.lengths] = tokens
+        self.context[np.arange(n), cache.lengths] = tokens
         logits, _ = self.model.forward(tokens[:, None], cache=cache, weights=self.weights)
-        self.logits[...] = logits[:, 0]  # a copy: the model's buffer serves its next forward
-        return self.logits
+        self.logits[:n] = logits[:, 0]  # a copy: the model's buffer serves its next forward
+        return self.logits[:n]
 
-    def _fill(self, row, tokens):
-        """Sequence `row` from scratch: `tokens` at positions 0..; the logits after the last."""
+    def fill(self, row, tokens):
+        """Sequence `row` from scratch: `tokens` at positions 0..; the logits after the last (a view of
+        the model's buffer, valid until its next forward)."""
         self.context[row, :len(tokens)] = tokens
         self.cache.lengths[row] = 0
         logits, _ = self.model.forward(tokens[None, :], cache=self.cache.rows(row), weights=self.weights)
@@ -99,7 +102,7 @@ class Sequences:
         if n == 0:
             self.cache.lengths[row] = 0
         else:
-            self._fill(row, self.context[row, window - n:].copy())
+            self.fill(row, self.context[row, window - n:].copy())
 
 
 def bfloat16_weights(model):

@@ -10,7 +10,8 @@ sequence b are valid, the rest of its rows are stale.
     lengths       (B,) int64
 
 `rows(b)` is sequence b alone, sharing the storage: a prompt is run through the model one
-sequence at a time, each filling its own rows.
+sequence at a time, each filling its own rows. `rows(0, n)` is the first n sequences, for a step
+over only the rows a server has in use.
 """
 import copy
 
@@ -26,11 +27,13 @@ class KVCache:
         self._tensors = {}       # attention layer -> (keys, values) of every sequence
         self._rows = slice(None)  # the sequences this view covers
 
-    def rows(self, b):
-        """Sequence b alone: a view of this cache, whose writes land in this cache's storage."""
+    def rows(self, start, stop=None):
+        """Sequences start..stop-1 (start alone by default): a view of this cache, whose writes land
+        in this cache's storage."""
+        stop = start + 1 if stop is None else stop
         view = copy.copy(self)  # shares _tensors, and so the storage allocated later
-        view._rows = slice(b, b + 1)
-        view.lengths = self.lengths[b:b + 1]
+        view._rows = slice(start, stop)
+        view.lengths = self.lengths[start:stop]
         return view
 
     def layer(self, attention):
