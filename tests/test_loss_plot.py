@@ -107,7 +107,7 @@ def test_plot_draws_several_runs_on_one_figure(tmp_path, capsys):
 def test_plot_without_matplotlib_is_one_line_naming_the_extra(tmp_path, capsys, monkeypatch, without_matplotlib):
     run = write_metrics(tmp_path / "run", ["2,3.0,3.1,0.001,100"])
     err = assert_refused(["plot", str(run), "--out", str(tmp_path / "x.png")], "needs matplotlib: pip install",
-                         tmp_path, capsys, monkeypatch)
+                         tmp_path, capsys, monkeypatch, status=1)
     assert "[plot]" in err
 
 

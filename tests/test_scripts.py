@@ -35,6 +35,9 @@ def test_train_char_lm_trains_on_the_built_in_corpus_and_samples(tmp_path):
     assert "parameters, vocabulary of" in out
     assert (tmp_path / "lm" / "best.npz").exists() and (tmp_path / "lm" / "last.npz").exists()
     sample = out[out.index("step 2: train loss"):].split("\n", 1)[1]  # what follows the last evaluation
+    skipped = "drawing loss curves needs matplotlib"  # said once where matplotlib is not installed
+    if sample.startswith(skipped):
+        sample = sample.split("\n", 1)[1]
     assert len(sample) == len("\n") + 300 + len("\n")  # the prompt, 300 characters, print's newline
 
 
