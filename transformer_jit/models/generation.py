@@ -214,7 +214,8 @@ def _check_options(max_new_tokens, temperature, top_k, top_p, seed, stop_token, 
     if not is_int(max_new_tokens) or not 0 <= max_new_tokens <= MAX_NEW_TOKENS:
         raise ValueError(f"max_new_tokens must be an integer in [0, {MAX_NEW_TOKENS}], got {max_new_tokens!r}")
     if not is_number(temperature) or temperature < 0:
-        raise ValueError(f"temperature must be a finite number >= 0 (0 or below {GREEDY_BELOW}: greedy), got {temperature!r}")
+        raise ValueError(f"temperature must be a finite number >= 0 (0 or below {GREEDY_BELOW}: greedy), "
+                         f"got {temperature!r}")
     if top_k is not None and (not is_int(top_k) or top_k < 1):
         raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}")
     if top_p is not None and (not is_number(top_p) or not 0 < top_p <= 1):
