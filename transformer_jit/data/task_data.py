@@ -12,6 +12,7 @@ from .tokenizers import SeqTokenizer, TokenizerPair
 
 SEQ2SEQ_TASKS = {"dates": tasks.date_pairs}
 CLASSIFIER_TASKS = {"brackets": tasks.bracket_examples}
+CLASSIFIER_LABELS = {"brackets": ["unbalanced", "balanced"]}
 
 
 @dataclass
@@ -19,6 +20,7 @@ class TaskData:
     tokenizer: object   # TokenizerPair for seq2seq, SeqTokenizer for classification
     dataset: object     # PairDataset or LabelledDataset: "train" and "val" splits
     test: list          # held-out examples: (source, target) or (text, label)
+    labels: list = None  # a classifier's class names, by class number
 
 
 def _task(registry, name):
@@ -62,7 +64,7 @@ def classifier_task(name, data, tokenizer=None):
     def make(part):  # no CLS in the data: a classifier with pooling="cls" puts its own in front
         return LabelledDataset(part, tokenizer, data["max_len"], data["val_fraction"])
 
-    return TaskData(tokenizer, _maybe_bucketed(examples, make, data), test)
+    return TaskData(tokenizer, _maybe_bucketed(examples, make, data), test, CLASSIFIER_LABELS[name])
 
 
 def _maybe_bucketed(examples, make, data):

@@ -6,12 +6,15 @@
                      bpe_text (special tokens), bpe_files (vocab.json + merges.txt, encoder.json +
                      vocab.bpe), bpe_train (learning merges), byte_unicode (GPT-2's byte table),
                      unicode_classes (the letter/number/space classes of its pattern)
+    seq_bpe          SeqBPETokenizer: a BPE with the encoder models' PAD, BOS and EOS in front
     tokenizer_from_dict(d)   whichever of these `to_dict()` wrote
 """
 from .bpe import BPETokenizer
 from .chars import CharTokenizer, SeqTokenizer, TokenizerPair
+from .seq_bpe import SeqBPETokenizer
 
-TOKENIZERS = {"char": CharTokenizer, "seq": SeqTokenizer, "pair": TokenizerPair, "bpe": BPETokenizer}
+TOKENIZERS = {"char": CharTokenizer, "seq": SeqTokenizer, "pair": TokenizerPair, "bpe": BPETokenizer,
+              "seq_bpe": SeqBPETokenizer}
 
 
 def tokenizer_from_dict(d):
@@ -22,4 +25,5 @@ def tokenizer_from_dict(d):
     return TOKENIZERS[d["type"]].from_dict(d)
 
 
-__all__ = ["BPETokenizer", "CharTokenizer", "SeqTokenizer", "TokenizerPair", "TOKENIZERS", "tokenizer_from_dict"]
+__all__ = ["BPETokenizer", "CharTokenizer", "SeqBPETokenizer", "SeqTokenizer", "TokenizerPair", "TOKENIZERS",
+           "tokenizer_from_dict"]

@@ -140,7 +140,8 @@ class TokenizerPair:
     def from_dict(cls, d):
         if not isinstance(d, dict) or d.get("type") != "pair":
             raise ValueError(f"not a tokenizer pair: {_type_of(d)!r}")
-        return cls(SeqTokenizer.from_dict(d.get("src")), SeqTokenizer.from_dict(d.get("tgt")))
+        from . import tokenizer_from_dict  # either side may be characters or a BPE (seq_bpe.py)
+        return cls(tokenizer_from_dict(d.get("src")), tokenizer_from_dict(d.get("tgt")))
 
 
 def _saved_chars(d, kind, what):
