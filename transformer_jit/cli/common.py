@@ -106,6 +106,7 @@ class RunSetup:
     info: dict = None
     data_path: str = ""       # the text file or token directory trained on, if any
     build_model: object = None  # build_model(seed) -> the model, when not a new one of model_config
+    report: object = None       # report(model) -> a line logged after each evaluation
 
 
 def train_command(args, kind, setup):
@@ -153,7 +154,8 @@ def train_command(args, kind, setup):
         print("training config:", json.dumps(asdict(config)))
         if writer:
             write_run_config(out_dir, **sections, model=run.model_config.to_dict(), training=asdict(config))
-        trainer = Trainer(model, run.data, config, run.tokenizer, kind=kind, info=run.info, distributed=world)
+        trainer = Trainer(model, run.data, config, run.tokenizer, kind=kind, info=run.info, distributed=world,
+                          report=run.report)
         if args.resume:
             trainer.restore(out_dir / "last.npz")
             print(f"resumed from {out_dir / 'last.npz'} at step {trainer.step}")
@@ -247,9 +249,9 @@ def add_checkpoint_args(parser, out_dir):
     parser.add_argument("--checkpoint", choices=["best", "last"], default="best", help="(default: best)")
 
 
-def load_trained(args, kind):
+def load_trained(args, kind, with_meta=False):
     """(model, tokenizer) from --out-dir/--checkpoint.npz, which must hold a `kind` model; best
-    falls back to last when no evaluation has improved yet."""
+    falls back to last when no evaluation has improved yet. with_meta: (model, tokenizer, meta)."""
     out_dir = Path(args.out_dir)
     if not out_dir.is_dir():
         raise FileNotFoundError(f"run directory not found: {out_dir}" if not out_dir.exists() else
@@ -264,7 +266,7 @@ def load_trained(args, kind):
     model, tokenizer, meta = load_model(path)
     if meta["kind"] != kind:
         raise ValueError(f"{path} holds a {meta['kind']} model; use {USING_COMMAND[meta['kind']]}")
-    return model, tokenizer
+    return (model, tokenizer, meta) if with_meta else (model, tokenizer)
 
 
 def _int_at_least(low):

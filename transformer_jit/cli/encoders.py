@@ -1,17 +1,22 @@
 """Commands for the encoder models: train-seq2seq, train-classifier, translate, classify.
 
     transformer-jit train-seq2seq --task dates          human-written dates -> ISO 8601
+    transformer-jit train-seq2seq --data pairs.tsv      the user's (source, target) pairs
     transformer-jit train-classifier --task brackets    balanced bracket strings or not
+    transformer-jit train-classifier --data reviews.csv --val-data dev.csv   the user's (text, label) rows
     transformer-jit translate --out-dir out-dates "3rd of March 2021" "Mar 3, 21"
-    transformer-jit classify --out-dir out-brackets "([])" "([)]"
+    transformer-jit classify --out-dir out-brackets --input texts.txt --output labels.txt
 
 Training prints its configuration and progress like `transformer-jit train`, saves checkpoints,
-config.json and metrics.csv in --out-dir, resumes with --resume, and ends by scoring the best
-checkpoint on the task's held-out test split.
+config.json and metrics.csv in --out-dir, resumes with --resume, scores the validation split at
+every evaluation, and ends by scoring the best checkpoint on the task's held-out test split (on
+the validation split, for the user's files).
 """
 import sys
 from pathlib import Path
 
+from ..data.file_tasks import classifier_files, file_digests, seq2seq_files
+from ..data.table_files import MAX_TABLE_BYTES
 from ..data.task_data import CLASSIFIER_TASKS, SEQ2SEQ_TASKS, classifier_task, seq2seq_task
 from ..data.tokenizers import SeqTokenizer, tokenizer_from_dict
 from ..models import ClassifierConfig, Seq2SeqConfig
@@ -23,8 +28,16 @@ from ..nn.layers import ACTIVATIONS, POSITIONALS
 from ..train.checkpoint import load_checkpoint, split_prefix
 from ..train.evaluate import accuracy, exact_match
 from ..train.recipes import recipe
-from .common import (Options, RunSetup, add_checkpoint_args, add_optimisation_args, add_run_args, load_trained,
-                     non_negative_int, positive_int, train_command)
+from ..util.atomic import atomic_write
+from ..util.overlap import check_apart
+from ..util.regular_file import read_regular_file
+from .common import (Options, RunSetup, add_checkpoint_args, add_optimisation_args, add_run_args, bpe_vocab_size,
+                     flag_for, load_trained, non_negative_int, positive_int, train_command)
+
+# Options of the user's files (a run with --data) and of the built-in tasks, each refused with the other.
+FILE_OPTIONS = {"val_data", "val_fraction", "tokenizer", "vocab_size", "text_column", "label_column",
+                "source_column", "target_column", "shared_vocab", "max_len", "max_src_len", "max_tgt_len"}
+TASK_OPTIONS = {"task", "n_train", "n_test"}
 
 
 def add_commands(commands, common):
@@ -36,6 +49,14 @@ def add_commands(commands, common):
                 choices=sorted(SEQ2SEQ_TASKS), fixed=True)
     add_run_args(s, "out-dates")
     _add_data_args(s, options, r["data"], "pairs")
+    files = _add_file_args(s, options, "(source, target) pairs", ("--source-column", "source", "the source texts"),
+                           ("--target-column", "target", "the target texts"))
+    options.add(files, "--shared-vocab", False, "one tokenizer for source and target texts (a tokenizer DIR is "
+                "always shared)", action="store_true", fixed=True)
+    options.add(files, "--max-src-len", 0, "the longest source in tokens; 0: the longest in the files; a longer "
+                "example is an error, not cut", type=non_negative_int, fixed=True)
+    options.add(files, "--max-tgt-len", 0, "the longest target in tokens plus one (BOS/EOS); 0: the longest in "
+                "the files; a longer example is an error, not cut", type=non_negative_int, fixed=True)
     model = s.add_argument_group("model")
     options.add(model, "--n-encoder-layer", r["model"]["n_encoder_layer"], type=int, fixed=True)
     options.add(model, "--n-decoder-layer", r["model"]["n_decoder_layer"], type=int, fixed=True)
@@ -54,6 +75,10 @@ def add_commands(commands, common):
                 choices=sorted(CLASSIFIER_TASKS), fixed=True)
     add_run_args(c, "out-brackets")
     _add_data_args(c, options, r["data"], "examples")
+    files = _add_file_args(c, options, "(text, label) examples", ("--text-column", "text", "the texts"),
+                           ("--label-column", "label", "the labels: any strings, kept by name"))
+    options.add(files, "--max-len", 0, "the longest text in tokens; 0: the longest in the files; a longer "
+                "example is an error, not cut", type=non_negative_int, fixed=True)
     model = c.add_argument_group("model")
     options.add(model, "--n-layer", r["model"]["n_layer"], type=int, fixed=True)
     _add_architecture_args(model, options, r["model"])
@@ -66,15 +91,17 @@ def add_commands(commands, common):
 
     t = commands.add_parser("translate", help="run a trained seq2seq model on texts (arguments, or stdin lines)",
                             parents=[common])
-    t.add_argument("texts", nargs="*", help="texts to translate; none: read one per line from stdin")
+    t.add_argument("texts", nargs="*", help="texts to translate; none: --input, or one per line from stdin")
     add_checkpoint_args(t, "out-dates")
+    _add_input_output_args(t, "translations")
     _add_decoding_args(t, beam_width=4)
     t.set_defaults(run=translate_cmd)
 
     k = commands.add_parser("classify", help="run a trained classifier on texts (arguments, or stdin lines)",
                             parents=[common])
-    k.add_argument("texts", nargs="*", help="texts to classify; none: read one per line from stdin")
+    k.add_argument("texts", nargs="*", help="texts to classify; none: --input, or one per line from stdin")
     add_checkpoint_args(k, "out-brackets")
+    _add_input_output_args(k, "labels")
     k.set_defaults(run=classify_cmd)
 
 
@@ -110,6 +137,29 @@ def _add_data_args(parser, options, d, what):
     options.add(data, "--data-seed", d["seed"], "seed of the generated examples", type=non_negative_int, fixed=True)
 
 
+def _add_file_args(parser, options, what, *columns):
+    files = parser.add_argument_group(f"the user's files (instead of --task): {what}, one a row")
+    options.add(files, "--data", "", "a CSV, TSV or JSON Lines file of training examples, at most "
+                f"{MAX_TABLE_BYTES // 2**20} MiB (it is read into memory)")
+    options.add(files, "--val-data", "", "a file of validation examples (default: hold out --val-fraction)")
+    options.add(files, "--val-fraction", 0.1, "the share of --data held out for validation (for a classifier, "
+                "of each label)", type=float, fixed=True)
+    for flag, default, help in columns:
+        options.add(files, flag, default, f"{help}: a column name in the header row, or a 0-based number for a "
+                    "file without one (JSON Lines: a field name)", fixed=True)
+    options.add(files, "--tokenizer", "char", "char: one token per character of the files; bpe: a byte-level BPE "
+                "trained on --data; or a directory holding a BPE (vocab.json + merges.txt)", fixed=True)
+    options.add(files, "--vocab-size", 4096, "the BPE vocabulary's size, <|endoftext|> included",
+                type=bpe_vocab_size, fixed=True)
+    return files
+
+
+def _add_input_output_args(parser, what):
+    parser.add_argument("--input", default=None, help="a UTF-8 file of texts, one per line")
+    parser.add_argument("--output", default=None, help=f"write the {what}, one per line, to this file (replaced "
+                        "whole, once all are done) instead of printing them")
+
+
 def _add_decoding_args(parser, beam_width):
     dec = parser.add_argument_group("decoding")
     dec.add_argument("--beam-width", type=int, default=beam_width, help=f"1: greedy decoding (default: {beam_width})")
@@ -118,26 +168,36 @@ def _add_decoding_args(parser, beam_width):
 
 
 # -- training ------------------------------------------------------------------------------------
-def _train_on_task(args, kind, make_task, new_model_config, what):
+FROM_FILES = "files"  # info["task"] of a run on the user's files
+
+
+def _train_on_task(args, kind, make_task, make_file_task, new_model_config, what, report):
     """Build (or, with --resume, rebuild) the task's data and the model, and train it. Returns
     (model with the best checkpoint's weights, the task, info, the best checkpoint's step), or None
-    after Ctrl-C."""
+    after Ctrl-C. report(task, model): the line logged after each evaluation."""
     built = {}
 
     def setup(args, meta):
-        if meta is None:
-            info = {"task": args.task, "data": {**recipe(args.task)["data"], "n_train": args.n_train,
-                                                "n_test": args.n_test, "seed": args.data_seed}}
-            task = make_task(args.task, info["data"])
-            model_config = new_model_config(task, info["data"])
+        info = _run_info(args, meta)
+        tokenizer = tokenizer_from_dict(meta["tokenizer"]) if meta is not None else None
+        if info["task"] == FROM_FILES:
+            task = make_file_task(info, tokenizer)
+            described = (f"data: {info['data']['path']}, {len(task.dataset) - len(task.test):,} {what} for training, "
+                         f"{len(task.test):,} for validation "
+                         f"({info['data']['val_path'] or 'held out: --val-fraction ' + str(info['data']['val_fraction'])})")
         else:
-            info = meta["info"]
-            task = make_task(info["task"], info["data"], tokenizer_from_dict(meta["tokenizer"]))
-            model_config = MODELS[kind].config_class.from_dict(meta["model_config"])
+            task = make_task(info["task"], info["data"], tokenizer)
+            described = (f"task: {info['task']}, {len(task.dataset):,} generated {what} for training and "
+                         f"validation, {len(task.test):,} held out")
+        if task.labels:
+            info["labels"] = task.labels  # classify prints these names
+        model_config = (new_model_config(task, info["data"]) if meta is None
+                        else MODELS[kind].config_class.from_dict(meta["model_config"]))
         built["task"], built["info"] = task, info
-        description = (f"task: {info['task']}, {len(task.dataset):,} generated {what} for training and "
-                       f"validation, {len(task.test):,} held out; e.g. {task.test[0][0]!r} -> {task.test[0][1]!r}")
-        return RunSetup(model_config, task.dataset, task.tokenizer, description, info)
+        description = f"{described}; e.g. {task.test[0][0]!r} -> {task.test[0][1]!r}"
+        val = task.dataset.examples("val")
+        return RunSetup(model_config, task.dataset, task.tokenizer, description, info,
+                        data_path=info["data"].get("path", ""), report=lambda model: report(task, val, model))
 
     trained = train_command(args, kind, setup)
     if trained is None:
@@ -149,16 +209,70 @@ def _train_on_task(args, kind, make_task, new_model_config, what):
     return model, built["task"], built["info"], meta["step"]
 
 
+def _run_info(args, meta):
+    """What the run trains on: a built-in task's settings, or the user's files (FROM_FILES); with
+    --resume the saved run's, whose files must be the same (or have moved, given again by --data)."""
+    given_files, given_task = sorted(args.given & FILE_OPTIONS), sorted(args.given & TASK_OPTIONS)
+    if meta is not None:
+        info = meta["info"]
+        if info["task"] == FROM_FILES:
+            if "data" in args.given:
+                info["data"]["path"] = str(Path(args.data).resolve())
+            if "val_data" in args.given:
+                info["data"]["val_path"] = str(Path(args.val_data).resolve())
+            changed = [option for option, digest in file_digests(info["data"]).items()
+                       if info["data"]["sha256"].get(option) != digest]
+            if changed:
+                raise ValueError(f"{changed[0]} {info['data'][{'--data': 'path'}.get(changed[0], 'val_path')]} is "
+                                 f"not the file the run in {args.out_dir} began with (its contents differ): "
+                                 f"--resume trains on the same data")
+        return info
+    if not args.data:
+        if given_files:
+            raise ValueError(f"{flag_for(given_files[0])} is for the user's files: give --data FILE")
+        return {"task": args.task, "data": {**recipe(args.task)["data"], "n_train": args.n_train,
+                                            "n_test": args.n_test, "seed": args.data_seed}}
+    if given_task:
+        raise ValueError(f"--data trains on a file: {flag_for(given_task[0])} is for the built-in task")
+    if args.val_data and "val_fraction" in args.given:
+        raise ValueError("--val-data is the validation split: leave out --val-fraction")
+    if not 0 < args.val_fraction < 1:
+        raise ValueError(f"--val-fraction must be between 0 and 1, got {args.val_fraction}")
+    tokenizer = args.tokenizer
+    if tokenizer not in ("char", "bpe"):
+        if not Path(tokenizer).is_dir():
+            raise ValueError(f"--tokenizer {tokenizer}: not char, bpe, or a directory holding a BPE")
+        tokenizer = str(Path(tokenizer).resolve())
+    if "vocab_size" in args.given and tokenizer != "bpe":
+        raise ValueError("--vocab-size is the size of a new BPE: give it with --tokenizer bpe")
+    spec = {"path": str(Path(args.data).resolve()), "seed": args.data_seed, "tokenizer": tokenizer,
+            "val_path": str(Path(args.val_data).resolve()) if args.val_data else "",
+            "val_fraction": args.val_fraction, "vocab_size": args.vocab_size}
+    for key in ("text_column", "label_column", "source_column", "target_column"):
+        if hasattr(args, key):
+            spec.setdefault("columns", []).append(getattr(args, key))
+    for key in ("shared_vocab", "max_len", "max_src_len", "max_tgt_len"):
+        if hasattr(args, key):
+            spec[key] = getattr(args, key)
+    spec["sha256"] = file_digests(spec)
+    return {"task": FROM_FILES, "data": spec}
+
+
 def train_seq2seq(args):
     check_beam_args(args.beam_width, args.alpha)  # before training, not after it
 
     def new_model_config(task, d):
         return Seq2SeqConfig(src_vocab_size=task.tokenizer.src.vocab_size, tgt_vocab_size=task.tokenizer.tgt.vocab_size,
-                             max_src_len=d["max_src_len"], max_tgt_len=d["max_tgt_len"],
+                             max_src_len=d["max_src_len"] or task.dataset.max_src_len,
+                             max_tgt_len=d["max_tgt_len"] or task.dataset.max_tgt_len,
                              n_encoder_layer=args.n_encoder_layer, n_decoder_layer=args.n_decoder_layer,
                              tie_weights=not args.untied, **_architecture(args))
 
-    trained = _train_on_task(args, "seq2seq", seq2seq_task, new_model_config, "pairs")
+    def report(task, val, model):
+        return "val " + exact_match(model, task.tokenizer.src, task.tokenizer.tgt, val).summary("exact match")
+
+    trained = _train_on_task(args, "seq2seq", seq2seq_task, lambda info, tok: seq2seq_files(info["data"], tok),
+                             new_model_config, "pairs", report)
     if trained is None:
         return 130
     model, task, info, step = trained
@@ -166,7 +280,7 @@ def train_seq2seq(args):
                 else f"beam search (width {args.beam_width}, alpha {args.alpha})")
     score = exact_match(model, task.tokenizer.src, task.tokenizer.tgt, task.test, args.beam_width, args.alpha,
                         progress=True)
-    print(f"held-out exact match: {score} on the {info['task']} test split, {decoding}, best checkpoint (step {step})")
+    print(f"held-out {score.summary('exact match')} on {_scored_split(info)}, {decoding}, best checkpoint (step {step})")
     for source, target, got in score.mistakes:
         print(f"  wrong: {source!r} -> {got!r} (expected {target!r})")
     return 0
@@ -174,42 +288,83 @@ def train_seq2seq(args):
 
 def train_classifier(args):
     def new_model_config(task, d):
-        return ClassifierConfig(vocab_size=task.tokenizer.vocab_size, max_len=d["max_len"],
-                                n_classes=task.dataset.num_classes, n_layer=args.n_layer, pooling=args.pooling,
+        return ClassifierConfig(vocab_size=task.tokenizer.vocab_size,
+                                max_len=d["max_len"] or task.dataset.max_len,
+                                n_classes=len(task.labels), n_layer=args.n_layer, pooling=args.pooling,
                                 position_shift=args.position_shift, cls_id=SeqTokenizer.BOS, **_architecture(args))
 
-    trained = _train_on_task(args, "classifier", classifier_task, new_model_config, "examples")
+    def report(task, val, model):
+        return "val " + accuracy(model, task.tokenizer, val).summary("accuracy")
+
+    trained = _train_on_task(args, "classifier", classifier_task,
+                             lambda info, tok: classifier_files(info["data"], tok, info.get("labels")),
+                             new_model_config, "examples", report)
     if trained is None:
         return 130
     model, task, info, step = trained
-    score = accuracy(model, task.tokenizer, task.test, progress=True)
-    print(f"held-out accuracy: {score} on the {info['task']} test split, best checkpoint (step {step})")
-    print(score.lengths_line())
+    score = accuracy(model, task.tokenizer, task.test, progress=True, labels=task.labels)
+    print(f"held-out {score.summary('accuracy')} on {_scored_split(info)}, best checkpoint (step {step})")
+    if info["task"] != FROM_FILES:  # the built-in task holds out lengths: which ones fail
+        print(score.lengths_line())
     for text, label, got in score.mistakes:
         print(f"  wrong: {text!r} -> {got} (expected {label})")
     return 0
 
 
+def _scored_split(info):
+    return "the validation split" if info["task"] == FROM_FILES else f"the {info['task']} test split"
+
+
 # -- using a trained model -----------------------------------------------------------------------
 def _texts(args):
-    texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
+    """The texts to run the model on: the arguments, --input's lines, or stdin's lines. --output
+    is checked first, so that nothing is read or computed for an output that would be refused."""
+    if args.output:
+        check_apart("--output", args.output, [("--input", args.input or ""), ("--out-dir", args.out_dir)])
+        if Path(args.output).is_dir():
+            raise ValueError(f"--output {args.output} is a directory: give a file")
+    if args.texts and args.input:
+        raise ValueError("give texts as arguments or --input FILE, not both")
+    if args.input:
+        data = read_regular_file(args.input, "--input", MAX_TABLE_BYTES)
+        try:
+            texts = data.decode("utf-8-sig").splitlines()
+        except UnicodeDecodeError as e:
+            line = data.count(b"\n", 0, e.start) + 1
+            raise ValueError(f"--input {args.input} line {line} is not UTF-8 (byte 0x{data[e.start]:02x})") from None
+    else:
+        texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
     if not texts:
-        raise ValueError("no input: pass texts as arguments or one per line on stdin")
+        raise ValueError(f"no input: pass texts as arguments, --input FILE{' (empty)' if args.input else ''}, or "
+                         f"one per line on stdin")
     return texts
+
+
+def _write(args, texts, outputs):
+    """`text -> output` lines on stdout, or the outputs alone, one a line, in --output."""
+    if not args.output:
+        for text, out in zip(texts, outputs):
+            print(f"{text} -> {out}")
+        return
+    with atomic_write(args.output) as f:
+        f.write("".join(f"{out}\n" for out in outputs).encode("utf-8"))
+    print(f"wrote {len(outputs):,} lines to {args.output}")
 
 
 def translate_cmd(args):
     check_beam_args(args.beam_width, args.alpha)
-    model, tok = load_trained(args, "seq2seq")
     texts = _texts(args)
-    for text, out in zip(texts, translate(model, tok.src, tok.tgt, texts, args.beam_width, args.alpha)):
-        print(f"{text} -> {out}")
+    model, tok = load_trained(args, "seq2seq")
+    _write(args, texts, translate(model, tok.src, tok.tgt, texts, args.beam_width, args.alpha))
     return 0
 
 
 def classify_cmd(args):
-    model, tok = load_trained(args, "classifier")
     texts = _texts(args)
-    for text, label in zip(texts, classify(model, tok, texts)):
-        print(f"{text} -> {label}")
+    model, tok, meta = load_trained(args, "classifier", with_meta=True)
+    # A run before label names (or one whose names do not fit the model) prints class numbers.
+    names = (meta.get("info") or {}).get("labels")
+    if not (isinstance(names, list) and len(names) == model.config.n_classes):
+        names = None
+    _write(args, texts, [names[i] if names else int(i) for i in classify(model, tok, texts)])
     return 0

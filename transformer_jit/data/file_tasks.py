@@ -11,7 +11,7 @@ spec, saved with the run so that --resume reads the same files the same way:
     tokenizer, vocab_size   "char", "bpe" (trained on the training file) or a BPE's directory
     shared                  seq2seq: one tokenizer for source and target
     max_len / max_src_len, max_tgt_len   0: the longest example's; a longer example is an error
-    sha256                  {path: digest} of the files read, checked again on resume
+    sha256                  {option: digest} of the files read (file_digests), checked again on resume
 """
 import hashlib
 from collections import defaultdict
@@ -64,12 +64,9 @@ def seq2seq_files(spec, tokenizer=None):
 
 
 def file_digests(spec):
-    """{path: sha256} of the files a spec reads: saved with a new run, compared on resume."""
-    digests = {}
-    for option, path in (("--data", spec["path"]), ("--val-data", spec["val_path"])):
-        if path:
-            digests[path] = hashlib.sha256(read_regular_file(path, option, MAX_TABLE_BYTES)).hexdigest()
-    return digests
+    """{option: sha256} of the files a spec reads: saved with a new run, compared on resume."""
+    return {option: hashlib.sha256(read_regular_file(path, option, MAX_TABLE_BYTES)).hexdigest()
+            for option, path in (("--data", spec["path"]), ("--val-data", spec["val_path"])) if path}
 
 
 def label_names(labels):

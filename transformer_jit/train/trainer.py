@@ -84,14 +84,16 @@ class CheckpointError(RuntimeError):
 
 
 class Trainer:
-    def __init__(self, model, data, config, tokenizer=None, kind="gpt", log=None, info=None, distributed=None):
+    def __init__(self, model, data, config, tokenizer=None, kind="gpt", log=None, info=None, distributed=None,
+                 report=None):
         """`kind` names the model type in checkpoints ("gpt", "seq2seq", "classifier"); `info` is
         any JSON-serialisable description of the run (e.g. which task and data) saved with them.
+        `report(model)`: a line logged after each evaluation (a task's metrics on its validation split).
         `distributed`: a train.distributed.Distributed to train data-parallel over its ranks (the
         model must then have `counted_targets()`), or None for this process alone."""
         self.model, self.data, self.config = model, data, config
         self.tokenizer, self.kind, self.log = tokenizer, kind, log or log_line
-        self.info = info or {}
+        self.info, self.report = info or {}, report
         self.distributed = distributed
         self.world_size = distributed.size if distributed is not None else 1
         self.writes_files = distributed is None or distributed.rank == 0  # logs, metrics.csv, checkpoints
@@ -248,6 +250,8 @@ class Trainer:
             self.evals_since_best += 1
         self.log(f"step {self.step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}, "
                  f"lr {self.optimizer.lr:.2e}, {tokens_per_s:,.0f} tok/s" + (" (best)" if improved else ""))
+        if self.report is not None and self.writes_files:
+            self.log(f"step {self.step}: {self.report(self.model)}")
         if improved:
             self.save("best")
         self.save("last")
