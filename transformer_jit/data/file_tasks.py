@@ -9,7 +9,7 @@ spec, saved with the run so that --resume reads the same files the same way:
     val_fraction, seed      the held-out share (stratified by label for a classifier) and its draw
     columns                 [text, label] or [source, target]: names or 0-based numbers
     tokenizer, vocab_size   "char", "bpe" (trained on the training file) or a BPE's directory
-    shared                  seq2seq: one tokenizer for source and target
+    shared_vocab            seq2seq: one tokenizer for source and target
     max_len / max_src_len, max_tgt_len   0: the longest example's; a longer example is an error
     sha256                  {option: digest} of the files read (file_digests), checked again on resume
 """
@@ -50,7 +50,7 @@ def seq2seq_files(spec, tokenizer=None):
         train, val = _held_out(train, spec["val_fraction"], spec["seed"], spec["path"])
     if tokenizer is None:
         sources, targets = ([row[side] for _, row in train + val] for side in (0, 1))
-        if spec["shared"]:
+        if spec["shared_vocab"]:
             shared = _new_tokenizer(spec, sources + targets, [f for _, row in train for f in row])
             tokenizer = TokenizerPair(shared, shared)
         else:
