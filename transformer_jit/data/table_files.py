@@ -89,7 +89,7 @@ def _json_rows(text, columns, where):
 
 
 def _delimited_rows(text, separator, columns, where):
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator, strict=True)  # a stray quote is an error
     indices, rows, header = None, [], None
     if all(_is_number(column) for _, column in columns):
         indices = [int(column) for _, column in columns]
