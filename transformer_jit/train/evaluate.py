@@ -28,8 +28,8 @@ class Score:
         return f"{100 * self.fraction:.2f}% ({self.correct}/{self.total})"
 
     def summary(self, name):
-        """'accuracy 93.10% (931/1000), macro-F1 0.9302': `name` is what the fraction counts."""
-        return ", ".join([f"{name} {self}", *(f"{k} {v:.4f}" for k, v in self.extra.items())])
+        """"accuracy: 93.10% (931/1000), macro-F1 0.9302": `name` is what the fraction counts."""
+        return ", ".join([f"{name}: {self}", *(f"{k} {v:.4f}" for k, v in self.extra.items())])
 
     def add(self, example, right, expected, got, keep):
         """Count one example; remember its input if it is among the first `keep` mistakes."""
