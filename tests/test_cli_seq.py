@@ -57,7 +57,8 @@ def test_train_classifier_and_classify(tmp_path):
     result = run_cli("classify", "--out-dir", "br", "([])", "([)]", "", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 3 and lines[1].startswith("([)] -> ") and lines[1].split(" -> ")[1] in ("balanced", "unbalanced")
+    assert len(lines) == 3 and lines[1].startswith("([)] -> ")
+    assert lines[1].split(" -> ")[1] in ("balanced", "unbalanced")
     result = run_cli("classify", "--out-dir", "br", "(x)", cwd=tmp_path)
     assert result.returncode == 2 and "not in the vocabulary: 'x'" in result.stderr
 

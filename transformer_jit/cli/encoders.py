@@ -182,9 +182,10 @@ def _train_on_task(args, kind, make_task, make_file_task, new_model_config, what
         tokenizer = tokenizer_from_dict(meta["tokenizer"]) if meta is not None else None
         if info["task"] == FROM_FILES:
             task = make_file_task(info, tokenizer)
-            described = (f"data: {info['data']['path']}, {len(task.dataset) - len(task.test):,} {what} for training, "
-                         f"{len(task.test):,} for validation "
-                         f"({info['data']['val_path'] or 'held out: --val-fraction ' + str(info['data']['val_fraction'])})")
+            spec = info["data"]
+            val = spec["val_path"] or f"held out: --val-fraction {spec['val_fraction']}"
+            described = (f"data: {spec['path']}, {len(task.dataset) - len(task.test):,} {what} for training, "
+                         f"{len(task.test):,} for validation ({val})")
         else:
             task = make_task(info["task"], info["data"], tokenizer)
             described = (f"task: {info['task']}, {len(task.dataset):,} generated {what} for training and "
@@ -280,7 +281,8 @@ def train_seq2seq(args):
                 else f"beam search (width {args.beam_width}, alpha {args.alpha})")
     score = exact_match(model, task.tokenizer.src, task.tokenizer.tgt, task.test, args.beam_width, args.alpha,
                         progress=True)
-    print(f"held-out {score.summary('exact match')} on {_scored_split(info)}, {decoding}, best checkpoint (step {step})")
+    print(f"held-out {score.summary('exact match')} on {_scored_split(info)}, {decoding}, best checkpoint "
+          f"(step {step})")
     for source, target, got in score.mistakes:
         print(f"  wrong: {source!r} -> {got!r} (expected {target!r})")
     return 0
