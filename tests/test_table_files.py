@@ -92,6 +92,9 @@ def test_the_split_is_stratified(tmp_path):
     train, val = stratified_split(rows, 0.1, 0, "f")
     assert [label for _, (_, label) in val].count("a") == 8 and [label for _, (_, label) in val].count("b") == 2
     assert len(train) == 90 and not {r[0] for r in train} & {r[0] for r in val}
+    rare = rows[:10] + rows[-2:]  # 10 "a", 2 "b": a tenth of "b" rounds to none, yet one is held out
+    _, val = stratified_split(rare, 0.1, 0, "f")
+    assert sorted(label for _, (_, label) in val) == ["a", "b"]
 
 
 def test_an_unknown_label_in_validation_is_refused_by_its_line(tmp_path):
