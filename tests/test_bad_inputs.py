@@ -168,7 +168,7 @@ CASES = [
      "holds no tokenizer"),
 
     # messages that name what the user gave
-    (["train-classifier", "--data", "train.tsv"], "unrecognized arguments: --data train.tsv"),
+    (["train-classifier", "--val-frac", "0.2"], "unrecognized arguments: --val-frac 0.2"),
     (train("--max-iter", "5"), "unrecognized arguments: --max-iter"),
     (train("--optimizer", "sgd", "--weight-decay", "0.1"), "--optimizer sgd has no use for --weight-decay"),
     (train("--optimizer", "rmsprop", "--beta2", "0.9"), "--optimizer rmsprop has no use for --beta2"),
