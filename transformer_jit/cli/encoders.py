@@ -12,7 +12,6 @@ config.json and metrics.csv in --out-dir, resumes with --resume, scores the vali
 every evaluation, and ends by scoring the best checkpoint on the task's held-out test split (on
 the validation split, for the user's files).
 """
-import sys
 from pathlib import Path
 
 from ..data.file_tasks import classifier_files, file_digests, seq2seq_files
@@ -28,11 +27,9 @@ from ..nn.layers import ACTIVATIONS, POSITIONALS
 from ..train.checkpoint import load_checkpoint, split_prefix
 from ..train.evaluate import accuracy, exact_match
 from ..train.recipes import recipe
-from ..util.atomic import atomic_write
-from ..util.overlap import check_apart
-from ..util.regular_file import read_regular_file
 from .common import (Options, RunSetup, add_checkpoint_args, add_optimisation_args, add_run_args, bpe_vocab_size,
                      flag_for, load_trained, non_negative_int, positive_int, train_command)
+from .texts import add_input_output_args, input_texts, write_results
 
 # Options of the user's files (a run with --data) and of the built-in tasks, each refused with the other.
 FILE_OPTIONS = {"val_data", "val_fraction", "tokenizer", "vocab_size", "text_column", "label_column",
@@ -93,7 +90,7 @@ def add_commands(commands, common):
                             parents=[common])
     t.add_argument("texts", nargs="*", help="texts to translate; none: --input, or one per line from stdin")
     add_checkpoint_args(t, "out-dates")
-    _add_input_output_args(t, "translations")
+    add_input_output_args(t, "translations, one per line,")
     _add_decoding_args(t, beam_width=4)
     t.set_defaults(run=translate_cmd)
 
@@ -101,7 +98,7 @@ def add_commands(commands, common):
                             parents=[common])
     k.add_argument("texts", nargs="*", help="texts to classify; none: --input, or one per line from stdin")
     add_checkpoint_args(k, "out-brackets")
-    _add_input_output_args(k, "labels")
+    add_input_output_args(k, "labels, one per line,")
     k.set_defaults(run=classify_cmd)
 
 
@@ -152,12 +149,6 @@ def _add_file_args(parser, options, what, *columns):
     options.add(files, "--vocab-size", 4096, "the BPE vocabulary's size, <|endoftext|> included",
                 type=bpe_vocab_size, fixed=True)
     return files
-
-
-def _add_input_output_args(parser, what):
-    parser.add_argument("--input", default=None, help="a UTF-8 file of texts, one per line")
-    parser.add_argument("--output", default=None, help=f"write the {what}, one per line, to this file (replaced "
-                        "whole, once all are done) instead of printing them")
 
 
 def _add_decoding_args(parser, beam_width):
@@ -318,55 +309,20 @@ def _scored_split(info):
 
 
 # -- using a trained model -----------------------------------------------------------------------
-def _texts(args):
-    """The texts to run the model on: the arguments, --input's lines, or stdin's lines. --output
-    is checked first, so that nothing is read or computed for an output that would be refused."""
-    if args.output:
-        check_apart("--output", args.output, [("--input", args.input or ""), ("--out-dir", args.out_dir)])
-        if Path(args.output).is_dir():
-            raise ValueError(f"--output {args.output} is a directory: give a file")
-    if args.texts and args.input:
-        raise ValueError("give texts as arguments or --input FILE, not both")
-    if args.input:
-        data = read_regular_file(args.input, "--input", MAX_TABLE_BYTES)
-        try:
-            texts = data.decode("utf-8-sig").splitlines()
-        except UnicodeDecodeError as e:
-            line = data.count(b"\n", 0, e.start) + 1
-            raise ValueError(f"--input {args.input} line {line} is not UTF-8 (byte 0x{data[e.start]:02x})") from None
-    else:
-        texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
-    if not texts:
-        raise ValueError(f"no input: pass texts as arguments, --input FILE{' (empty)' if args.input else ''}, or "
-                         f"one per line on stdin")
-    return texts
-
-
-def _write(args, texts, outputs):
-    """`text -> output` lines on stdout, or the outputs alone, one a line, in --output."""
-    if not args.output:
-        for text, out in zip(texts, outputs):
-            print(f"{text} -> {out}")
-        return
-    with atomic_write(args.output) as f:
-        f.write("".join(f"{out}\n" for out in outputs).encode("utf-8"))
-    print(f"wrote {len(outputs):,} lines to {args.output}")
-
-
 def translate_cmd(args):
     check_beam_args(args.beam_width, args.alpha)
-    texts = _texts(args)
+    texts = input_texts(args)
     model, tok = load_trained(args, "seq2seq")
-    _write(args, texts, translate(model, tok.src, tok.tgt, texts, args.beam_width, args.alpha))
+    write_results(args, texts, translate(model, tok.src, tok.tgt, texts, args.beam_width, args.alpha))
     return 0
 
 
 def classify_cmd(args):
-    texts = _texts(args)
+    texts = input_texts(args)
     model, tok, meta = load_trained(args, "classifier", with_meta=True)
     # A run before label names (or one whose names do not fit the model) prints class numbers.
     names = (meta.get("info") or {}).get("labels")
     if not (isinstance(names, list) and len(names) == model.config.n_classes):
         names = None
-    _write(args, texts, [names[i] if names else int(i) for i in classify(model, tok, texts)])
+    write_results(args, texts, [names[i] if names else int(i) for i in classify(model, tok, texts)])
     return 0

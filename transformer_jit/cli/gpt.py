@@ -19,6 +19,7 @@ from ..util.atomic import check_replaceable, replaced_directory
 from ..util.overlap import check_apart
 from .common import (Options, RunSetup, add_checkpoint_args, add_optimisation_args, add_run_args, bpe_vocab_size,
                      load_trained, non_negative_int, train_command)
+from .texts import add_input_output_args, check_output, read_lines, write_output
 
 SHAPE = {"n_layer", "n_head", "n_embd", "block_size", "no_bias", "positional", "tokenizer", "vocab_size"}
 HF_EXPORT_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
@@ -59,8 +60,10 @@ def add_commands(commands, common):
     add_checkpoint_args(sample, "out")
     sample.add_argument("--pretrained", default=None, help="sample from pretrained weights instead of a run: a "
                         "Hugging Face GPT-2 directory or an llm.c file, with its tokenizer beside it")
-    sample.add_argument("--prompt", default=None,
-                        help="text to continue (default: a newline, or the vocabulary's first character)")
+    sample.add_argument("--prompt", action="append", default=None,
+                        help="text to continue; repeat it for several, sampled together (default: a newline, or "
+                             "the vocabulary's first character)")
+    add_input_output_args(sample, "samples", inputs="prompts")
     sample.add_argument("--max-new-tokens", type=non_negative_int, default=500, help="(default: 500)")
     sample.add_argument("--temperature", type=float, default=0.8, help="0: always the most likely token (default: 0.8)")
     sample.add_argument("--top-k", type=int, default=None, help="sample from the k most likely tokens only")
@@ -175,18 +178,32 @@ def default_prompt(tokenizer):
 
 
 def sample_gpt(args):
+    check_output(args)
+    if args.prompt and args.input:
+        raise ValueError("give prompts with --prompt or --input FILE, not both")
+    prompts = read_lines(args.input) if args.input else args.prompt
+    if args.input and not prompts:
+        raise ValueError(f"--input {args.input} holds no prompts")
     if args.pretrained:
         model, tokenizer = load_pretrained(args.pretrained)
     else:
         model, tokenizer = load_trained(args, "gpt")
-    prompt = default_prompt(tokenizer) if args.prompt is None else args.prompt
-    if not prompt:
-        raise ValueError("--prompt must not be empty")
-    idx = tokenizer.encode(prompt, **special_tokens(tokenizer))[None, :]
+    prompts = prompts or [default_prompt(tokenizer)]
+    for number, prompt in enumerate(prompts, 1):
+        if not prompt:
+            raise ValueError("--prompt must not be empty" if not args.input else
+                             f"--input {args.input} line {number} is empty: every line is a prompt")
+    ids = [tokenizer.encode(prompt, **special_tokens(tokenizer)) for prompt in prompts]
     stop = tokenizer.eot_token if isinstance(tokenizer, BPETokenizer) else None
-    out = model.generate(idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+    out = model.generate(ids, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                          seed=args.seed, stop_token=stop, progress=True)
-    print(tokenizer.decode(out[0]))
+    samples = [tokenizer.decode(row) for row in out]
+    text = samples[0] + "\n" if len(samples) == 1 else "".join(
+        f"--- sample {i} of {len(samples)} ---\n{sample}\n" for i, sample in enumerate(samples, 1))
+    if args.output:
+        write_output(args.output, text, f"{len(samples)} sample{'s' * (len(samples) > 1)}")
+    else:
+        print(text, end="")
     return 0
 
 
