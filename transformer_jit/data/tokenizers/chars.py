@@ -141,7 +141,10 @@ class TokenizerPair:
         if not isinstance(d, dict) or d.get("type") != "pair":
             raise ValueError(f"not a tokenizer pair: {_type_of(d)!r}")
         from . import tokenizer_from_dict  # either side may be characters or a BPE (seq_bpe.py)
-        return cls(tokenizer_from_dict(d.get("src")), tokenizer_from_dict(d.get("tgt")))
+        for side in ("src", "tgt"):
+            if _type_of(d.get(side)) not in ("seq", "seq_bpe"):
+                raise ValueError(f"not a sequence tokenizer: {_type_of(d.get(side))!r} ({side})")
+        return cls(tokenizer_from_dict(d["src"]), tokenizer_from_dict(d["tgt"]))
 
 
 def _saved_chars(d, kind, what):
