@@ -28,9 +28,15 @@ def check_pretrained_path(path):
     if path.is_dir() and any((path / name).exists() for name in RUN_CHECKPOINTS) \
             and not (path / "model.safetensors").exists():
         raise ValueError(f"{path} is a training run's directory, not a pretrained model: give it with --out-dir")
-    if path.is_file() and (path.suffix == ".npz" or _starts_with(path, ZIP_MAGIC)):
+    if is_checkpoint_file(path):
         raise ValueError(f"{path} is a training run's checkpoint, not a pretrained model: give its directory "
                          f"({path.parent}) with --out-dir")
+
+
+def is_checkpoint_file(path):
+    """Whether `path` is a training run's checkpoint (.npz) rather than pretrained weights."""
+    path = Path(path)
+    return path.is_file() and (path.suffix == ".npz" or _starts_with(path, ZIP_MAGIC))
 
 
 def _starts_with(path, prefix):
