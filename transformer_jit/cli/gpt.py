@@ -88,7 +88,7 @@ def train_gpt(args):
         if meta is not None:
             model_config, tokenizer = GPTConfig.from_dict(meta["model_config"]), tokenizer_from_dict(meta["tokenizer"])
         elif args.init_from:
-            fixed = args.given & SHAPE - {"block_size"}  # a shorter context is the first positions of its own
+            fixed = args.given & (SHAPE - {"block_size"})  # a shorter context is the first positions of its own
             if fixed:
                 raise ValueError(f"--init-from takes the model and its tokenizer from {args.init_from}: leave out "
                                  + ", ".join(sorted("--" + name.replace("_", "-") for name in fixed)))

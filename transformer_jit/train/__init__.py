@@ -18,5 +18,6 @@ from .saved_model import load_model
 from .schedules import noam, warmup_cosine, warmup_rsqrt
 from .trainer import TrainConfig, Trainer
 
-__all__ = ["Loaded", "load", "load_checkpoint", "load_model", "save_checkpoint", "SGD", "AdaGrad", "Adam", "AdamW", "Momentum",
-           "RMSprop", "make_optimizer", "recipe", "noam", "warmup_cosine", "warmup_rsqrt", "TrainConfig", "Trainer"]
+__all__ = ["Loaded", "load", "load_checkpoint", "load_model", "save_checkpoint", "SGD", "AdaGrad", "Adam", "AdamW",
+           "Momentum", "RMSprop", "make_optimizer", "recipe", "noam", "warmup_cosine", "warmup_rsqrt", "TrainConfig",
+           "Trainer"]
