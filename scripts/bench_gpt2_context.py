@@ -14,10 +14,13 @@ on the built-in corpus, evaluating (one batch) and saving at half-way and at the
 its peak resident memory (the whole command: loading, training, evaluating, saving). The time per
 step is of the second half's steps, from metrics.csv's tokens/s: the first half holds the first
 touches of memory and any compilation. Beside them, the estimate that `train` checks before a run.
+The kernels run on --threads threads whatever the machine's load (TRANSFORMER_JIT_ADAPTIVE_THREADS=0,
+see kernels/threads.py), so that a busy machine shows in the times, with a warning, not in fewer threads.
 """
 import argparse
 import csv
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -72,6 +75,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--block-sizes", type=int, nargs="+", default=[128, 256, 1024])
     parser.add_argument("--steps", type=int, default=4, help="training steps per context, an even number >= 2")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--tokenizer", default=None, help="a directory with GPT-2's encoder.json and vocab.bpe "
                         "(default: fetched into ~/.cache/transformer-jit/gpt2/)")
     parser.add_argument("--child", nargs=3, metavar=("GPT2_DIR", "OUT_DIR", "BLOCK_SIZE"), help=argparse.SUPPRESS)
@@ -83,14 +87,15 @@ def main():
     tokenizer_files = gpt2_files(args.tokenizer)
     if tokenizer_files is None:
         return 1
-    warn_if_busy(threads=2)
+    env = dict(os.environ, NUMBA_NUM_THREADS=str(args.threads), TRANSFORMER_JIT_ADAPTIVE_THREADS="0")
+    warn_if_busy(args.threads)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         make_gpt2(Path(tmp) / "gpt2", tokenizer_files)
         for n in args.block_sizes:
             done = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--child",
                                    str(Path(tmp) / "gpt2"), str(Path(tmp) / f"run{n}"), str(n)],
-                                  capture_output=True, text=True)
+                                  capture_output=True, text=True, env=env)
             if done.returncode != 0:
                 print(done.stdout[-2000:], done.stderr[-2000:], file=sys.stderr)
                 return 1
