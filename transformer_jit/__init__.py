@@ -3,6 +3,7 @@
     from transformer_jit import GPT, GPTConfig, AdamW, CharTokenizer, Trainer
     from transformer_jit import Seq2SeqTransformer, Seq2SeqConfig, EncoderClassifier, ClassifierConfig
     from transformer_jit import evaluate_perplexity, token_byte_lengths
+    from transformer_jit import load        # load("out"): a run's model and tokenizer, or GPT-2's
 
 The layers, from the bottom: kernels (every hot loop, compiled), util (atomic writes, config
 checks), then nn (parameters and layers), data (tokenizers and datasets) and formats (other
@@ -19,8 +20,8 @@ from .models import (GPT, ClassifierConfig, EncoderClassifier, EncoderConfig, GP
                      Seq2SeqTransformer, beam_search, classify, evaluate_perplexity, greedy_decode,
                      token_byte_lengths, translate)
 from .nn import TransformerDecoder, TransformerEncoder, TransformerStack
-from .train import (SGD, AdaGrad, Adam, AdamW, Momentum, RMSprop, TrainConfig, Trainer, noam, warmup_cosine,
-                    warmup_rsqrt)
+from .train import (SGD, AdaGrad, Adam, AdamW, Loaded, Momentum, RMSprop, TrainConfig, Trainer, load, noam,
+                    warmup_cosine, warmup_rsqrt)
 
 __version__ = "0.1.0"
 
@@ -30,5 +31,5 @@ __all__ = [
     "TransformerEncoder", "TransformerDecoder", "TransformerStack", "greedy_decode", "beam_search",
     "translate", "classify", "evaluate_perplexity", "token_byte_lengths",
     "SGD", "Momentum", "AdaGrad", "RMSprop", "Adam", "AdamW", "warmup_cosine", "noam", "warmup_rsqrt",
-    "Trainer", "TrainConfig", "kernels",
+    "Trainer", "TrainConfig", "load", "Loaded", "kernels",
 ]

@@ -2,6 +2,7 @@
 
     transformer-jit train --data input.txt                          a new model, characters or BPE
     transformer-jit train --init-from gpt2 --data input.txt         fine-tune GPT-2's weights
+    transformer-jit train --init-from gpt2 --block-size 256 ...     at a context of its first 256 positions
     transformer-jit sample --out-dir out | --pretrained gpt2        continue a prompt
     transformer-jit export --out-dir out --format hf|llmc DEST      a run's model for other tools
 """
@@ -43,7 +44,8 @@ def add_commands(commands, common):
     options.add(model, "--n-layer", 4, type=int, fixed=True)
     options.add(model, "--n-head", 4, type=int, fixed=True)
     options.add(model, "--n-embd", 128, type=int, fixed=True)
-    options.add(model, "--block-size", 64, type=int, fixed=True)
+    options.add(model, "--block-size", 64, "the context in tokens; with --init-from, the first N of the "
+                "pretrained positions (default there: all of them)", type=int, fixed=True)
     options.add(model, "--dropout", 0.0, "on the embeddings and every residual branch", type=float, fixed=True)
     options.add(model, "--attn-dropout", 0.0, "on the attention probabilities (GPT-2's attn_pdrop)", type=float,
                 fixed=True)
@@ -89,10 +91,12 @@ def train_gpt(args):
         if meta is not None:
             model_config, tokenizer = GPTConfig.from_dict(meta["model_config"]), tokenizer_from_dict(meta["tokenizer"])
         elif args.init_from:
-            if args.given & SHAPE:
+            fixed = args.given & (SHAPE - {"block_size"})  # a shorter context is the first positions of its own
+            if fixed:
                 raise ValueError(f"--init-from takes the model and its tokenizer from {args.init_from}: leave out "
-                                 + ", ".join(sorted("--" + name.replace("_", "-") for name in args.given & SHAPE)))
-            model_config = pretrained_config(args.init_from, args.dropout, args.attn_dropout)
+                                 + ", ".join(sorted("--" + name.replace("_", "-") for name in fixed)))
+            crop = args.block_size if "block_size" in args.given else None  # the first N positions
+            model_config = pretrained_config(args.init_from, args.dropout, args.attn_dropout, crop)
             tokenizer = pretrained_tokenizer(args.init_from)
         else:
             model_config, tokenizer = None, None  # made from the data below
@@ -122,10 +126,12 @@ def train_gpt(args):
                                      positional=args.positional)
         build = None
         if meta is None and args.init_from:
-            build = lambda seed: load_pretrained(args.init_from, args.dropout, seed, args.attn_dropout)[0]  # noqa: E731
+            build = lambda seed: load_pretrained(args.init_from, args.dropout, seed, args.attn_dropout,  # noqa: E731
+                                                 model_config.block_size)[0]
         description = f"data: {path or 'built-in corpus'} ({what}, {tokenizer_name(tokenizer)})"
         if build:
-            description += f"\nmodel: starting from the pretrained weights in {args.init_from}"
+            description += f"\nmodel: starting from the pretrained weights in {args.init_from}, context " \
+                           f"{model_config.block_size} tokens"
         return RunSetup(model_config, data, tokenizer, description, data_path=path, build_model=build)
 
     trained = train_command(args, "gpt", setup)

@@ -41,6 +41,7 @@ class HuggingFaceGPT2:
     """A Hugging Face GPT-2 directory, opened and checked against its config.json.
 
         checkpoint = HuggingFaceGPT2(directory)
+        checkpoint.path                the directory
         checkpoint.sizes               {vocab_size, block_size, n_layer, n_head, n_embd}
         checkpoint.copy_into(params)   params: {nanoGPT name: array to fill}
 
@@ -54,6 +55,7 @@ class HuggingFaceGPT2:
         if not directory.is_dir():
             raise FileNotFoundError(f"{directory} is not a directory (a Hugging Face model directory holds "
                                     f"{CONFIG} and {WEIGHTS})")
+        self.path = directory
         weights = directory / WEIGHTS
         if not weights.exists():
             _refuse_without_safetensors(directory)

@@ -24,6 +24,20 @@ from . import generation
 from .configs import GPTConfig
 
 IGNORE_INDEX = -1  # targets equal to this are left out of the loss
+WPE = "transformer.wpe.weight"  # the learned positions, one row per position
+
+
+def cropped_sizes(sizes, block_size, path):
+    """A GPT-2 checkpoint's sizes with its context shortened to block_size (None: kept), which
+    must be one of the positions the checkpoint has learned."""
+    positions = sizes["block_size"]
+    if block_size is None:
+        return dict(sizes)
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) \
+            or not 1 <= block_size <= positions:
+        raise ValueError(f"block_size {block_size!r}: the weights in {path} have learned {positions} positions; "
+                         f"give 1 to {positions}")
+    return {**sizes, "block_size": int(block_size)}
 
 
 class GPT(Model):
@@ -116,23 +130,33 @@ class GPT(Model):
 
     # -- GPT-2 files of other projects (the codecs are in transformer_jit.formats) --------------------
     @classmethod
-    def from_pretrained(cls, directory, dropout=0.0, dtype=np.float32, attn_dropout=0.0):
+    def from_pretrained(cls, directory, dropout=0.0, dtype=np.float32, attn_dropout=0.0, block_size=None):
         """GPT-2 (any size, 124M to 1.5B) from a Hugging Face directory: config.json, model.safetensors.
-        dropout and attn_dropout: the rates to fine-tune with (the file's *_pdrop are not read)."""
-        return cls._from_checkpoint(formats.HuggingFaceGPT2(directory), dropout, dtype, attn_dropout)
+        dropout and attn_dropout: the rates to fine-tune with (the file's *_pdrop are not read).
+        block_size: keep only the first block_size learned positions (None: all), as nanoGPT's
+        crop_block_size does: a shorter context trains in less time and memory per step."""
+        return cls._from_checkpoint(formats.HuggingFaceGPT2(directory), dropout, dtype, attn_dropout, block_size)
 
     @classmethod
-    def from_llmc(cls, path, dropout=0.0, dtype=np.float32, attn_dropout=0.0):
-        """GPT-2 from an llm.c checkpoint such as gpt2_124M.bin (float32 or bfloat16)."""
-        return cls._from_checkpoint(formats.LlmcGPT2(path), dropout, dtype, attn_dropout)
+    def from_llmc(cls, path, dropout=0.0, dtype=np.float32, attn_dropout=0.0, block_size=None):
+        """GPT-2 from an llm.c checkpoint such as gpt2_124M.bin (float32 or bfloat16); block_size as
+        from_pretrained's."""
+        return cls._from_checkpoint(formats.LlmcGPT2(path), dropout, dtype, attn_dropout, block_size)
 
     @classmethod
-    def _from_checkpoint(cls, checkpoint, dropout, dtype, attn_dropout):
+    def _from_checkpoint(cls, checkpoint, dropout, dtype, attn_dropout, block_size):
         if np.dtype(dtype) not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}: the weights are floating point")
-        config = GPTConfig(**checkpoint.sizes, dropout=dropout, attn_dropout=attn_dropout)
+        sizes = cropped_sizes(checkpoint.sizes, block_size, checkpoint.path)
+        config = GPTConfig(**sizes, dropout=dropout, attn_dropout=attn_dropout)
         model = cls.for_loading(config, dtype=dtype)
-        checkpoint.copy_into(model._parameter_views())
+        params = model._parameter_views()
+        wpe = params[WPE]
+        positions = checkpoint.sizes["block_size"]
+        if sizes["block_size"] < positions:  # the whole table read aside (it is small), its first rows kept
+            params = {**params, WPE: np.empty((positions, wpe.shape[1]), wpe.dtype)}
+        checkpoint.copy_into(params)
+        wpe[...] = params[WPE][:sizes["block_size"]]
         return model
 
     def save_pretrained(self, directory):

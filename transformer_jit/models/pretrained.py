@@ -2,13 +2,14 @@
 
     model, tokenizer = load_pretrained("gpt2")            # config.json, model.safetensors, vocab.json, merges.txt
     model, tokenizer = load_pretrained("gpt2_124M.bin")   # llm.c's file; the tokenizer from files beside it
+    model, tokenizer = load_pretrained("gpt2", block_size=256)   # its first 256 positions only
 """
 from pathlib import Path
 
 from ..data.tokenizers import BPETokenizer
 from ..formats import HuggingFaceGPT2, LlmcGPT2
 from .configs import GPTConfig
-from .gpt import GPT
+from .gpt import GPT, cropped_sizes
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt", "encoder.json", "vocab.bpe")
 RUN_CHECKPOINTS = ("best.npz", "last.npz")
@@ -27,9 +28,15 @@ def check_pretrained_path(path):
     if path.is_dir() and any((path / name).exists() for name in RUN_CHECKPOINTS) \
             and not (path / "model.safetensors").exists():
         raise ValueError(f"{path} is a training run's directory, not a pretrained model: give it with --out-dir")
-    if path.is_file() and (path.suffix == ".npz" or _starts_with(path, ZIP_MAGIC)):
+    if is_checkpoint_file(path):
         raise ValueError(f"{path} is a training run's checkpoint, not a pretrained model: give its directory "
                          f"({path.parent}) with --out-dir")
+
+
+def is_checkpoint_file(path):
+    """Whether `path` is a training run's checkpoint (.npz) rather than pretrained weights."""
+    path = Path(path)
+    return path.is_file() and (path.suffix == ".npz" or _starts_with(path, ZIP_MAGIC))
 
 
 def _starts_with(path, prefix):
@@ -40,13 +47,13 @@ def _starts_with(path, prefix):
         return False
 
 
-def pretrained_config(path, dropout=0.0, attn_dropout=0.0):
+def pretrained_config(path, dropout=0.0, attn_dropout=0.0, block_size=None):
     """The GPTConfig of the weights at `path` (read from their header, not the weights), with the
-    dropout rates to fine-tune with."""
+    dropout rates to fine-tune with and the context cropped to block_size (None: all positions)."""
     path = Path(path)
     check_pretrained_path(path)
     reader = HuggingFaceGPT2(path) if path.is_dir() else LlmcGPT2(path)
-    return GPTConfig(**reader.sizes, dropout=dropout, attn_dropout=attn_dropout)
+    return GPTConfig(**cropped_sizes(reader.sizes, block_size, path), dropout=dropout, attn_dropout=attn_dropout)
 
 
 def pretrained_tokenizer(path):
@@ -58,16 +65,17 @@ def pretrained_tokenizer(path):
     return BPETokenizer.from_pretrained(directory)
 
 
-def load_pretrained(path, dropout=0.0, seed=0, attn_dropout=0.0):
+def load_pretrained(path, dropout=0.0, seed=0, attn_dropout=0.0, block_size=None):
     """(GPT with the weights at `path`, its tokenizer). The weights' header and the tokenizer are
-    checked, against each other too, before memory for the model is asked for."""
+    checked, against each other too, before memory for the model is asked for. block_size: the
+    first positions to keep (None: all)."""
     path = Path(path)
-    config = pretrained_config(path, dropout, attn_dropout)
+    config = pretrained_config(path, dropout, attn_dropout, block_size)
     tokenizer = pretrained_tokenizer(path)
     if config.vocab_size != tokenizer.vocab_size:
         raise ValueError(f"{path}: the weights have {config.vocab_size} tokens but the tokenizer "
                          f"{tokenizer.vocab_size}")
     load = GPT.from_pretrained if path.is_dir() else GPT.from_llmc
-    model = load(path, dropout=dropout, attn_dropout=attn_dropout)
+    model = load(path, dropout=dropout, attn_dropout=attn_dropout, block_size=block_size)
     model.seed = seed
     return model, tokenizer
