@@ -1,5 +1,7 @@
 """The reader of the user's example files (data/table_files.py) and what is built from them
 (data/file_tasks.py): every format, and every problem as one line naming the file and line."""
+import random
+
 import pytest
 
 from transformer_jit.data.file_tasks import classifier_files, label_names, stratified_split
@@ -133,7 +135,7 @@ def test_chrf_of_a_perfect_and_a_disjoint_corpus():
 @pytest.mark.interop
 def test_chrf_equals_sacrebleu():
     sacrebleu = pytest.importorskip("sacrebleu")
-    rng = __import__("random").Random(0)
+    rng = random.Random(0)
     for _ in range(200):
         hyps, refs = ([("".join(rng.choice("ab c") for _ in range(rng.randint(0, 12)))) for _ in range(5)]
                       for _ in range(2))
