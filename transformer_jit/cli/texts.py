@@ -4,7 +4,7 @@ or written whole to --output once all are done."""
 import sys
 from pathlib import Path
 
-from ..data.table_files import MAX_TABLE_BYTES
+from ..data.table_files import MAX_TABLE_BYTES, decode_lines
 from ..util.atomic import atomic_write
 from ..util.overlap import check_apart
 from ..util.regular_file import read_regular_file
@@ -37,12 +37,7 @@ def check_output(args):
 
 def read_lines(path):
     """The lines of the UTF-8 file given as --input."""
-    data = read_regular_file(path, "--input", MAX_TABLE_BYTES)
-    try:
-        return data.decode("utf-8-sig").splitlines()
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise ValueError(f"--input {path} line {line} is not UTF-8 (byte 0x{data[e.start]:02x})") from None
+    return decode_lines(read_regular_file(path, "--input", MAX_TABLE_BYTES), f"--input {path}").splitlines()
 
 
 def input_texts(args):

@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..util.atomic import check_replaceable
-from .text import check_readable_file
+from ..util.regular_file import check_readable_file
 from .token_files import TOKEN_DIR_FILES, write_token_dir
 from .tokenizers import BPETokenizer, CharTokenizer
 from .tokenizers.bpe_train import check_vocab_size

@@ -32,7 +32,7 @@ def read_table(path, columns, what):
     number) pairs, the fields to take in that order; `what` names the file's option in errors."""
     data = read_regular_file(path, what, MAX_TABLE_BYTES)
     where = f"{what} {path}"
-    text = _decode(data, where)
+    text = decode_lines(data, where)
     kind = _format(path, text)
     rows = _json_rows(text, columns, where) if kind == "jsonl" else _delimited_rows(text, kind, columns, where)
     if not rows:
@@ -40,7 +40,8 @@ def read_table(path, columns, what):
     return rows
 
 
-def _decode(data, where):
+def decode_lines(data, where):
+    """The UTF-8 text of a file of lines; an error names the line of the first bad byte."""
     try:
         return data.decode("utf-8-sig")  # a byte-order mark, as some editors write, is not text
     except UnicodeDecodeError as e:

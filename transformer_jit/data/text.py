@@ -3,7 +3,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..util.regular_file import check_readable_file, read_regular_file  # noqa: F401 (prepare.py checks with it)
+from ..util.regular_file import read_regular_file
 
 
 def load_text(path):
