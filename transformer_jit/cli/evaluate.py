@@ -9,10 +9,10 @@ import numpy as np
 
 from ..data.text import load_text
 from ..data.token_files import is_token_dir, open_token_dir
+from ..data.tokenizers import encode_text
 from ..models.perplexity import evaluate_perplexity, token_byte_lengths
 from ..models.pretrained import load_pretrained
 from .common import add_checkpoint_args, load_trained, positive_int
-from .gpt import special_tokens
 
 
 def add_commands(commands, common):
@@ -67,7 +67,7 @@ def read_tokens(path, split, tokenizer):
     else:
         text = load_text(path)
         try:
-            ids = tokenizer.encode(text, **special_tokens(tokenizer))
+            ids = encode_text(tokenizer, text)
         except ValueError as e:
             raise ValueError(f"--data {path}: {e}") from None
         what = f"{path} ({len(text.encode('utf-8')):,} bytes)"

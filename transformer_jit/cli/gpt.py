@@ -11,7 +11,7 @@ from pathlib import Path
 from ..data.tokenizers import BPETokenizer
 from ..data.text import TextDataset, default_corpus, load_text
 from ..data.token_files import is_token_dir, open_token_dir
-from ..data.tokenizers import CharTokenizer, tokenizer_from_dict
+from ..data.tokenizers import CharTokenizer, encode_text, end_of_text, tokenizer_from_dict
 from ..models import GPTConfig
 from ..models.pretrained import load_pretrained, pretrained_config, pretrained_tokenizer
 from ..nn.layers import POSITIONALS
@@ -117,7 +117,7 @@ def train_gpt(args):
         else:
             text = load_text(path) if path else default_corpus()
             tokenizer = tokenizer or new_tokenizer(args, text)
-            data = TextDataset(tokenizer.encode(text, **special_tokens(tokenizer)), block_size)
+            data = TextDataset(encode_text(tokenizer, text), block_size)
             what = f"{len(text):,} characters"
         if model_config is None:
             model_config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size,
@@ -151,11 +151,6 @@ def new_tokenizer(args, text):
     if args.tokenizer == "bpe":
         return BPETokenizer.train(text, args.vocab_size)
     return CharTokenizer.from_text(text)
-
-
-def special_tokens(tokenizer):
-    """Text's special-token strings (<|endoftext|> between documents) are those tokens."""
-    return {"allowed_special": "all"} if isinstance(tokenizer, BPETokenizer) else {}
 
 
 def tokenizer_name(tokenizer):
@@ -199,8 +194,8 @@ def sample_gpt(args):
         if not prompt:
             raise ValueError("--prompt must not be empty" if not args.input else
                              f"--input {args.input} line {number} is empty: every line is a prompt")
-    ids = [tokenizer.encode(prompt, **special_tokens(tokenizer)) for prompt in prompts]
-    stop = tokenizer.eot_token if isinstance(tokenizer, BPETokenizer) else None
+    ids = [encode_text(tokenizer, prompt) for prompt in prompts]
+    stop = end_of_text(tokenizer)
     out = model.generate(ids, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                          seed=args.seed, stop_token=stop, progress=True)
     samples = [tokenizer.decode(row) for row in out]

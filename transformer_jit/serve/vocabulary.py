@@ -1,6 +1,6 @@
 """The model's tokenizer as the server uses it: a character vocabulary or GPT-2's byte-level BPE,
 behind one set of calls."""
-from ..data.tokenizers import BPETokenizer
+from ..data.tokenizers import BPETokenizer, encode_text, end_of_text
 from .errors import bad_field
 
 
@@ -8,8 +8,7 @@ class Vocabulary:
     def __init__(self, tokenizer, block_size):
         self.tokenizer, self.block_size = tokenizer, block_size
         self.bpe = isinstance(tokenizer, BPETokenizer)
-        # <|endoftext|> ends a BPE completion; a character vocabulary has no such token
-        self.end_token = tokenizer.eot_token if self.bpe else None
+        self.end_token = end_of_text(tokenizer)
 
     def encode(self, text):
         """The token ids of a prompt; a 400 naming `prompt` if the model cannot take it. Special
@@ -20,7 +19,7 @@ class Vocabulary:
                 raise bad_field("prompt", "is empty, and a character vocabulary has no start token to begin from")
             return [self.end_token]
         try:
-            ids = self.tokenizer.encode(text, allowed_special="all") if self.bpe else self.tokenizer.encode(text)
+            ids = encode_text(self.tokenizer, text)
         except ValueError as e:  # characters outside the vocabulary
             raise bad_field("prompt", str(e)) from None
         if len(ids) > self.block_size:

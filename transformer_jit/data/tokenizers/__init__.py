@@ -8,6 +8,7 @@
                      unicode_classes (the letter/number/space classes of its pattern)
     seq_bpe          SeqBPETokenizer: a BPE with the encoder models' PAD, BOS and EOS in front
     tokenizer_from_dict(d)   whichever of these `to_dict()` wrote
+    encode_text, end_of_text   a GPT's text in and out, whichever tokenizer it has
 """
 from .bpe import BPETokenizer
 from .chars import CharTokenizer, SeqTokenizer, TokenizerPair
@@ -25,5 +26,18 @@ def tokenizer_from_dict(d):
     return TOKENIZERS[d["type"]].from_dict(d)
 
 
+def encode_text(tokenizer, text):
+    """The ids of a text for a GPT: with a BPE, special tokens' texts (<|endoftext|> between
+    documents) are those tokens; characters are characters."""
+    if isinstance(tokenizer, BPETokenizer):
+        return tokenizer.encode(text, allowed_special="all")
+    return tokenizer.encode(text)
+
+
+def end_of_text(tokenizer):
+    """The token that ends a generated text: a BPE's <|endoftext|>, or None for characters."""
+    return tokenizer.eot_token if isinstance(tokenizer, BPETokenizer) else None
+
+
 __all__ = ["BPETokenizer", "CharTokenizer", "SeqBPETokenizer", "SeqTokenizer", "TokenizerPair", "TOKENIZERS",
-           "tokenizer_from_dict"]
+           "tokenizer_from_dict", "encode_text", "end_of_text"]
