@@ -177,6 +177,12 @@ CASES = [
     (["sample", "--out-dir", "{root}/empty-dir", "--checkpoint", "last"], "empty-dir holds no last.npz"),
     (["translate", "--out-dir", "{root}/s2s", "3 May 2001", ""], "input 2 of 2 is empty"),
 
+    # local attention
+
+    # vision transformer
+
+    # generation weights
+
 ]
 
 
