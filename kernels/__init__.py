@@ -77,7 +77,9 @@ else:
     from .kv_attention import kv_attention_forward
     from .layernorm import layernorm_backward, layernorm_forward
     from .linear import linear_backward, linear_forward
-    from .local_attention import band_width, local_attention_backward, local_attention_forward
+    from .local_attention import (
+        band_width, kv_local_attention_forward, local_attention_backward, local_attention_forward,
+    )
     from .losses import count_targets, cross_entropy_backward, cross_entropy_forward, mse_backward, mse_forward
     from .matvec import matvec
     from .optimizers import (

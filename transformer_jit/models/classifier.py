@@ -33,7 +33,8 @@ class EncoderClassifier(Model):
         self.encoder = TransformerEncoder(self.store, "encoder", c.vocab_size, c.max_len + self.n_prefix, c.n_layer,
                                           c.n_head, c.n_embd, n_inner=c.n_inner, dropout=c.dropout, bias=c.bias,
                                           positional=c.positional, norm_first=c.norm_first, activation=c.activation,
-                                          position_shift=c.position_shift, attn_dropout=c.attn_dropout)
+                                          position_shift=c.position_shift, attn_dropout=c.attn_dropout,
+                                          attn_window=c.attn_window)
         self.classifier = Linear(self.store, "classifier", c.n_embd, c.n_classes)
         self.loss = CrossEntropy(NO_IGNORE, c.label_smoothing)
         self._build()

@@ -51,8 +51,9 @@ class GPTConfig(ModelConfig):
     attn_dropout: float = 0.0     # on attention probabilities (GPT-2's attn_pdrop)
     bias: bool = True             # biases in linear and layer-norm layers
     positional: str = "learned"   # or "sinusoidal"
+    attn_window: int = 0          # W > 0: each position attends to the last W positions only; 0: all
 
-    at_least = {"vocab_size": 1, "block_size": 1, "n_layer": 1, "n_head": 1, "n_embd": 1}
+    at_least = {"vocab_size": 1, "block_size": 1, "n_layer": 1, "n_head": 1, "n_embd": 1, "attn_window": 0}
 
 
 @dataclass
@@ -76,9 +77,10 @@ class EncoderConfig(ModelConfig):
     # batch (evaluation starts at 0), so that no position is tied to "the end of the string":
     # the position table has max_len + position_shift rows.
     position_shift: int = 0
+    attn_window: int = 0          # W > 0: each position attends to positions within W of it; 0: all
 
     at_least = {"vocab_size": 1, "max_len": 1, "n_layer": 1, "n_head": 1, "n_embd": 1, "n_inner": 0, "pad_id": 0,
-                "position_shift": 0}
+                "position_shift": 0, "attn_window": 0}
 
     def __post_init__(self):
         super().__post_init__()
@@ -127,9 +129,13 @@ class Seq2SeqConfig(ModelConfig):
     pad_id: int = 0
     bos_id: int = 1
     eos_id: int = 2
+    # W > 0: self-attention within a window (the encoder's: W on each side; the decoder's: the last
+    # W positions); cross-attention always sees the whole source
+    attn_window: int = 0
 
     at_least = {"src_vocab_size": 1, "tgt_vocab_size": 1, "max_src_len": 1, "max_tgt_len": 1, "n_encoder_layer": 1,
-                "n_decoder_layer": 1, "n_head": 1, "n_embd": 1, "n_inner": 0, "pad_id": 0, "bos_id": 0, "eos_id": 0}
+                "n_decoder_layer": 1, "n_head": 1, "n_embd": 1, "n_inner": 0, "pad_id": 0, "bos_id": 0, "eos_id": 0,
+                "attn_window": 0}
 
     def __post_init__(self):
         super().__post_init__()

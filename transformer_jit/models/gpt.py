@@ -48,7 +48,8 @@ class GPT(Model):
         c = config
         self.transformer = TransformerStack(self.store, "transformer", c.vocab_size, c.block_size, c.n_layer, c.n_head,
                                             c.n_embd, causal=True, style=GPT2, dropout=c.dropout, bias=c.bias,
-                                            positional=c.positional, attn_dropout=c.attn_dropout)
+                                            positional=c.positional, attn_dropout=c.attn_dropout,
+                                            attn_window=c.attn_window)
         # logits = h wteᵀ: the head is the token embedding, tied
         self.lm_head = Linear(self.store, "lm_head", c.n_embd, c.vocab_size, bias=False,
                               weight=self.transformer.embed.weight)

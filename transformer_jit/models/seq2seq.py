@@ -34,7 +34,7 @@ class Seq2SeqTransformer(Model):
         c = config
         arch = dict(n_head=c.n_head, n_embd=c.n_embd, n_inner=c.n_inner, dropout=c.dropout, bias=c.bias,
                     positional=c.positional, norm_first=c.norm_first, activation=c.activation,
-                    attn_dropout=c.attn_dropout)
+                    attn_dropout=c.attn_dropout, attn_window=c.attn_window)
         self.encoder = TransformerEncoder(self.store, "encoder", c.src_vocab_size, c.max_src_len, c.n_encoder_layer,
                                           **arch)
         self.decoder = TransformerDecoder(self.store, "decoder", c.tgt_vocab_size, c.max_tgt_len, c.n_decoder_layer,

@@ -20,12 +20,21 @@ y_h = (P * M / (1 - p)) v_h, M a Bernoulli(1 - p) mask; `.probs` still holds P. 
 from the layer's seed for this forward (nn/context.py) and the backward draws it again from the
 same seed (kernels/attention.py), so no mask is stored.
 
+Local attention (`window` W > 0, self-attention only): query t attends to the keys t - W + 1 .. t
+(causal) or t - W .. t + W (bidirectional), in time and memory O(T W) (kernels/local_attention.py);
+`.probs` then holds P in band layout (B, NH, T, Wk), and `attention_map()` spreads it back to
+(B, NH, T, T). W = 0 is global attention.
+
 With a key/value cache (generation, nn/kv_cache.py) self-attention must be causal. A forward of
 one position per sequence appends that position's key and value to the cache and attends over
 everything the cache holds (kernels.kv_attention_forward); a forward of several positions (a
 prompt, into an empty cache) is the ordinary forward, and stores its keys and values as it goes.
+With a window the cache keeps only the last W positions, as a ring (kernels.kv_local_attention_forward).
 """
+import numpy as np
+
 from .. import kernels as K
+from ..util.config import is_int
 from .checks import head_size
 from .context import site_key
 from .layers import Layer, Linear
@@ -50,10 +59,13 @@ class AttentionDropout:
 
 
 class SelfAttention(Layer):
-    def __init__(self, store, name, n_embd, n_head, causal, bias=True, proj_std=0.02, std=0.02, dropout=0.0):
+    def __init__(self, store, name, n_embd, n_head, causal, bias=True, proj_std=0.02, std=0.02, dropout=0.0,
+                 window=0):
         super().__init__()
         head_size(n_embd, n_head, "SelfAttention")
-        self.n_embd, self.n_head, self.causal = n_embd, n_head, causal
+        if not is_int(window) or window < 0:
+            raise ValueError(f"{name} attention window must be an integer >= 0 (0: global), got {window!r}")
+        self.n_embd, self.n_head, self.causal, self.window = n_embd, n_head, causal, int(window)
         self.drop = AttentionDropout(dropout, name)
         self.draws = self.drop.p > 0.0
         self.c_attn = Linear(store, f"{name}.c_attn", n_embd, 3 * n_embd, bias, std=std)
@@ -70,15 +82,27 @@ class SelfAttention(Layer):
         y = self.buffer("y", (B, T, C), x.dtype)
         if cache is not None and T == 1:
             keys, values = cache.layer(self)
-            self.probs = self.buffer("cached_probs", (B, self.n_head, 1, cache.window), x.dtype)  # the attention map
-            K.kv_attention_forward(y.reshape(B, C), self.probs.reshape(B, self.n_head, -1), qkv.reshape(B, 3 * C),
-                                   keys, values, cache.lengths, self.n_head)
+            # the attention map; with a window, over the last keys only
+            self.probs = self.buffer("cached_probs", (B, self.n_head, 1, keys.shape[2]), x.dtype)
+            if self.window:
+                K.kv_local_attention_forward(y.reshape(B, C), self.probs.reshape(B, self.n_head, -1),
+                                             qkv.reshape(B, 3 * C), keys, values, cache.lengths, self.n_head,
+                                             self.window)
+            else:
+                K.kv_attention_forward(y.reshape(B, C), self.probs.reshape(B, self.n_head, -1), qkv.reshape(B, 3 * C),
+                                       keys, values, cache.lengths, self.n_head)
         else:
             self.q, self.k, self.v = qkv[:, :, :C], qkv[:, :, C:2 * C], qkv[:, :, 2 * C:]
             self.key_mask = ctx.key_mask
-            self.probs = self.buffer("probs", (B, self.n_head, T, T), x.dtype)  # kept for backward
-            K.attention_forward(y, self.probs, self.q, self.k, self.v, self.key_mask, self.n_head, self.causal,
-                                *self.drop.draw(ctx))
+            if self.window:
+                width = K.band_width(self.window, self.causal)
+                self.probs = self.buffer("band_probs", (B, self.n_head, T, width), x.dtype)  # kept for backward
+                K.local_attention_forward(y, self.probs, self.q, self.k, self.v, self.key_mask, self.n_head,
+                                          self.causal, self.window, *self.drop.draw(ctx))
+            else:
+                self.probs = self.buffer("probs", (B, self.n_head, T, T), x.dtype)  # kept for backward
+                K.attention_forward(y, self.probs, self.q, self.k, self.v, self.key_mask, self.n_head, self.causal,
+                                    *self.drop.draw(ctx))
             if cache is not None:
                 cache.store(self, self.k, self.v)
         return self.c_proj.forward(y.reshape(B * T, C), ctx).reshape(B, T, C)
@@ -89,10 +113,26 @@ class SelfAttention(Layer):
         dy = self.scratch("dy", (B * T, C), dout.dtype, zero=False)
         self.c_proj.backward(dout.reshape(B * T, C), dy, accumulate=False)
         dqkv = self.scratch("dqkv", (B, T, 3 * C), dout.dtype, zero=False)
-        K.attention_backward(dqkv[:, :, :C], dqkv[:, :, C:2 * C], dqkv[:, :, 2 * C:], dy.reshape(B, T, C),
-                             self.probs, self.q, self.k, self.v, self.key_mask, self.n_head, self.causal,
-                             *self.drop.args, False)
+        dq, dk, dv = dqkv[:, :, :C], dqkv[:, :, C:2 * C], dqkv[:, :, 2 * C:]
+        if self.window:
+            K.local_attention_backward(dq, dk, dv, dy.reshape(B, T, C), self.probs, self.q, self.k, self.v,
+                                       self.key_mask, self.n_head, self.causal, self.window, *self.drop.args, False)
+        else:
+            K.attention_backward(dq, dk, dv, dy.reshape(B, T, C), self.probs, self.q, self.k, self.v, self.key_mask,
+                                 self.n_head, self.causal, *self.drop.args, False)
         self.c_attn.backward(dqkv.reshape(B * T, 3 * C), dinp.reshape(B * T, C), accumulate)
+
+    def attention_map(self):
+        """The probabilities of the last full forward as (B, NH, T, T), row t query t, column s key
+        s: a copy of `.probs`, or with a window its band layout spread out (0 outside the band)."""
+        if not self.window:
+            return self.probs.copy()
+        B, NH, T, width = self.probs.shape
+        keys = np.arange(T)[:, None] - (self.window - 1 if self.causal else self.window) + np.arange(width)
+        inside = (keys >= 0) & (keys < T)
+        dense = np.zeros((B, NH, T, T), self.probs.dtype)
+        dense[:, :, np.nonzero(inside)[0], keys[inside]] = self.probs[:, :, inside]
+        return dense
 
 
 class CrossAttention(Layer):
@@ -134,3 +174,7 @@ class CrossAttention(Layer):
                              *self.drop.args, False)
         self.c_q.backward(dq.reshape(B * T, C), dinp.reshape(B * T, C), accumulate)
         self.c_kv.backward(dkv.reshape(B * S, 2 * C), self.memory.grad.reshape(B * S, C))
+
+    def attention_map(self):
+        """The probabilities of the last forward, (B, NH, T, S): a copy of `.probs`."""
+        return self.probs.copy()

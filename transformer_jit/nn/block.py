@@ -145,7 +145,8 @@ class Block(Layer):
     their initial values."""
 
     def __init__(self, store, name, n_embd, n_head, n_layer, causal, *, style, bias=True, dropout=0.0,
-                 norm_first=True, activation="gelu", cross_attention=False, n_inner=None, attn_dropout=0.0):
+                 norm_first=True, activation="gelu", cross_attention=False, n_inner=None, attn_dropout=0.0,
+                 attn_window=0):
         super().__init__()
         if style.init == "gpt2":
             std, proj_std = 0.02, residual_std(n_layer)
@@ -156,7 +157,8 @@ class Block(Layer):
         names = {part: f"{name}.{part_name}" for part, part_name in style.names.items()}
         # Declaration order = state-dict order = initialisation order: keep GPT's (ln_1, attn, ln_2, mlp).
         self.ln_1 = LayerNorm(store, names["ln_1"], n_embd, bias)
-        self.attn = SelfAttention(store, names["attn"], n_embd, n_head, causal, bias, proj_std, std, attn_dropout)
+        self.attn = SelfAttention(store, names["attn"], n_embd, n_head, causal, bias, proj_std, std, attn_dropout,
+                                  attn_window)
         self.sublayers = [Residual(self.ln_1, self.attn, dropout, norm_first, names["attn"])]
         self.cross_attn = None
         if cross_attention:

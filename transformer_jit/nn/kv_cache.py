@@ -9,6 +9,10 @@ sequence b are valid, the rest of its rows are stale.
     keys, values  (B, NH, W, hs) per attention layer, allocated by its first forward
     lengths       (B,) int64
 
+A layer with an attention window of w positions gets min(W, w) rows: a ring where position s
+lives in row s % rows (kernels.kv_local_attention_forward), so that its memory stays that of w
+positions however long the text; `lengths` still count positions up to W.
+
 `rows(b)` is sequence b alone, sharing the storage: a prompt is run through the model one
 sequence at a time, each filling its own rows. `rows(0, n)` is the first n sequences, for a step
 over only the rows a server has in use.
@@ -40,15 +44,20 @@ class KVCache:
         """(keys, values), each (B, NH, W, hs), of one attention layer; zeros at its first use."""
         tensors = self._tensors.get(attention)
         if tensors is None:
-            shape = (self.batch, attention.n_head, self.window, attention.n_embd // attention.n_head)
+            rows = min(self.window, attention.window) if attention.window else self.window
+            shape = (self.batch, attention.n_head, rows, attention.n_embd // attention.n_head)
             tensors = self._tensors[attention] = (aligned_zeros(shape, self.dtype), aligned_zeros(shape, self.dtype))
         return tensors[0][self._rows], tensors[1][self._rows]
 
     def store(self, attention, k, v):
         """The keys and values of positions 0..T-1 from a forward over them: k, v (B, T, C), views
-        into the layer's fused qkv buffer, written as heads (B, NH, T, hs). A copy, no arithmetic."""
+        into the layer's fused qkv buffer, written as heads (B, NH, T, hs). A copy, no arithmetic.
+        A ring of fewer rows than T keeps the last positions, position s in row s % rows."""
         keys, values = self.layer(attention)
         B, T, C = k.shape
-        heads = (B, T, attention.n_head, C // attention.n_head)
-        keys[:, :, :T] = k.reshape(heads).transpose(0, 2, 1, 3)
-        values[:, :, :T] = v.reshape(heads).transpose(0, 2, 1, 3)
+        rows = keys.shape[2]
+        first = max(0, T - rows)
+        where = slice(0, T) if first == 0 else np.arange(first, T) % rows
+        heads = (B, T - first, attention.n_head, C // attention.n_head)
+        keys[:, :, where] = k[:, first:].reshape(heads).transpose(0, 2, 1, 3)
+        values[:, :, where] = v[:, first:].reshape(heads).transpose(0, 2, 1, 3)

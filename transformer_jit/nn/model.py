@@ -108,7 +108,7 @@ class Model(Layer):
         off: {state-dict name of the layer: (B, NH, T, S) copy}; row t is query t, column s key s."""
         with self.evaluating():
             self.forward(*inputs)
-        return {name: layer.probs.copy() for name, layer in self.attention_layers()}
+        return {name: layer.attention_map() for name, layer in self.attention_layers()}
 
     def attention_layers(self):
         """(name, attention layer) pairs of the model, in order."""

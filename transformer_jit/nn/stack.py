@@ -34,13 +34,14 @@ class TransformerStack(Layer):
     causal: each position attends only to itself and earlier ones.
     cross_attention: each block also attends to the memory (an encoder's output) in the context.
     dropout: on the embeddings and every residual branch; attn_dropout: on attention probabilities.
+    attn_window: W > 0 limits self-attention to a window of W positions (nn/attention.py); 0 is global.
     position_shift: training forwards number positions from a random start in [0, position_shift].
     style: GPT2 or PAPER (nn/block.py), the names and initial values.
     """
 
     def __init__(self, store, name, vocab_size, max_len, n_layer, n_head, n_embd, *, causal, style,
                  cross_attention=False, n_inner=0, dropout=0.0, bias=True, positional="sinusoidal", norm_first=True,
-                 activation="gelu", position_shift=0, attn_dropout=0.0):
+                 activation="gelu", position_shift=0, attn_dropout=0.0, attn_window=0):
         super().__init__()
         names = style.names
         self.n_embd, self.n_head, self.max_len = n_embd, n_head, max_len
@@ -59,7 +60,8 @@ class TransformerStack(Layer):
         self.layers_name = f"{name}.{names['layers']}"
         self.layers = [Block(store, f"{self.layers_name}.{i}", n_embd, n_head, n_layer, causal=causal, style=style,
                              bias=bias, dropout=dropout, norm_first=norm_first, activation=activation,
-                             cross_attention=cross_attention, n_inner=n_inner or None, attn_dropout=attn_dropout)
+                             cross_attention=cross_attention, n_inner=n_inner or None, attn_dropout=attn_dropout,
+                             attn_window=attn_window)
                        for i in range(n_layer)]
         self.norm = LayerNorm(store, f"{name}.{names['norm']}", n_embd, bias) if norm_first else None
         self.names = names
