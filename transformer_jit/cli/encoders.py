@@ -112,6 +112,8 @@ def _add_architecture_args(group, options, d):
     add(group, "--attn-dropout", d.get("attn_dropout", 0.0), "on the attention probabilities", type=float,
         fixed=True)
     add(group, "--positional", d.get("positional", "sinusoidal"), choices=POSITIONALS, fixed=True)
+    add(group, "--attn-window", 0, "local self-attention: each position attends to the positions within N of it "
+        "(a decoder: the last N); 0: all of them", type=non_negative_int, fixed=True)
     add(group, "--post-ln", False, "layer norm after each residual, as in the paper (default: pre-LN)",
         action="store_true", fixed=True)
     add(group, "--activation", d.get("activation", "gelu"), choices=sorted(ACTIVATIONS), fixed=True)
@@ -121,7 +123,7 @@ def _add_architecture_args(group, options, d):
 
 def _architecture(args):
     return dict(n_head=args.n_head, n_embd=args.n_embd, n_inner=args.n_inner, dropout=args.dropout,
-                attn_dropout=args.attn_dropout,
+                attn_dropout=args.attn_dropout, attn_window=args.attn_window,
                 positional=args.positional, norm_first=not args.post_ln, activation=args.activation,
                 label_smoothing=args.label_smoothing, bias=not args.no_bias)
 

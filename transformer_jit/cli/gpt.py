@@ -22,7 +22,8 @@ from .common import (Options, RunSetup, add_checkpoint_args, add_optimisation_ar
                      load_trained, non_negative_int, train_command)
 from .texts import add_input_output_args, check_output, read_lines, write_output
 
-SHAPE = {"n_layer", "n_head", "n_embd", "block_size", "no_bias", "positional", "tokenizer", "vocab_size"}
+SHAPE = {"n_layer", "n_head", "n_embd", "block_size", "no_bias", "positional", "tokenizer", "vocab_size",
+         "attn_window"}
 HF_EXPORT_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
 
 
@@ -52,6 +53,8 @@ def add_commands(commands, common):
     options.add(model, "--no-bias", False, "no biases in linear and layer-norm layers", action="store_true",
                 fixed=True)
     options.add(model, "--positional", "learned", choices=POSITIONALS, fixed=True)
+    options.add(model, "--attn-window", 0, "local attention: each position attends to the last N positions "
+                "only (itself included); 0: all of them", type=non_negative_int, fixed=True)
     opt = add_optimisation_args(train, options, {"max_iters": 1000})
     opt.add_argument("--sample-tokens", type=non_negative_int, default=300,
                      help="length of the sample printed at the end (default: 300)")
@@ -123,7 +126,7 @@ def train_gpt(args):
             model_config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size,
                                      n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
                                      dropout=args.dropout, attn_dropout=args.attn_dropout, bias=not args.no_bias,
-                                     positional=args.positional)
+                                     positional=args.positional, attn_window=args.attn_window)
         build = None
         if meta is None and args.init_from:
             build = lambda seed: load_pretrained(args.init_from, args.dropout, seed, args.attn_dropout,  # noqa: E731

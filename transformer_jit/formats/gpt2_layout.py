@@ -41,11 +41,14 @@ def gpt2_shapes(sizes):
 
 def gpt2_sizes(config, what):
     """The sizes of a model config (a dict with nanoGPT's field names) that is exported as `what`,
-    refusing what GPT-2 cannot represent: no biases, sinusoidal positions."""
+    refusing what GPT-2 cannot represent: no biases, sinusoidal positions, an attention window."""
     if config.get("bias", True) is not True:
         raise ValueError(f"{what} needs bias=True: GPT-2 has biases in every linear and layer-norm layer")
     if config.get("positional", "learned") != "learned":
         raise ValueError(f"{what} needs positional='learned': GPT-2 learns its position table (wpe)")
+    if config.get("attn_window", 0) != 0:
+        raise ValueError(f"{what} needs attn_window=0: GPT-2 attends to its whole context, and its files have no "
+                         f"place for a window of {config['attn_window']} positions")
     return {k: config[k] for k in SIZES}
 
 
