@@ -178,6 +178,13 @@ CASES = [
     (["translate", "--out-dir", "{root}/s2s", "3 May 2001", ""], "input 2 of 2 is empty"),
 
     # local attention
+    (train("--attn-window", "-1"), "--attn-window: must be >= 0, got -1"),
+    (train("--attn-window", "2.5"), "--attn-window: invalid integer value: '2.5'"),
+    (["train-classifier", "--attn-window", "-2"], "--attn-window: must be >= 0, got -2"),
+    (["train-seq2seq", "--attn-window", "many"], "--attn-window: invalid integer value: 'many'"),
+    (["train", "--resume", "--out-dir", "{root}/gpt", "--attn-window", "4"], "--attn-window cannot change"),
+    (["train", "--init-from", "{root}/a-file", "--attn-window", "4", "--out-dir", "{root}/new"],
+     "leave out --attn-window"),
 
     # vision transformer
 
