@@ -14,15 +14,16 @@ The table gives each one's median time over the rounds, and each ratio is the me
 per-round ratios (global / local: how many times faster the window is; torch / local likewise).
 
 Peak memory (unless --no-memory): each implementation runs once more in a fresh process for each
-size, and the figure is the growth of the process's peak resident memory (ru_maxrss) during one
-forward + backward, after the inputs exist and the compiled code is loaded (a tiny call first): the
-probabilities, the backward's temporaries and whatever else the call allocates. The inputs
-(q, k, v, dout and their gradients) are not counted.
+size, and the figure is how far the process's resident memory peaks above where it was (Linux's
+VmHWM, reset through /proc/self/clear_refs, minus VmRSS) during one forward + backward, after the
+inputs exist and the compiled code is loaded (a tiny call first): the output,
+the probabilities, the gradients of q, k and v, the backward's temporaries, whatever the call
+allocates or first writes (this project's output buffers are allocated before the call but
+their pages only when written). The inputs q, k, v and dout are not counted.
 """
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -101,10 +102,20 @@ def measure_peak(kind, T, window):
         torch.set_num_threads(_threads())
     make(kind, 16, min(window, 8) if window else 0)()  # the compiled code loaded, the libraries warm
     run = make(kind, T, window)
-    with open("/proc/self/statm") as f:
-        rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets the peak resident memory (VmHWM) to the current one (VmRSS)
+    before = _status("VmRSS")
     run()
-    return max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss)
+    return max(0, _status("VmHWM") - before)
+
+
+def _status(field):
+    """A memory figure of this process, in bytes, from /proc/self/status."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def _threads():
