@@ -35,6 +35,7 @@ from numba import prange
 
 from ._jit import kernel, parallel_kernel, slp_kernel
 from .dropout import dropout_key, keep_threshold, kept
+from .attention import _panels, _store_head
 from .fast_exp import exp
 from .tiles import MR, NR, aligned_scratch, micro_kernel, pack_a, pack_b
 
@@ -75,13 +76,38 @@ def _last_query(s, window, causal, T):
 
 
 @kernel
-def _panels(n):
-    return (n + NR - 1) // NR
+def _block(item, n_blocks, n_head, T):
+    """(b, h, first row, end row) of prange item `item`: one block of ROWS rows of head h, batch b."""
+    bh = item // n_blocks
+    r0 = (item % n_blocks) * ROWS
+    return bh // n_head, bh % n_head, r0, min(T, r0 + ROWS)
 
 
 @kernel
-def _tiles(n):
-    return (n + MR - 1) // MR
+def _query_block(item, n_blocks, n_head, hs, T, window, causal):
+    """_block's (b, h, t0, t1) for a block of queries, and its head's first channel c0 and the
+    keys its band reaches, lo .. lo + n_keys - 1."""
+    b, h, t0, t1 = _block(item, n_blocks, n_head, T)
+    lo = _first_key(t0, window, causal)
+    return b, h, t0, t1, h * hs, lo, _last_key(t1 - 1, window, causal, T) + 1 - lo
+
+
+@kernel
+def _block_scratch(hs, wk, dtype):
+    """A query block's scratch: the tile, its queries' rows, two kinds of key panels, the strip."""
+    return (aligned_scratch((MR, NR), dtype), aligned_scratch((ROWS, hs), dtype),
+            aligned_scratch((_panels(ROWS + wk), hs, NR), dtype), aligned_scratch((_panels(hs), ROWS + wk, NR), dtype),
+            aligned_scratch((MR, ROWS + wk), dtype))
+
+
+@kernel
+def _pack_query_block(rows, t_panels, panels, a, b_t, b_n, b, c0, hs, t0, t1, lo, n_keys):
+    """The operands of a block of queries t0..t1-1 over its keys lo..lo + n_keys - 1, in one head's
+    channels c0:c0 + hs of batch b: rows = a's rows of the queries; t_panels = b_t's rows of the
+    keys, transposed (key s in column s - lo); panels = b_n's rows of the keys (depth s - lo)."""
+    pack_a(rows, a[b, :, c0:c0 + hs], False, t0, t1, 0, hs)
+    pack_b(t_panels[:_panels(n_keys)], b_t[b, lo:lo + n_keys, c0:c0 + hs], True, 0, hs, 0, 1)
+    pack_b(panels, b_n[b, lo:lo + n_keys, c0:c0 + hs], False, 0, n_keys, 0, 1)
 
 
 @kernel
@@ -198,27 +224,12 @@ def _key_strip(strip, band_bh, s0, mr, lo, window, causal, T, dropout, key, thre
 
 
 @kernel
-def _add_tile(x, b, t0, mr, c0, tile, accumulate):
-    """x[b, t0 + i, c0:c0 + nr] (+)= tile[i, :nr] for i < mr; nr = NR or what is left of the head."""
-    nr = tile.shape[1]
-    for i in range(mr):
-        dst = x[b, t0 + i, c0:c0 + nr]
-        src = tile[i]
-        if accumulate:
-            for j in range(nr):
-                dst[j] += src[j]
-        else:
-            for j in range(nr):
-                dst[j] = src[j]
-
-
-@kernel
 def _strip_product(x, b, t0, mr, c0, hs, strip, k0, k1, panels, tile, accumulate):
     """x[b, t0:t0 + mr, c0:c0 + hs] (+)= strip[:mr, k0:k1] @ the depth k0:k1 of `panels`."""
     for p in range(_panels(hs)):
         tile[:, :] = 0
         micro_kernel(tile, 0, 0, strip, 0, 0, panels, p, k0, k1)
-        _add_tile(x, b, t0, mr, c0 + p * NR, tile[:, :min(NR, hs - p * NR)], accumulate)
+        _store_head(x[:, t0:t0 + mr], b, c0 + p * NR, tile[:mr, :min(NR, hs - p * NR)], accumulate)
 
 
 @slp_kernel(parallel=True)
@@ -242,24 +253,12 @@ def local_attention_forward(out, probs, q, k, v, key_mask, n_head, causal, windo
     wk = probs.shape[3]
     n_blocks = (T + ROWS - 1) // ROWS
     for it in prange(B * n_head * n_blocks):
-        item = np.int64(it)  # a prange index is uint64
-        bh = item // n_blocks
-        b, h = bh // n_head, bh % n_head
-        c0 = h * hs
-        t0 = (item % n_blocks) * ROWS
-        t1 = min(T, t0 + ROWS)
-        lo = _first_key(t0, window, causal)
-        n_keys = _last_key(t1 - 1, window, causal, T) + 1 - lo
-        tile = aligned_scratch((MR, NR), probs.dtype)
-        q_rows = aligned_scratch((ROWS, hs), probs.dtype)
-        kt_panels = aligned_scratch((_panels(ROWS + wk), hs, NR), probs.dtype)
-        v_panels = aligned_scratch((_panels(hs), ROWS + wk, NR), probs.dtype)
-        strip = aligned_scratch((MR, ROWS + wk), probs.dtype)
-        pack_a(q_rows, q[b, :, c0:c0 + hs], False, t0, t1, 0, hs)
-        pack_b(kt_panels[:_panels(n_keys)], k[b, lo:lo + n_keys, c0:c0 + hs], True, 0, hs, 0, 1)
-        pack_b(v_panels, v[b, lo:lo + n_keys, c0:c0 + hs], False, 0, n_keys, 0, 1)
+        # a prange index is uint64
+        b, h, t0, t1, c0, lo, n_keys = _query_block(np.int64(it), n_blocks, n_head, hs, T, window, causal)
+        tile, q_rows, kt_panels, v_panels, strip = _block_scratch(hs, wk, probs.dtype)
+        _pack_query_block(q_rows, kt_panels, v_panels, q, k, v, b, c0, hs, t0, t1, lo, n_keys)
         p_bh = probs[b, h]
-        first = np.uint64(bh) * np.uint64(T) * np.uint64(T)
+        first = np.uint64(b * n_head + h) * np.uint64(T) * np.uint64(T)
         for r0 in range(0, t1 - t0, MR):
             ta = t0 + r0
             mr = min(MR, t1 - ta)
@@ -303,24 +302,11 @@ def local_attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head,
     n_blocks = (T + ROWS - 1) // ROWS
     da = np.empty(probs.shape, probs.dtype)
     for it in prange(B * n_head * n_blocks):
-        item = np.int64(it)  # a prange index is uint64
-        bh = item // n_blocks
-        b, h = bh // n_head, bh % n_head
-        c0 = h * hs
-        t0 = (item % n_blocks) * ROWS
-        t1 = min(T, t0 + ROWS)
-        lo = _first_key(t0, window, causal)
-        n_keys = _last_key(t1 - 1, window, causal, T) + 1 - lo
-        tile = aligned_scratch((MR, NR), probs.dtype)
-        g_rows = aligned_scratch((ROWS, hs), probs.dtype)
-        vt_panels = aligned_scratch((_panels(ROWS + wk), hs, NR), probs.dtype)
-        k_panels = aligned_scratch((_panels(hs), ROWS + wk, NR), probs.dtype)
-        strip = aligned_scratch((MR, ROWS + wk), probs.dtype)
-        pack_a(g_rows, dout[b, :, c0:c0 + hs], False, t0, t1, 0, hs)
-        pack_b(vt_panels[:_panels(n_keys)], v[b, lo:lo + n_keys, c0:c0 + hs], True, 0, hs, 0, 1)
-        pack_b(k_panels, k[b, lo:lo + n_keys, c0:c0 + hs], False, 0, n_keys, 0, 1)
+        b, h, t0, t1, c0, lo, n_keys = _query_block(np.int64(it), n_blocks, n_head, hs, T, window, causal)
+        tile, g_rows, vt_panels, k_panels, strip = _block_scratch(hs, wk, probs.dtype)
+        _pack_query_block(g_rows, vt_panels, k_panels, dout, v, k, b, c0, hs, t0, t1, lo, n_keys)
         p_bh, da_bh = probs[b, h], da[b, h]
-        first = np.uint64(bh) * np.uint64(T) * np.uint64(T)
+        first = np.uint64(b * n_head + h) * np.uint64(T) * np.uint64(T)
         for r0 in range(0, t1 - t0, MR):
             ta = t0 + r0
             mr = min(MR, t1 - ta)
@@ -352,12 +338,8 @@ def local_attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head,
                                   first)
             _strip_product(dq, b, ta, mr, c0, hs, strip, k0, k1, k_panels, tile, accumulate)
     for it in prange(B * n_head * n_blocks):
-        item = np.int64(it)  # a prange index is uint64
-        bh = item // n_blocks
-        b, h = bh // n_head, bh % n_head
+        b, h, s0, s1 = _block(np.int64(it), n_blocks, n_head, T)
         c0 = h * hs
-        s0 = (item % n_blocks) * ROWS
-        s1 = min(T, s0 + ROWS)
         lo = _first_query(s0, window, causal)
         n_queries = _last_query(s1 - 1, window, causal, T) + 1 - lo
         tile = aligned_scratch((MR, NR), probs.dtype)
@@ -367,7 +349,7 @@ def local_attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head,
         pack_b(g_panels, dout[b, lo:lo + n_queries, c0:c0 + hs], False, 0, n_queries, 0, 1)
         pack_b(q_panels, q[b, lo:lo + n_queries, c0:c0 + hs], False, 0, n_queries, 0, 1)
         p_bh, da_bh = probs[b, h], da[b, h]
-        first = np.uint64(bh) * np.uint64(T) * np.uint64(T)
+        first = np.uint64(b * n_head + h) * np.uint64(T) * np.uint64(T)
         for r0 in range(0, s1 - s0, MR):
             sa = s0 + r0
             mr = min(MR, s1 - sa)
