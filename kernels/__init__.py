@@ -25,13 +25,14 @@ Conventions (see each module):
 - `kernel.py_func(...)` runs the same loops interpreted, without compiling; `_jit.interpreted`
   interprets the kernels it calls too.
 
-What the models in `transformer_jit` use: linear and matmul (the tied lm heads), attention, layer
-norm, GELU and ReLU, residual_forward and add_, dropout, token and positional embeddings (learned
+What the models in `transformer_jit` use: linear and matmul (the tied lm heads), attention (global, or
+local_attention_forward/backward within a window, with band_width), layer norm, GELU and ReLU, residual_forward and add_, dropout, token and positional embeddings (learned
 or sinusoidal), mean pooling, cross-entropy with count_targets, softmax_forward and
 log_softmax_forward (sampling, decoding), the optimizer steps, clip_grad_norm (with grad_norm)
 and scale_. Generation, one token per sequence at a time, adds matvec (a weight matrix times a
 few vectors, at memory speed, float32 or bfloat16 weights), kv_attention_forward (attention of a
-new position over a cache of keys and values) and bfloat16_from_float32.
+new position over a cache of keys and values; kv_local_attention_forward over a rolling cache of the
+last W) and bfloat16_from_float32.
 
 What the BPE tokenizer (transformer_jit/data/tokenizers/bpe.py) uses, over byte and token-id arrays rather
 than float tensors: pretokenize.py (GPT-2's pre-tokenizer as a state machine: piece_end,

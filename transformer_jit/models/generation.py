@@ -27,6 +27,12 @@ prefill of half a window every half window of steps. (Recomputing the whole last
 step, as a plain forward over the last block_size tokens would, costs a window per token.) A
 prompt longer than block_size keeps its last block_size tokens.
 
+A model with an attention window W (attn_window > 0) attends to its last W positions only, so each
+layer's cache is a ring of W keys and values (nn/kv_cache.py), not block_size: its memory does not
+grow with the text. Its positions still end at block_size, so it slides exactly as above (the
+tokens run again at positions 0.. fill the ring with their last W), and its logits too equal
+those of a full forward over the same tokens.
+
 Sampling (`sample_next`): temperature 0 is greedy (argmax), and so is any temperature below
 GREEDY_BELOW (dividing by a subnormal one overflows, and at 1e-6 the distribution is already
 one-hot unless two logits lie within about 1e-4 of each other). Otherwise the logits are divided by
