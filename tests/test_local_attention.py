@@ -289,3 +289,9 @@ def test_cli_trains_encoders_with_a_window(tmp_path):
                  "--n-decoder-layer", "1", *common]) == 0
     for run in ("cls", "s2s"):
         assert json.loads((tmp_path / run / "config.json").read_text())["model"]["attn_window"] == 2
+
+
+def test_memory_estimates_count_the_window_band_not_the_context():
+    windowed = GPT(GPTConfig(block_size=256, attn_window=64), allocate=False)
+    same_tokens_and_keys = GPT(GPTConfig(block_size=64), allocate=False)  # 4x the batch, 64 keys each
+    assert windowed.activation_floats(12) == same_tokens_and_keys.activation_floats(48)

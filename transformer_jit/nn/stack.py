@@ -45,7 +45,7 @@ class TransformerStack(Layer):
         super().__init__()
         names = style.names
         self.n_embd, self.n_head, self.max_len = n_embd, n_head, max_len
-        self.causal, self.cross_attention = causal, cross_attention
+        self.causal, self.cross_attention, self.attn_window = causal, cross_attention, attn_window
         if style.scaled_embeddings:
             # Paper, 3.4: embeddings are multiplied by sqrt(d_model). With init std d_model^-0.5 a
             # token vector then has entries of size ~1, like the sinusoidal table's (RMS sqrt(1/2));
@@ -131,8 +131,11 @@ class TransformerStack(Layer):
         norms, projections and residual sums (about 10 C), the feed-forward hidden layer before and
         after the activation (2 x 4C), and a row of attention probabilities per head (NH x keys);
         cross-attention adds its projections and probabilities. One block's backward temporaries
-        are shared by all blocks, and the embeddings keep about 4C."""
+        are shared by all blocks, and the embeddings keep about 4C. With a window, the row of
+        probabilities is the window's band (kernels/local_attention.py), whatever `keys` is."""
         C, NH = self.n_embd, self.n_head
+        if self.attn_window:
+            keys = self.attn_window if self.causal else 2 * self.attn_window + 1
         per_block = 10 * C + 2 * 4 * C + NH * keys + (6 * C + NH * cross_keys if cross_keys else 0)
         return tokens * ((len(self.layers) + 1) * per_block + 4 * C)
 
