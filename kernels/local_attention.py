@@ -13,8 +13,8 @@ dropout mask). The probabilities are kept in band layout, (B, NH, T, Wk) with Wk
 
 Dropout draws exactly the mask attention_forward draws: the decision for P[t, s] is
 kept(key, ((b NH + h) T + t) T + s), its index in a dense (B, NH, T, T) probability array. So a
-window of W >= T gives the result of the global kernels bit for bit in the mask, and the mask is
-drawn again in the backward rather than stored.
+window that covers the whole sequence draws the global kernels' mask, element for element, and
+the mask is drawn again in the backward rather than stored.
 
 Work. Each `prange` item is one (b, h, block of ROWS queries). The block's queries, and the keys
 and values its band reaches, are packed as in attention.py (tiles.py), and every product is run
@@ -34,8 +34,8 @@ import numpy as np
 from numba import prange
 
 from ._jit import kernel, parallel_kernel, slp_kernel
-from .dropout import dropout_key, keep_threshold, kept
 from .attention import _panels, _store_head
+from .dropout import dropout_key, keep_threshold, kept
 from .fast_exp import exp
 from .tiles import MR, NR, aligned_scratch, micro_kernel, pack_a, pack_b
 
@@ -252,8 +252,7 @@ def local_attention_forward(out, probs, q, k, v, key_mask, n_head, causal, windo
     keep_scale = dt(1.0 / (1.0 - dropout_p))
     wk = probs.shape[3]
     n_blocks = (T + ROWS - 1) // ROWS
-    for it in prange(B * n_head * n_blocks):
-        # a prange index is uint64
+    for it in prange(B * n_head * n_blocks):  # it: uint64, as every prange index
         b, h, t0, t1, c0, lo, n_keys = _query_block(np.int64(it), n_blocks, n_head, hs, T, window, causal)
         tile, q_rows, kt_panels, v_panels, strip = _block_scratch(hs, wk, probs.dtype)
         _pack_query_block(q_rows, kt_panels, v_panels, q, k, v, b, c0, hs, t0, t1, lo, n_keys)
