@@ -7,7 +7,8 @@ from transformer_jit import GPT, GPTConfig
 from transformer_jit import kernels as K
 from transformer_jit.kernels._jit import interpreted
 from transformer_jit.kernels.int8 import QBLOCK, n_blocks
-from transformer_jit.models.generation import Sequences, narrow_weights
+from transformer_jit import evaluate_perplexity
+from transformer_jit.models.generation import Sequences, narrow_weights, rounded_weights
 
 TINY = dict(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=40)  # 40: a full block and a short one
 
@@ -126,6 +127,28 @@ def test_a_sequences_int8_logits_do_not_depend_on_the_rest_of_the_batch(rng):
             alone = [one.prefill([prompt]).copy()] + [one.step(tokens[row:row + 1]).copy() for tokens in steps]
             for a, b in zip(alone, together):
                 np.testing.assert_array_equal(a[0], b[row])
+
+
+@pytest.mark.parametrize("weights", ["bfloat16", "int8"])
+def test_a_forward_with_rounded_weights_computes_what_generation_with_the_copies_does(rng, weights):
+    model = random_model(rng)
+    tokens = np.array([4, 1, 7, 2, 9, 3])
+    with model.evaluating():
+        generated = Sequences(model, 1, 6, narrow_weights(model, weights)).prefill([tokens])[0].copy()
+        rounded = model.forward(tokens[None, :], weights=rounded_weights(model, weights))[0][0, -1].copy()
+        exact = model.forward(tokens[None, :])[0][0, -1]
+    np.testing.assert_allclose(rounded, generated, rtol=1e-5, atol=1e-5)
+    assert np.abs(rounded - exact).max() > 1e3 * np.abs(rounded - generated).max()  # they are the copies' values
+
+
+def test_perplexity_with_int8_weights_is_close_to_float32s_and_not_equal(rng):
+    model = random_model(rng)
+    ids = rng.integers(0, TINY["vocab_size"], 40)
+    exact = evaluate_perplexity(model, ids).loss
+    int8 = evaluate_perplexity(model, ids, weights="int8").loss
+    assert int8 != exact and abs(int8 / exact - 1) < 0.02
+    with pytest.raises(ValueError, match="weights must be one of"):
+        evaluate_perplexity(model, ids, weights="float16")
 
 
 @pytest.mark.parametrize("dtype, weights, message", [

@@ -39,6 +39,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import kernels as K
+from ..formats.safetensors import widen_bfloat16
 from ..nn.checks import check_token_ids
 from ..nn.kv_cache import KVCache
 from ..nn.layers import Linear
@@ -115,6 +116,24 @@ def narrow_weights(model, weights):
         raise ValueError(f"{weights} weights need a float32 model, this one is {model.dtype.name}")
     copy = Linear.bfloat16_weight if weights == "bfloat16" else Linear.int8_weight
     return {layer: copy(layer) for layer in model.modules() if isinstance(layer, Linear)}
+
+
+def rounded_weights(model, weights):
+    """{linear layer: the float32 values its `weights` ("bfloat16" or "int8") copy stands for}: passed
+    as a forward's weights, every product reads them, so that a forward over whole sequences (an
+    evaluation) computes what generation with those copies computes, up to the order of sums."""
+    copies = narrow_weights(model, weights)
+    if copies is None:
+        return None
+    rounded = {}
+    for layer, copy in copies.items():
+        values = np.empty(layer.weight.data.shape, model.dtype)
+        if weights == "int8":
+            K.dequantize_int8(values, copy.q, copy.scales)
+        else:
+            values[...] = widen_bfloat16(copy)
+        rounded[layer] = values
+    return rounded
 
 
 def sample_next(logits, temperature, top_k, top_p, rngs):

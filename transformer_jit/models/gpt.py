@@ -68,7 +68,8 @@ class GPT(Model):
         With a key/value cache (nn/kv_cache.py; generation) idx are the next tokens of the cache's
         sequences, after the positions it holds: (B, 1), or (B, T) into an empty cache. Returns the
         logits of the last position only, (B, 1, V), as nanoGPT's inference does. weights: None, or
-        narrower copies of the matrices for the few-row products to read ({layer: bfloat16 bits}).
+        copies of the matrices ({layer: copy}, models/generation.py): narrower ones (bfloat16 bits,
+        int8) for generation's few-row products to read, or rounded float ones for every product.
         """
         c = self.config
         idx = check_token_ids("idx", idx, c.vocab_size)

@@ -184,7 +184,7 @@ class Linear(Layer):
             else:
                 K.matvec(out, x, weight, bias, False, False)
         else:
-            K.linear_forward(out, x, self.weight.data, bias)
+            K.linear_forward(out, x, ctx.dense_weight(self), bias)
         return out
 
     def backward(self, dout, dinp, accumulate=True):
