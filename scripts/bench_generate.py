@@ -328,10 +328,11 @@ def report(args, impls, runs, bandwidths):
     print(f"bound: {gbs / 1e9:.1f} GB/s over the matrices a token reads ({weight_bytes(4) / 1e6:.0f} MB in float32, "
           f"{weight_bytes(2) / 1e6:.0f} MB in bfloat16, {weight_bytes(1 + 4 / 32) / 1e6:.0f} MB in int8 with scales)")
     ours = [impl for impl in impls if impl in WEIGHTS]
-    for other, name in (("hf", "transformers'"), ("ct2", "CTranslate2 float32's"), ("ct2-int8", "CTranslate2 int8's")):
+    for other, name, mine in (("hf", "transformers'", ours), ("ct2", "CTranslate2 float32's", ["jit"]),
+                              ("ct2-int8", "CTranslate2 int8's", ["jit-int8"])):
         if other not in impls:
             continue
-        for impl in ours:
+        for impl in [impl for impl in mine if impl in impls]:
             for key, what in (("decode_tok_s", "decode"), ("total_tok_s", "total")):
                 ratios = [j[key] / h[key] for j, h in zip(runs[impl], runs[other])]
                 print(f"{IMPLS[impl]}: {what} tokens/s = {statistics.median(ratios):.2f}x {name} "
