@@ -77,8 +77,8 @@ else:
     from .embedding import (
         embedding_backward, embedding_forward, positional_backward, positional_forward, sinusoidal_table,
     )
-    from .kv_attention import kv_attention_forward
     from .int8 import dequantize_int8, matvec_int8, quantize_int8
+    from .kv_attention import kv_attention_forward
     from .layernorm import layernorm_backward, layernorm_forward
     from .linear import linear_backward, linear_forward
     from .losses import count_targets, cross_entropy_backward, cross_entropy_forward, mse_backward, mse_forward

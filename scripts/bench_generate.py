@@ -353,7 +353,8 @@ def report(args, impls, runs, bandwidths):
                   f"{'identical' if same else 'DIFFERENT'}")
     batched = [impl for impl in impls if "batch_decode_tok_s" in runs[impl][0]]
     if batched:
-        print(f"\nbatched decoding, {args.batch} rows together against 1 (aggregate decode tokens/s, the same process):")
+        print(f"\nbatched decoding, {args.batch} rows together against 1 (aggregate decode tokens/s, "
+              "the same process):")
     for impl in batched:
         ratios = [r["batch_decode_tok_s"] / r["decode_tok_s"] for r in runs[impl]]
         print(f"{IMPLS.get(impl, impl):32} 1 row {median(impl, 'decode_tok_s'):7.1f}, {args.batch} rows "

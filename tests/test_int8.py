@@ -3,11 +3,10 @@ kernel that reads them (against a float64 reference), and generate(..., weights=
 import numpy as np
 import pytest
 
-from transformer_jit import GPT, GPTConfig
+from transformer_jit import GPT, GPTConfig, evaluate_perplexity
 from transformer_jit import kernels as K
 from transformer_jit.kernels._jit import interpreted
 from transformer_jit.kernels.int8 import QBLOCK, n_blocks
-from transformer_jit import evaluate_perplexity
 from transformer_jit.models.generation import Sequences, narrow_weights, rounded_weights
 
 TINY = dict(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=40)  # 40: a full block and a short one

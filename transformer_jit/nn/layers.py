@@ -157,8 +157,10 @@ class Linear(Layer):
 
     Generating (a key/value cache in the context) with up to FEW_ROWS rows, one per sequence, the
     product is a matrix-vector product (kernels.matvec), which may read a narrower copy of W
-    (ctx.weight): bfloat16 bits, or an Int8Weight (kernels.matvec_int8). Otherwise it is the tiled matmul: training and evaluation always take it, so their
-    results do not change with the batch size.
+    (ctx.weight): bfloat16 bits, or an Int8Weight (kernels.matvec_int8). Otherwise it is the tiled
+    matmul: training and evaluation always take it, so their results do not change with the batch
+    size. It reads W, or a copy of W's dtype given in the context (rounded values, to evaluate what
+    generation with narrow copies computes).
     """
 
     def __init__(self, store, name, in_features, out_features, bias=True, std=0.02, weight=None):
