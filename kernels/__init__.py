@@ -30,9 +30,11 @@ local_attention_forward/backward within a window, with band_width), layer norm, 
 or sinusoidal), mean pooling, cross-entropy with count_targets, softmax_forward and
 log_softmax_forward (sampling, decoding), the optimizer steps, clip_grad_norm (with grad_norm)
 and scale_. Generation, one token per sequence at a time, adds matvec (a weight matrix times a
-few vectors, at memory speed, float32 or bfloat16 weights), kv_attention_forward (attention of a
-new position over a cache of keys and values; kv_local_attention_forward over a rolling cache of the
-last W) and bfloat16_from_float32.
+few vectors, at memory speed, float32 or bfloat16 weights), matvec_int8 (the same over int8
+weights with a scale per block of 32, int8.py), kv_attention_forward (attention of a new position
+over a cache of keys and values; kv_local_attention_forward over a rolling cache of the last W),
+bfloat16_from_float32 and quantize_int8 (dequantize_int8 gives back the values an int8 matrix
+stands for).
 
 What the BPE tokenizer (transformer_jit/data/tokenizers/bpe.py) uses, over byte and token-id arrays rather
 than float tensors: pretokenize.py (GPT-2's pre-tokenizer as a state machine: piece_end,
@@ -53,8 +55,9 @@ programs leave free, before any kernel called from Python runs (`fit_threads_to_
 
 Internals shared between modules: tiles.py (the parts of a tiled matrix product), stack_alloc.py
 (stack arrays for register accumulators), prefetch.py, fast_exp.py (vectorizable exp and sigmoid),
-bfloat16.py's `widen` (bfloat16 bits to float32 inside a loop), hash_tables.py and heap.py (the
-BPE kernels' lookup tables and priority queue).
+bfloat16.py's `widen` (bfloat16 bits to float32 inside a loop), matvec.py's `finish_output` (bias,
+GELU and residual add after a dot product), hash_tables.py and heap.py (the BPE kernels' lookup
+tables and priority queue).
 """
 if __name__ == "kernels":  # not transformer_jit.kernels: see _folder_name.py
     from ._folder_name import hand_over
@@ -75,6 +78,7 @@ else:
     from .embedding import (
         embedding_backward, embedding_forward, positional_backward, positional_forward, sinusoidal_table,
     )
+    from .int8 import dequantize_int8, matvec_int8, quantize_int8
     from .kv_attention import kv_attention_forward
     from .layernorm import layernorm_backward, layernorm_forward
     from .linear import linear_backward, linear_forward

@@ -16,7 +16,7 @@ results do not depend on what else is in the batch.
 """
 from numba import prange
 
-from ._jit import parallel_kernel
+from ._jit import kernel, parallel_kernel
 from .activations import GELU_CUBIC, GELU_SCALE
 from .bfloat16 import widen
 from .fast_exp import sigmoid
@@ -38,10 +38,7 @@ def matvec(out, x, weight, bias, accumulate, gelu):
     """
     B, C = x.shape
     OC = weight.shape[0]
-    dt = x.dtype.type
-    zero = dt(0)
-    k2, c3 = dt(2 * GELU_SCALE), dt(GELU_CUBIC)
-    has_bias = bias.shape[0] > 0
+    zero = x.dtype.type(0)
     for block in prange((OC + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK):
         for o in range(block * ROWS_PER_BLOCK, min(OC, (block + 1) * ROWS_PER_BLOCK)):
             w = weight[o]
@@ -50,11 +47,18 @@ def matvec(out, x, weight, bias, accumulate, gelu):
                 s = zero
                 for c in range(C):  # a reduction: vectorized, as kernels may reassociate
                     s += widen(w[c]) * xb[c]
-                if has_bias:
-                    s += bias[o]
-                if gelu:  # GELU(s) = s sigmoid(2 sqrt(2/pi) (s + 0.044715 s^3))
-                    s = s * sigmoid(k2 * (s + c3 * s * s * s))
-                if accumulate:
-                    out[b, o] += s
-                else:
-                    out[b, o] = s
+                finish_output(out, b, o, s, bias, accumulate, gelu)
+
+
+@kernel
+def finish_output(out, b, o, s, bias, accumulate, gelu):
+    """out[b, o] = act(s + bias[o]), or out[b, o] += that: the end of one dot product s = x[b] . W[o]."""
+    dt = out.dtype.type
+    if bias.shape[0] > 0:
+        s += bias[o]
+    if gelu:  # GELU(s) = s sigmoid(2 sqrt(2/pi) (s + 0.044715 s^3))
+        s = s * sigmoid(dt(2 * GELU_SCALE) * (s + dt(GELU_CUBIC) * s * s * s))
+    if accumulate:
+        out[b, o] += s
+    else:
+        out[b, o] = s

@@ -189,6 +189,7 @@ CASES = [
     # vision transformer
 
     # generation weights
+    (["sample", "--out-dir", "{root}/gpt", "--weights", "int4"], "argument --weights: invalid choice: 'int4'"),
 
 ]
 

@@ -7,7 +7,7 @@ import pytest
 from transformer_jit import GPT, GPTConfig
 from transformer_jit import kernels as K
 from transformer_jit.kernels.bfloat16 import widen
-from transformer_jit.models.generation import Sequences, bfloat16_weights, sample_next
+from transformer_jit.models.generation import Sequences, narrow_weights, sample_next
 from transformer_jit.nn import Context, KVCache, ParameterStore, SelfAttention
 
 TINY = dict(vocab_size=11, block_size=6, n_layer=2, n_head=2, n_embd=16)
@@ -282,7 +282,7 @@ def test_bfloat16_weights_cost_a_small_logit_error_and_leave_the_model_as_it_was
     assert np.array_equal(model.generate(prompt, 4, temperature=0, weights="bfloat16")[:, :3], prompt)
     np.testing.assert_array_equal(model.forward(prompt)[0], before)  # the copies lived in the call only
     with model.evaluating():
-        copies = bfloat16_weights(model)
+        copies = narrow_weights(model, "bfloat16")
         assert len(copies) == 1 + 4 * model.config.n_layer and all(w.dtype == np.uint16 for w in copies.values())
         narrow = Sequences(model, 1, 6, copies).prefill([greedy[0, :5]]).copy()
         exact = Sequences(model, 1, 6).prefill([greedy[0, :5]])

@@ -3,6 +3,7 @@ sampled together, printed or written whole to --output."""
 import pytest
 from refusals import assert_refused
 
+from transformer_jit import GPT
 from transformer_jit.cli import main
 from transformer_jit.train.saved_model import load_model
 
@@ -55,3 +56,17 @@ def test_bad_prompt_inputs_and_outputs_are_refused(run, capsys, monkeypatch, arg
     (run / "none.txt").write_text("")
     argv = ["sample", "--out-dir", str(run / "run"), *[a.format(root=run) for a in args]]
     assert_refused(argv, message.format(root=run), run, capsys, monkeypatch)
+
+
+@pytest.mark.parametrize("weights", ["bfloat16", "int8"])
+def test_weights_choose_the_copies_each_new_token_reads(run, capsys, monkeypatch, weights):
+    model, tokenizer, _ = load_model(run / "run" / "best.npz")
+    expected = tokenizer.decode(model.generate([tokenizer.encode("the ")], 12, temperature=0.8, seed=3,
+                                               weights=weights)[0]) + "\n"
+    asked = []
+    generate = GPT.generate
+    monkeypatch.setattr(GPT, "generate", lambda self, *a, **kw: asked.append(kw["weights"]) or generate(self, *a, **kw))
+    capsys.readouterr()
+    assert main(["sample", "--out-dir", str(run / "run"), "--max-new-tokens", "12", "--seed", "3", "--prompt", "the ",
+                 "--weights", weights]) == 0
+    assert asked == [weights] and capsys.readouterr().out == expected

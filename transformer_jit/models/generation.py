@@ -45,13 +45,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import kernels as K
+from ..formats.safetensors import widen_bfloat16
 from ..nn.checks import check_token_ids
 from ..nn.kv_cache import KVCache
 from ..nn.layers import Linear
 from ..util.config import is_int, is_number
 
 MAX_NEW_TOKENS = 1 << 20  # per call: the output is allocated up front
-WEIGHTS = (None, "bfloat16")  # the model's own, or bfloat16 copies
+WEIGHTS = (None, "bfloat16", "int8")  # the model's own, or bfloat16 or int8 copies
 GREEDY_BELOW = 1e-6  # temperatures below this are greedy
 
 
@@ -111,12 +112,34 @@ class Sequences:
             self.fill(row, self.context[row, window - n:].copy())
 
 
-def bfloat16_weights(model):
-    """{linear layer: a bfloat16 copy of its matrix} for every linear layer of `model` (the lm head
-    included), made now from the current weights: what a generation with weights="bfloat16" reads."""
+def narrow_weights(model, weights):
+    """{linear layer: a copy of its matrix in `weights`} for every linear layer of `model` (the lm
+    head included), made now from the current weights: what a generation with weights="bfloat16"
+    or "int8" reads (nn.Linear.bfloat16_weight, int8_weight); None for the model's own."""
+    if weights is None:
+        return None
     if model.dtype != np.float32:
-        raise ValueError(f"bfloat16 weights need a float32 model, this one is {model.dtype.name}")
-    return {layer: layer.bfloat16_weight() for layer in model.modules() if isinstance(layer, Linear)}
+        raise ValueError(f"{weights} weights need a float32 model, this one is {model.dtype.name}")
+    copy = Linear.bfloat16_weight if weights == "bfloat16" else Linear.int8_weight
+    return {layer: copy(layer) for layer in model.modules() if isinstance(layer, Linear)}
+
+
+def rounded_weights(model, weights):
+    """{linear layer: the float32 values its `weights` ("bfloat16" or "int8") copy stands for}: passed
+    as a forward's weights, every product reads them, so that a forward over whole sequences (an
+    evaluation) computes what generation with those copies computes, up to the order of sums."""
+    copies = narrow_weights(model, weights)
+    if copies is None:
+        return None
+    rounded = {}
+    for layer, copy in copies.items():
+        values = np.empty(layer.weight.data.shape, model.dtype)
+        if weights == "int8":
+            K.dequantize_int8(values, copy.q, copy.scales)
+        else:
+            values[...] = widen_bfloat16(copy)
+        rounded[layer] = values
+    return rounded
 
 
 def sample_next(logits, temperature, top_k, top_p, rngs):
@@ -176,7 +199,7 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
         done = np.zeros(B, dtype=bool)
         tokens = np.zeros(B, dtype=np.int64)
         with model.evaluating():
-            sequences = Sequences(model, B, window, bfloat16_weights(model) if weights == "bfloat16" else None)
+            sequences = Sequences(model, B, window, narrow_weights(model, weights))
             logits = sequences.prefill([p[-c.block_size:] for p in prompts])
             for step in tqdm(range(max_new_tokens), desc="generating", unit="tok", disable=None if progress else True,
                              leave=False):

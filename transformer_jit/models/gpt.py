@@ -69,7 +69,8 @@ class GPT(Model):
         With a key/value cache (nn/kv_cache.py; generation) idx are the next tokens of the cache's
         sequences, after the positions it holds: (B, 1), or (B, T) into an empty cache. Returns the
         logits of the last position only, (B, 1, V), as nanoGPT's inference does. weights: None, or
-        narrower copies of the matrices for the few-row products to read ({layer: bfloat16 bits}).
+        copies of the matrices ({layer: copy}, models/generation.py): narrower ones (bfloat16 bits,
+        int8) for generation's few-row products to read, or rounded float ones for every product.
         """
         c = self.config
         idx = check_token_ids("idx", idx, c.vocab_size)
@@ -115,7 +116,10 @@ class GPT(Model):
         stop_token: a sequence ends with the first one it samples (e.g. GPT-2's <|endoftext|>).
         progress: a progress bar on a terminal. weights: None uses the model's own; "bfloat16"
         reads bfloat16 copies, made at the start of the call (half the bytes per token, logits
-        off by bfloat16 rounding of the weights).
+        off by bfloat16 rounding of the weights); "int8" reads int8 copies with a scale per block
+        of 32 weights (kernels/int8.py: a quarter of the bytes, plus the scales). Both serve the
+        products of up to nn.layers.FEW_ROWS rows (every new token, short prompts); a longer
+        prompt's forward reads the float32 weights.
 
         Past block_size the window slides: when a sequence has block_size tokens of context, its
         last ceil(block_size / 2) tokens start again at position 0 (GPT-2's positions are

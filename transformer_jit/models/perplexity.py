@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
+from .generation import WEIGHTS, rounded_weights
 from .gpt import IGNORE_INDEX
 
 
@@ -59,11 +60,12 @@ def token_byte_lengths(tokenizer):
     return np.array([len(ch.encode("utf-8")) for ch in tokenizer.chars], dtype=np.int64)
 
 
-def evaluate_perplexity(model, ids, stride=None, batch_size=4, byte_lengths=None, progress=False):
+def evaluate_perplexity(model, ids, stride=None, batch_size=4, byte_lengths=None, progress=False, weights=None):
     """Score the token ids `ids` (1-D, any integer array, a memory map too) with `model` (a GPT),
     windows of block_size tokens sliding by `stride` (default: half a window), `batch_size` windows
     per forward, with dropout off. byte_lengths: token_byte_lengths(tokenizer), for bits per byte.
-    progress: a bar over the windows on a terminal. Returns a Perplexity."""
+    progress: a bar over the windows on a terminal. weights: None, or "bfloat16" or "int8": score
+    with the matrices rounded as generate(..., weights=...) rounds them. Returns a Perplexity."""
     block_size, vocab_size = model.config.block_size, model.config.vocab_size
     stride = max(1, block_size // 2) if stride is None else stride
     if not 1 <= stride <= block_size:
@@ -77,8 +79,11 @@ def evaluate_perplexity(model, ids, stride=None, batch_size=4, byte_lengths=None
         raise ValueError(f"the text has {len(ids)} token(s): perplexity needs at least 2")
     if ids.max() >= vocab_size:
         raise ValueError(f"the text holds token id {int(ids.max())}, outside the model's vocabulary of {vocab_size}")
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
     windows = sliding_windows(len(ids), block_size, stride)
     result = Perplexity(0.0, 0, 0 if byte_lengths is not None else None)
+    copies = rounded_weights(model, weights)
     with model.evaluating(), tqdm(total=len(windows), desc="evaluating", unit="window", dynamic_ncols=True,
                                   disable=None if progress else True) as bar:
         for group in _same_length_groups(windows, batch_size):
@@ -93,7 +98,7 @@ def evaluate_perplexity(model, ids, stride=None, batch_size=4, byte_lengths=None
                 counted += end - first
                 if byte_lengths is not None:
                     result.bytes += int(byte_lengths[ids[first:end]].sum())
-            _, loss = model.forward(x, targets)
+            _, loss = model.forward(x, targets, weights=copies)
             result.nll += loss * counted  # the forward's mean over the scored tokens, back to their sum
             result.tokens += counted
             bar.update(len(group))

@@ -10,7 +10,8 @@ concerns it and nothing else:
     cache         None or a KVCache: generation. The forward covers the positions after those the
                   cache holds; attention appends their keys and values and attends over the cache
     weights       None or {layer: narrower copy of its matrix}, read instead of the parameter by
-                  the matrix-vector products of generation
+                  the matrix-vector products of generation; a copy that is a matrix of the
+                  parameter's dtype (rounded values, for evaluation) serves every product
 
 Randomness without counting. Every random draw of a forward comes from
     SeedSequence([model seed, forward count, *site])
@@ -79,6 +80,12 @@ class Context:
         if self.weights is not None and layer in self.weights:
             return self.weights[layer]
         return layer.weight.data
+
+    def dense_weight(self, layer):
+        """The matrix `layer`'s products of many rows read: its copy if that is a matrix of the
+        parameter's dtype, else the parameter (a bfloat16 or int8 copy serves few rows only)."""
+        copy = self.weight(layer)
+        return copy if isinstance(copy, np.ndarray) and copy.dtype == layer.weight.data.dtype else layer.weight.data
 
     def _sequence(self, site):
         return np.random.SeedSequence([self.seed, self.count, *site], spawn_key=(self.rank,) if self.rank else ())

@@ -23,10 +23,12 @@ Nothing here does arithmetic itself: all per-element work happens in kernels. Ac
 """
 import math
 import threading
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import kernels as K
+from ..kernels.int8 import n_blocks
 from .checks import check_rows
 from .context import site_key
 from .memory import aligned_empty
@@ -139,6 +141,12 @@ class Layer:
         return order
 
 
+class Int8Weight(NamedTuple):
+    """A matrix W (OC, C) as int8 numbers and a scale per block of 32 of a row: W ~ scales[o, c // 32] q[o, c]."""
+    q: np.ndarray       # (OC, C) int8
+    scales: np.ndarray  # (OC, ceil(C / 32)), the model's dtype
+
+
 class Linear(Layer):
     """y = x Wᵀ + b with W stored (out_features, in_features), like torch.nn.Linear.
 
@@ -149,8 +157,10 @@ class Linear(Layer):
 
     Generating (a key/value cache in the context) with up to FEW_ROWS rows, one per sequence, the
     product is a matrix-vector product (kernels.matvec), which may read a narrower copy of W
-    (ctx.weight). Otherwise it is the tiled matmul: training and evaluation always take it, so their
-    results do not change with the batch size.
+    (ctx.weight): bfloat16 bits, or an Int8Weight (kernels.matvec_int8). Otherwise it is the tiled
+    matmul: training and evaluation always take it, so their results do not change with the batch
+    size. It reads W, or a copy of W's dtype given in the context (rounded values, to evaluate what
+    generation with narrow copies computes).
     """
 
     def __init__(self, store, name, in_features, out_features, bias=True, std=0.02, weight=None):
@@ -170,9 +180,13 @@ class Linear(Layer):
         out = self.buffer("out", (x.shape[0], self.out_features), x.dtype)
         bias = bias_data(self.bias, x.dtype)
         if ctx.cache is not None and x.shape[0] <= FEW_ROWS:
-            K.matvec(out, x, ctx.weight(self), bias, False, False)
+            weight = ctx.weight(self)
+            if isinstance(weight, Int8Weight):
+                K.matvec_int8(out, x, weight.q, weight.scales, bias, False, False)
+            else:
+                K.matvec(out, x, weight, bias, False, False)
         else:
-            K.linear_forward(out, x, self.weight.data, bias)
+            K.linear_forward(out, x, ctx.dense_weight(self), bias)
         return out
 
     def backward(self, dout, dinp, accumulate=True):
@@ -186,6 +200,16 @@ class Linear(Layer):
         narrow = self.buffer("bfloat16_weight", w.shape, np.uint16)
         K.bfloat16_from_float32(narrow.reshape(-1), w.reshape(-1).view(np.uint32))
         return narrow
+
+    def int8_weight(self):
+        """An int8 copy of W as it is now (kernels/int8.py: a scale per block of 32 weights along a
+        row), in buffers this layer keeps for the next copy: a quarter of float32's bytes, plus the
+        scales, for generation's matrix-vector products to read."""
+        w = self.weight.data
+        q = self.buffer("int8_weight", w.shape, np.int8)
+        scales = self.buffer("int8_scales", (w.shape[0], n_blocks(w.shape[1])), w.dtype)
+        K.quantize_int8(q, scales, w)
+        return Int8Weight(q, scales)
 
 
 class LayerNorm(Layer):
