@@ -12,6 +12,7 @@ from transformer_jit.models import MODELS
 from transformer_jit.models.configs import ViTConfig
 from transformer_jit.models.vit import VisionTransformer, class_token_attention
 from transformer_jit.nn.context import Context
+from transformer_jit.nn.layers import LayerNorm
 from transformer_jit.nn.parameters import ParameterStore
 from transformer_jit.nn.patches import PatchEmbedding
 from transformer_jit.train.trainer import TrainConfig, Trainer
@@ -99,6 +100,12 @@ def test_gelu_form_is_chosen_per_model(rng):
     pixels = rng.standard_normal((2, 3, 8, 8))
     gap = np.abs(exact.forward(pixels)[0] - approx.forward(pixels)[0]).max()
     assert 1e-6 < gap < 0.1, gap
+
+
+def test_layer_norm_eps_reaches_every_layer_norm():
+    model = VisionTransformer(ViTConfig(**{**TINY, "n_layer": 2}, layer_norm_eps=1e-3))
+    eps = [layer.eps for layer in model.modules() if isinstance(layer, LayerNorm)]
+    assert eps == [1e-3] * 5  # two per block and the final one
 
 
 def test_float32_model_computes_in_float32(rng):
@@ -226,7 +233,7 @@ def test_export_refuses_an_attention_window(tmp_path):
 
 class BrightQuadrant:
     """Which quadrant of a noisy 8 x 8 grey image is bright: classes 0..3. Each quadrant is a patch,
-    so the class token must learn to attend to the bright one."""
+    so the answer is where the bright patch is, which only the position embeddings tell."""
 
     def batch(self, split, batch_size, rng):
         labels = rng.integers(0, 4, batch_size)
