@@ -10,7 +10,8 @@ from transformer_jit.formats.vit_huggingface import CONFIG, PREPROCESSOR, WEIGHT
 from transformer_jit.kernels import class_token_backward, class_token_forward, patches_backward, patches_forward
 from transformer_jit.models import MODELS
 from transformer_jit.models.configs import ViTConfig
-from transformer_jit.models.vit import VisionTransformer, class_token_attention
+from transformer_jit.models.attention_maps import class_token_attention
+from transformer_jit.models.vit import VisionTransformer
 from transformer_jit.nn.context import Context
 from transformer_jit.nn.layers import LayerNorm
 from transformer_jit.nn.parameters import ParameterStore

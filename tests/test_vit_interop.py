@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from transformer_jit.models.configs import ViTConfig
-from transformer_jit.models.vit import IMAGE_MEAN, IMAGE_STD, VisionTransformer, class_token_attention
+from transformer_jit.models.attention_maps import class_token_attention
+from transformer_jit.models.vit import IMAGE_MEAN, IMAGE_STD, VisionTransformer
 
 torch = pytest.importorskip("torch", reason="torch (bench extra) is not installed")
 transformers = pytest.importorskip("transformers", reason="transformers (bench extra) is not installed")

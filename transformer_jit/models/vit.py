@@ -134,16 +134,3 @@ class VisionTransformer(Model):
         for as this model expects them (preprocessor_config.json)."""
         save_vit_pretrained(directory, self.state_dict(), self.config.to_dict(), IMAGE_MEAN, IMAGE_STD)
 
-
-def class_token_attention(model, pixels):
-    """The class token's attention over the patches for one image, in every layer:
-    (n_layer, NH, NP) float64, row-major over the grid of patches (reshape the last axis to
-    (H / P, W / P) for a picture). pixels: (CI, H, W) or (1, CI, H, W). The class token's weight
-    on itself is left out, so a row sums to 1 minus it."""
-    pixels = np.asarray(pixels)
-    if pixels.ndim == 3:
-        pixels = pixels[None]
-    if pixels.ndim != 4 or pixels.shape[0] != 1:
-        raise ValueError(f"class_token_attention takes one image (CI, H, W), got shape {pixels.shape}")
-    maps = model.attention_maps(pixels)
-    return np.stack([probs[0, :, 0, 1:] for probs in maps.values()]).astype(np.float64)
