@@ -146,9 +146,10 @@ def test_bad_pixels_are_refused(bad, message):
 
 
 @pytest.mark.parametrize("change,field", [
-    (dict(image_size=10), "image_size"), (dict(image_size=[8, 8, 8]), "image_size"), (dict(num_channels=2), "num_channels"),
-    (dict(gelu="relu"), "gelu"), (dict(attn_window=4), "attn_window"), (dict(label_names=["a", "a", "b"]), "label_names"),
-    (dict(layer_norm_eps=0.0), "layer_norm_eps"), (dict(n_classes=1), "n_classes"),
+    (dict(image_size=10), "image_size"), (dict(image_size=[8, 8, 8]), "image_size"),
+    (dict(num_channels=2), "num_channels"), (dict(gelu="relu"), "gelu"), (dict(attn_window=4), "attn_window"),
+    (dict(label_names=["a", "a", "b"]), "label_names"), (dict(layer_norm_eps=0.0), "layer_norm_eps"),
+    (dict(n_classes=1), "n_classes"),
 ])
 def test_bad_configs_name_their_field(change, field):
     with pytest.raises(ConfigError, match=f"ViTConfig.{field} "):

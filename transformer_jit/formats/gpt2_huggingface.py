@@ -131,17 +131,11 @@ class HuggingFaceGPT2:
 def read_config(path):
     """(sizes, whether the head is tied) from a GPT-2 config.json, refusing, by field name, every
     setting this package's GPT does not compute."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path.parent} has no {CONFIG}")
-    config = read_json(path, "model config")
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
+    config = read_model_config(path, "gpt2", "GPT-2")
 
     def refuse(field, message):
         raise ValueError(f"{path}: {field} {message}")
 
-    if config.get("model_type", "gpt2") != "gpt2":
-        refuse("model_type", f"is {config['model_type']!r}; only GPT-2 ('gpt2') checkpoints load here")
     sizes = {}
     for ours, field in SIZE_FIELDS.items():
         if field not in config:
@@ -165,6 +159,20 @@ def read_config(path):
         if setting[field] != DEFAULTS[field]:
             refuse(field, f"is {setting[field]!r}; this GPT computes only GPT-2's {DEFAULTS[field]!r}")
     return sizes, setting["tie_word_embeddings"] is not False
+
+
+def read_model_config(path, model_type, family):
+    """A Hugging Face config.json as a dict, refusing a missing file, anything but a JSON object
+    and another model_type (absent: taken as model_type); `family` names the models in the error."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path.parent} has no {CONFIG}")
+    config = read_json(path, "model config")
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
+    if config.get("model_type", model_type) != model_type:
+        raise ValueError(f"{path}: model_type is {config['model_type']!r}; only {family} ({model_type!r}) "
+                         f"checkpoints load here")
+    return config
 
 
 def save_gpt2_pretrained(directory, params, config):

@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..util.atomic import atomic_write
-from ..util.json_file import read_json
-from .gpt2_huggingface import FLOAT_CODES, refuse_without_safetensors, some_of
+from .gpt2_huggingface import FLOAT_CODES, read_model_config, refuse_without_safetensors, some_of
 from .gpt2_layout import copy_finite
 from .safetensors import SafetensorsFile, save_safetensors
 
@@ -143,17 +142,11 @@ def vit_layout(fields):
 def read_vit_config(path):
     """ViTConfig's fields from a ViT config.json, refusing, by field name, every setting this
     package's vision transformer does not compute. (ViTConfig checks the values' ranges.)"""
-    if not path.exists():
-        raise FileNotFoundError(f"{path.parent} has no {CONFIG}")
-    config = read_json(path, "model config")
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
+    config = read_model_config(path, "vit", "ViT")
 
     def refuse(field, message):
         raise ValueError(f"{path}: {field} {message}")
 
-    if config.get("model_type", "vit") != "vit":
-        refuse("model_type", f"is {config['model_type']!r}; only ViT ('vit') checkpoints load here")
     fields = {ours: config.get(theirs, DEFAULTS[theirs]) for theirs, ours in FIELDS.items()}
     for theirs in SIZES:
         value = fields[FIELDS[theirs]]

@@ -174,8 +174,8 @@ class ViTConfig(ModelConfig):
         if not (is_int(size) or (isinstance(size, list) and len(size) == 2 and all(map(is_int, size)))):
             raise ConfigError("ViTConfig", "image_size", "must be an integer or [height, width]", size)
         if min(self.height_width) < 1 or any(side % self.patch_size for side in self.height_width):
-            raise ConfigError("ViTConfig", "image_size", f"must be positive multiples of patch_size ({self.patch_size})",
-                              size)
+            raise ConfigError("ViTConfig", "image_size",
+                              f"must be positive multiples of patch_size ({self.patch_size})", size)
         if self.num_channels not in (1, 3):
             raise ConfigError("ViTConfig", "num_channels", "must be 1 (grey) or 3 (RGB)", self.num_channels)
         if self.gelu not in GELUS:
