@@ -51,14 +51,8 @@ class HuggingFaceGPT2:
     """
 
     def __init__(self, directory):
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"{directory} is not a directory (a Hugging Face model directory holds "
-                                    f"{CONFIG} and {WEIGHTS})")
-        self.path = directory
+        self.path = directory = model_directory(directory, "GPT2LMHeadModel")
         weights = directory / WEIGHTS
-        if not weights.exists():
-            refuse_without_safetensors(directory, "GPT2LMHeadModel")
         self.sizes, tied = read_config(directory / CONFIG)
         self.file = SafetensorsFile(weights)
         self._check_layer_count()
@@ -210,9 +204,16 @@ def hf_config(sizes, dropout, attn_dropout):
     return config
 
 
-def refuse_without_safetensors(directory, model_class):
-    """The error for a model directory without model.safetensors: sharded, pickles only, or nothing.
-    model_class: the transformers class whose save_pretrained writes the file."""
+def model_directory(directory, model_class):
+    """`directory` as a Path, once it is a directory holding model.safetensors; otherwise the error
+    that says what is there instead (a sharded checkpoint, pickles only, or nothing). model_class:
+    the transformers class whose save_pretrained writes the file."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is not a directory (a Hugging Face model directory holds "
+                                f"{CONFIG} and {WEIGHTS})")
+    if (directory / WEIGHTS).exists():
+        return directory
     pickles = sorted(p.name for p in directory.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
     if (directory / f"{WEIGHTS}.index.json").is_file():
         raise ValueError(f"{directory} holds a sharded checkpoint ({WEIGHTS}.index.json); only a single "

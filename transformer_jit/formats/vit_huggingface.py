@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..util.atomic import atomic_write
-from .gpt2_huggingface import FLOAT_CODES, read_model_config, refuse_without_safetensors, some_of
+from .gpt2_huggingface import FLOAT_CODES, model_directory, read_model_config, some_of
 from .gpt2_layout import copy_finite
 from .safetensors import SafetensorsFile, save_safetensors
 
@@ -57,13 +57,7 @@ class HuggingFaceViT:
     """
 
     def __init__(self, directory):
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"{directory} is not a directory (a Hugging Face model directory holds "
-                                    f"{CONFIG} and {WEIGHTS})")
-        self.path = directory
-        if not (directory / WEIGHTS).exists():
-            refuse_without_safetensors(directory, "ViTForImageClassification")
+        self.path = directory = model_directory(directory, "ViTForImageClassification")
         self.fields = read_vit_config(directory / CONFIG)
         self.file = SafetensorsFile(directory / WEIGHTS)
         if CLASSIFIER not in self.file:
