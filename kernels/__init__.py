@@ -32,11 +32,12 @@ What the models in `transformer_jit` use: linear and matmul (the tied lm heads),
 norm, GELU (the tanh approximation, or exact through normal_cdf.py) and ReLU, residual_forward and
 add_, dropout, token and positional embeddings (learned or sinusoidal), mean pooling, cross-entropy
 with count_targets, softmax_forward and log_softmax_forward (sampling, decoding), the optimizer
-steps, clip_grad_norm (with grad_norm) and scale_. Generation, one token per sequence at a time, adds matvec (a weight matrix times a
-few vectors, at memory speed, float32 or bfloat16 weights), kv_attention_forward (attention of a
-new position over a cache of keys and values) and bfloat16_from_float32. The vision transformer
-adds patches_forward (an image cut into flattened patches) and the class token's pair; its
-patches_backward gives a gradient with respect to the pixels, which training does not need.
+steps, clip_grad_norm (with grad_norm) and scale_. Generation, one token per sequence at a time,
+adds matvec (a weight matrix times a few vectors, at memory speed, float32 or bfloat16 weights),
+kv_attention_forward (attention of a new position over a cache of keys and values) and
+bfloat16_from_float32. The vision transformer adds patches_forward (an image cut into flattened
+patches) and the class token's pair; its patches_backward gives a gradient with respect to the
+pixels, which training does not need.
 
 What the BPE tokenizer (transformer_jit/data/tokenizers/bpe.py) uses, over byte and token-id arrays rather
 than float tensors: pretokenize.py (GPT-2's pre-tokenizer as a state machine: piece_end,
