@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from gradcheck import assert_grad_close, check_model_gradients, numerical_grad
+from transformer_jit.formats import load_safetensors, save_safetensors
 from transformer_jit.formats.vit_huggingface import CONFIG, PREPROCESSOR, WEIGHTS, save_vit_pretrained
 from transformer_jit.kernels import class_token_backward, class_token_forward, patches_backward, patches_forward
 from transformer_jit.models import MODELS
@@ -214,13 +215,21 @@ def test_unsupported_hugging_face_configs_are_refused(tmp_path, changes, message
 
 def test_hugging_face_files_without_a_classifier_or_weights_are_refused(tmp_path):
     write_hf_directory(tmp_path)
-    from transformer_jit.formats import load_safetensors, save_safetensors
     tensors = load_safetensors(tmp_path / WEIGHTS)
     save_safetensors(tmp_path / WEIGHTS, {k: v for k, v in tensors.items() if not k.startswith("classifier.")})
     with pytest.raises(ValueError, match="has no classifier.weight: it is not an image classifier"):
         VisionTransformer.from_pretrained(tmp_path)
     (tmp_path / WEIGHTS).unlink()
     with pytest.raises(FileNotFoundError, match="has no model.safetensors"):
+        VisionTransformer.from_pretrained(tmp_path)
+
+
+def test_hugging_face_weights_that_are_not_finite_are_refused(tmp_path):
+    write_hf_directory(tmp_path)
+    tensors = load_safetensors(tmp_path / WEIGHTS)
+    tensors["vit.layernorm.bias"] = np.full_like(tensors["vit.layernorm.bias"], np.inf)
+    save_safetensors(tmp_path / WEIGHTS, tensors)
+    with pytest.raises(ValueError, match="vit.layernorm.bias holds non-finite values"):
         VisionTransformer.from_pretrained(tmp_path)
 
 

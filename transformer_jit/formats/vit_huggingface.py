@@ -50,10 +50,12 @@ class HuggingFaceViT:
 
         checkpoint = HuggingFaceViT(directory)
         checkpoint.fields              ViTConfig's fields, from config.json
+        checkpoint.check_tensors()     every tensor's name, shape and dtype against those fields
         checkpoint.copy_into(params)   params: {this package's name: array to fill}
 
-    config.json and the tensors' names are checked on opening; their shapes and dtypes, once the
-    model's config is known, in copy_into, which copies each tensor from the memory-mapped file.
+    config.json is read and the layer count checked on opening; check_tensors, once the fields have
+    passed ViTConfig's checks and before memory for a model is asked for; copy_into then copies each
+    tensor from the memory-mapped file.
     """
 
     def __init__(self, directory):
@@ -68,11 +70,9 @@ class HuggingFaceViT:
             raise ValueError(f"{directory / CONFIG} says num_hidden_layers {self.fields['n_layer']}, but "
                              f"{WEIGHTS} holds tensors of {len(layers)} layers")
 
-    def copy_into(self, params):
-        """Fill {this package's name: array} with the checkpoint's weights, refusing missing,
-        unexpected, mis-shaped and non-float tensors, each named."""
-        layout = vit_layout(self.fields)
-        expected = {key: shape for _, _, keys, shape in layout for key in keys}
+    def check_tensors(self):
+        """Refuse missing, unexpected, mis-shaped and non-float tensors, each named."""
+        expected = {key: shape for _, _, keys, shape in vit_layout(self.fields) for key in keys}
         present = [name for name in self.file.names if not name.startswith(IGNORED)]
         problems = []
         missing = [key for key in expected if key not in self.file]
@@ -91,7 +91,11 @@ class HuggingFaceViT:
             problems.append(f"tensors that are not floating point {some_of(not_float)}")
         if problems:
             raise ValueError(f"{self.file.path}: " + "; ".join(problems))
-        for ours, shape, keys, _ in layout:
+
+    def copy_into(self, params):
+        """Fill {this package's name: array} with the checkpoint's weights (checked by
+        check_tensors), refusing non-finite values."""
+        for ours, shape, keys, _ in vit_layout(self.fields):
             value = np.concatenate([self.file[key] for key in keys]).reshape(shape)
             copy_finite(params[ours], value, f"{self.file.path}: {', '.join(keys)}")
 

@@ -96,8 +96,8 @@ class VisionTransformer(Model):
     def from_pretrained(cls, directory, dtype=np.float32):
         """A model with the weights of a Hugging Face ViTForImageClassification directory
         (config.json, model.safetensors), its label names from id2label (None if the defaults).
-        config.json and the tensors' names are checked before memory for the model is asked for,
-        their shapes and values before any is copied."""
+        config.json and every tensor's name, shape and dtype are checked before memory for the
+        model is asked for."""
         if np.dtype(dtype) not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}: the weights are floating point")
         checkpoint = HuggingFaceViT(directory)
@@ -105,6 +105,7 @@ class VisionTransformer(Model):
             config = ViTConfig(**checkpoint.fields)
         except ConfigError as e:
             raise ValueError(f"{checkpoint.path / CONFIG}: {e}") from None
+        checkpoint.check_tensors()
         model = cls.for_loading(config, dtype=dtype)
         checkpoint.copy_into({name: p.data for name, p in model.store.params.items()})  # in place, no copy
         return model
