@@ -266,3 +266,21 @@ def test_trainer_drives_the_vit_to_learn(tmp_path):
     pixels, labels = BrightQuadrant().batch("val", 200, np.random.default_rng(5))
     assert np.mean(model.predict(pixels) == labels) > 0.95
     assert (tmp_path / "best.npz").exists()
+
+
+def test_a_resumed_vit_run_continues_exactly(tmp_path):
+    """With dropout on: the checkpoint carries the weights, the optimizer and the masks' forward count."""
+    def trainer(out_dir, model_seed=0, max_iters=12):
+        model = VisionTransformer(ViTConfig(**{**TINY, "n_classes": 4}, num_channels=1, dropout=0.1,
+                                            attn_dropout=0.1), seed=model_seed)
+        train = TrainConfig(batch_size=8, max_iters=max_iters, lr=3e-3, warmup_iters=2, eval_interval=4, eval_iters=1,
+                            out_dir=str(out_dir))
+        return Trainer(model, BrightQuadrant(), train, kind="vit", log=lambda msg: None)
+
+    straight = trainer(tmp_path / "straight")
+    straight.fit()
+    trainer(tmp_path / "resumed").fit(until=8)
+    resumed = trainer(tmp_path / "resumed", model_seed=99)
+    resumed.restore(tmp_path / "resumed" / "last.npz")
+    resumed.fit()
+    np.testing.assert_array_equal(resumed.model.params, straight.model.params)
