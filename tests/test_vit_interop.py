@@ -49,13 +49,14 @@ def test_transformers_loads_what_is_saved_here_to_the_same_logits(tmp_path, rng)
     assert theirs.config.id2label == {0: "cat", 1: "dog", 2: "eel", 3: "fox"}
 
 
-def test_transformers_image_processor_prepares_pixels_as_this_model_expects(tmp_path, rng):
-    VisionTransformer(ViTConfig(image_size=8, patch_size=4, num_channels=3, n_classes=2, n_layer=1, n_head=2,
+@pytest.mark.parametrize("channels", [3, 1])
+def test_transformers_image_processor_prepares_pixels_as_this_model_expects(tmp_path, rng, channels):
+    VisionTransformer(ViTConfig(image_size=8, patch_size=4, num_channels=channels, n_classes=2, n_layer=1, n_head=2,
                                 n_embd=8)).save_pretrained(tmp_path)
     processor = transformers.ViTImageProcessor.from_pretrained(tmp_path)
-    image = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    image = rng.integers(0, 256, (8, 8, channels), dtype=np.uint8)  # a grey image too has its channel axis
     pixels = processor(images=image, return_tensors="np")["pixel_values"]
     expected = (image.transpose(2, 0, 1) / 255 - IMAGE_MEAN) / IMAGE_STD
     np.testing.assert_allclose(pixels[0], expected, atol=1e-6)
-    larger = rng.integers(0, 256, (20, 16, 3), dtype=np.uint8)
-    assert processor(images=larger, return_tensors="np")["pixel_values"].shape == (1, 3, 8, 8)  # resized
+    larger = rng.integers(0, 256, (20, 16, channels), dtype=np.uint8)
+    assert processor(images=larger, return_tensors="np")["pixel_values"].shape == (1, channels, 8, 8)  # resized
