@@ -169,6 +169,8 @@ class ViTConfig(ModelConfig):
     def __post_init__(self):
         if isinstance(self.image_size, tuple):
             self.image_size = list(self.image_size)  # as JSON gives it back
+        if is_int(self.image_size):
+            self.image_size = int(self.image_size)  # a NumPy integer would not go into a checkpoint's JSON
         super().__post_init__()
         size = self.image_size
         if not (is_int(size) or (isinstance(size, list) and len(size) == 2 and all(map(is_int, size)))):
