@@ -162,7 +162,7 @@ def test_class_token_attention_maps(rng):
     pixels = rng.standard_normal((3, 8, 8))
     maps = class_token_attention(model, pixels)
     assert maps.shape == (2, 2, 4)  # (n_layer, NH, NP)
-    probs = model.attention_layers().__next__()[1].probs  # the last forward's, layer 0: (1, NH, 5, 5)
+    probs = next(model.attention_layers())[1].probs  # the last forward's, layer 0: (1, NH, 5, 5)
     np.testing.assert_array_equal(maps[0], probs[0, :, 0, 1:])
     assert np.all(maps > 0) and np.all(maps.sum(axis=-1) < 1)  # the class token's weight on itself is left out
     with pytest.raises(ValueError, match="one image"):
