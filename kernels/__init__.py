@@ -10,6 +10,9 @@ Shape legend used in every kernel's shape comment:
     hs  head size, C // NH
     V   vocabulary size
     N   number of rows when batch and time are flattened together (N = B * T)
+  and for images (patches.py):
+    CI  image channels; H, W image height and width; P patch side
+    NP  number of patches, (H / P)(W / P); CPP = CI * P * P numbers per patch
 
 Conventions (see each module):
 - `<op>_forward` and `<op>_backward` live side by side; arguments are outputs first, then inputs,
@@ -25,16 +28,19 @@ Conventions (see each module):
 - `kernel.py_func(...)` runs the same loops interpreted, without compiling; `_jit.interpreted`
   interprets the kernels it calls too.
 
-What the models in `transformer_jit` use: linear and matmul (the tied lm heads), attention (global, or
-local_attention_forward/backward within a window, with band_width), layer norm, GELU and ReLU, residual_forward and add_, dropout, token and positional embeddings (learned
-or sinusoidal), mean pooling, cross-entropy with count_targets, softmax_forward and
-log_softmax_forward (sampling, decoding), the optimizer steps, clip_grad_norm (with grad_norm)
-and scale_. Generation, one token per sequence at a time, adds matvec (a weight matrix times a
-few vectors, at memory speed, float32 or bfloat16 weights), matvec_int8 (the same over int8
-weights with a scale per block of 32, int8.py), kv_attention_forward (attention of a new position
-over a cache of keys and values; kv_local_attention_forward over a rolling cache of the last W),
-bfloat16_from_float32 and quantize_int8 (dequantize_int8 gives back the values an int8 matrix
-stands for).
+What the models in `transformer_jit` use: linear and matmul (the tied lm heads), attention (global,
+or local_attention_forward/backward within a window, with band_width), layer norm, GELU (the tanh
+approximation, or exact through normal_cdf.py) and ReLU, residual_forward and add_, dropout, token
+and positional embeddings (learned or sinusoidal), mean pooling, cross-entropy with count_targets,
+softmax_forward and log_softmax_forward (sampling, decoding), the optimizer steps, clip_grad_norm
+(with grad_norm) and scale_. Generation, one token per sequence at a time, adds matvec (a weight
+matrix times a few vectors, at memory speed, float32 or bfloat16 weights), matvec_int8 (the same
+over int8 weights with a scale per block of 32, int8.py), kv_attention_forward (attention of a new
+position over a cache of keys and values; kv_local_attention_forward over a rolling cache of the
+last W), bfloat16_from_float32 and quantize_int8 (dequantize_int8 gives back the values an int8
+matrix stands for). The vision transformer adds patches_forward (an image cut into flattened
+patches) and the class token's pair; its patches_backward gives a gradient with respect to the
+pixels, which training does not need.
 
 What the BPE tokenizer (transformer_jit/data/tokenizers/bpe.py) uses, over byte and token-id arrays rather
 than float tensors: pretokenize.py (GPT-2's pre-tokenizer as a state machine: piece_end,
@@ -55,17 +61,18 @@ programs leave free, before any kernel called from Python runs (`fit_threads_to_
 
 Internals shared between modules: tiles.py (the parts of a tiled matrix product), stack_alloc.py
 (stack arrays for register accumulators), prefetch.py, fast_exp.py (vectorizable exp and sigmoid),
-bfloat16.py's `widen` (bfloat16 bits to float32 inside a loop), matvec.py's `finish_output` (bias,
-GELU and residual add after a dot product), hash_tables.py and heap.py (the BPE kernels' lookup
-tables and priority queue).
+normal_cdf.py (the normal distribution function and density, for the exact GELU), bfloat16.py's
+`widen` (bfloat16 bits to float32 inside a loop), matvec.py's `finish_output` (bias, GELU and
+residual add after a dot product), hash_tables.py and heap.py (the BPE kernels' lookup tables and
+priority queue).
 """
 if __name__ == "kernels":  # not transformer_jit.kernels: see _folder_name.py
     from ._folder_name import hand_over
     hand_over(__file__)
 else:
     from .activations import (
-        gelu_backward, gelu_forward, leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward,
-        sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward,
+        gelu_backward, gelu_erf_backward, gelu_erf_forward, gelu_forward, leaky_relu_backward, leaky_relu_forward,
+        relu_backward, relu_forward, sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward,
     )
     from .attention import attention_backward, attention_forward
     from .bfloat16 import bfloat16_from_float32
@@ -91,6 +98,7 @@ else:
         adagrad_step, adam_step, adamw_step, clip_grad_norm, grad_norm, momentum_step, rmsprop_step, scale_,
         sgd_step,
     )
+    from .patches import class_token_backward, class_token_forward, patches_backward, patches_forward
     from .pooling import mean_pool_backward, mean_pool_forward
     from .pretokenize import last_split_point, piece_end, pretokenize, split_point
     from .softmax import (

@@ -51,14 +51,8 @@ class HuggingFaceGPT2:
     """
 
     def __init__(self, directory):
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"{directory} is not a directory (a Hugging Face model directory holds "
-                                    f"{CONFIG} and {WEIGHTS})")
-        self.path = directory
+        self.path = directory = model_directory(directory, "GPT2LMHeadModel")
         weights = directory / WEIGHTS
-        if not weights.exists():
-            _refuse_without_safetensors(directory)
         self.sizes, tied = read_config(directory / CONFIG)
         self.file = SafetensorsFile(weights)
         self._check_layer_count()
@@ -99,18 +93,18 @@ class HuggingFaceGPT2:
                 sources[name] = key
         missing = [name.removeprefix("transformer.") for name in expected if name not in sources]
         if missing:
-            problems.append(f"missing tensors {_some(missing)}")
+            problems.append(f"missing tensors {some_of(missing)}")
         if unexpected:
-            problems.append(f"unexpected tensors {_some(unexpected)}")
+            problems.append(f"unexpected tensors {some_of(unexpected)}")
         sources = {name: sources[name] for name in expected if name in sources}  # in the model's order
         wrong = [f"{key} {self.file.shape(key)} (expected {_stored_shape(name, expected[name])})"
                  for name, key in sources.items() if self.file.shape(key) != _stored_shape(name, expected[name])]
         if wrong:
-            problems.append(f"shapes that do not match {CONFIG} ({_describe(self.sizes)}): {_some(wrong)}")
+            problems.append(f"shapes that do not match {CONFIG} ({_describe(self.sizes)}): {some_of(wrong)}")
         not_float = [f"{key} ({self.file.dtype(key)})" for key in sources.values()
                      if self.file.dtype(key) not in FLOAT_CODES]
         if not_float:
-            problems.append(f"tensors that are not floating point {_some(not_float)}")
+            problems.append(f"tensors that are not floating point {some_of(not_float)}")
         if problems:
             raise ValueError(f"{self.file.path}: " + "; ".join(problems))
         return sources
@@ -131,17 +125,11 @@ class HuggingFaceGPT2:
 def read_config(path):
     """(sizes, whether the head is tied) from a GPT-2 config.json, refusing, by field name, every
     setting this package's GPT does not compute."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path.parent} has no {CONFIG}")
-    config = read_json(path, "model config")
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
+    config = read_model_config(path, "gpt2", "GPT-2")
 
     def refuse(field, message):
         raise ValueError(f"{path}: {field} {message}")
 
-    if config.get("model_type", "gpt2") != "gpt2":
-        refuse("model_type", f"is {config['model_type']!r}; only GPT-2 ('gpt2') checkpoints load here")
     sizes = {}
     for ours, field in SIZE_FIELDS.items():
         if field not in config:
@@ -165,6 +153,20 @@ def read_config(path):
         if setting[field] != DEFAULTS[field]:
             refuse(field, f"is {setting[field]!r}; this GPT computes only GPT-2's {DEFAULTS[field]!r}")
     return sizes, setting["tie_word_embeddings"] is not False
+
+
+def read_model_config(path, model_type, family):
+    """A Hugging Face config.json as a dict, refusing a missing file, anything but a JSON object
+    and another model_type (absent: taken as model_type); `family` names the models in the error."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path.parent} has no {CONFIG}")
+    config = read_json(path, "model config")
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
+    if config.get("model_type", model_type) != model_type:
+        raise ValueError(f"{path}: model_type is {config['model_type']!r}; only {family} ({model_type!r}) "
+                         f"checkpoints load here")
+    return config
 
 
 def save_gpt2_pretrained(directory, params, config):
@@ -202,7 +204,16 @@ def hf_config(sizes, dropout, attn_dropout):
     return config
 
 
-def _refuse_without_safetensors(directory):
+def model_directory(directory, model_class):
+    """`directory` as a Path, once it is a directory holding model.safetensors; otherwise the error
+    that says what is there instead (a sharded checkpoint, pickles only, or nothing). model_class:
+    the transformers class whose save_pretrained writes the file."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is not a directory (a Hugging Face model directory holds "
+                                f"{CONFIG} and {WEIGHTS})")
+    if (directory / WEIGHTS).exists():
+        return directory
     pickles = sorted(p.name for p in directory.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
     if (directory / f"{WEIGHTS}.index.json").is_file():
         raise ValueError(f"{directory} holds a sharded checkpoint ({WEIGHTS}.index.json); only a single "
@@ -211,7 +222,7 @@ def _refuse_without_safetensors(directory):
         raise ValueError(f"{directory} has no {WEIGHTS}, only {pickles}: PyTorch pickles, which are never "
                          f"unpickled here (loading a pickle can run arbitrary code). Use the {WEIGHTS} file from "
                          f"the model's repository, or convert with transformers: "
-                         f"GPT2LMHeadModel.from_pretrained(dir).save_pretrained(dir) writes {WEIGHTS}")
+                         f"{model_class}.from_pretrained(dir).save_pretrained(dir) writes {WEIGHTS}")
     raise FileNotFoundError(f"{directory} has no {WEIGHTS}")
 
 
@@ -224,7 +235,7 @@ def _describe(sizes):
     return ", ".join(f"{SIZE_FIELDS[k]} {v}" for k, v in sizes.items())
 
 
-def _some(items, limit=6):
+def some_of(items, limit=6):
     """A list for an error message: the first `limit` items and how many more."""
     shown = ", ".join(items[:limit])
     return f"[{shown}" + (f", ... {len(items) - limit} more]" if len(items) > limit else "]")
