@@ -10,6 +10,9 @@ Shape legend used in every kernel's shape comment:
     hs  head size, C // NH
     V   vocabulary size
     N   number of rows when batch and time are flattened together (N = B * T)
+  and for images (patches.py):
+    CI  image channels; H, W image height and width; P patch side
+    NP  number of patches, (H / P)(W / P); CPP = CI * P * P numbers per patch
 
 Conventions (see each module):
 - `<op>_forward` and `<op>_backward` live side by side; arguments are outputs first, then inputs,
@@ -26,12 +29,14 @@ Conventions (see each module):
   interprets the kernels it calls too.
 
 What the models in `transformer_jit` use: linear and matmul (the tied lm heads), attention, layer
-norm, GELU and ReLU, residual_forward and add_, dropout, token and positional embeddings (learned
+norm, GELU (tanh approximation, or exact with erf) and ReLU, residual_forward and add_, dropout, token and positional embeddings (learned
 or sinusoidal), mean pooling, cross-entropy with count_targets, softmax_forward and
 log_softmax_forward (sampling, decoding), the optimizer steps, clip_grad_norm (with grad_norm)
 and scale_. Generation, one token per sequence at a time, adds matvec (a weight matrix times a
 few vectors, at memory speed, float32 or bfloat16 weights), kv_attention_forward (attention of a
-new position over a cache of keys and values) and bfloat16_from_float32.
+new position over a cache of keys and values) and bfloat16_from_float32. The vision transformer
+adds patches_forward (an image cut into flattened patches) and the class token's pair; its
+patches_backward gives a gradient with respect to the pixels, which training does not need.
 
 What the BPE tokenizer (transformer_jit/data/tokenizers/bpe.py) uses, over byte and token-id arrays rather
 than float tensors: pretokenize.py (GPT-2's pre-tokenizer as a state machine: piece_end,
@@ -63,8 +68,8 @@ if __name__ == "kernels":  # not transformer_jit.kernels: see _folder_name.py
     hand_over(__file__)
 else:
     from .activations import (
-        gelu_backward, gelu_forward, leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward,
-        sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward,
+        gelu_backward, gelu_erf_backward, gelu_erf_forward, gelu_forward, leaky_relu_backward, leaky_relu_forward,
+        relu_backward, relu_forward, sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward,
     )
     from .attention import attention_backward, attention_forward
     from .bfloat16 import bfloat16_from_float32
@@ -87,6 +92,7 @@ else:
         adagrad_step, adam_step, adamw_step, clip_grad_norm, grad_norm, momentum_step, rmsprop_step, scale_,
         sgd_step,
     )
+    from .patches import class_token_backward, class_token_forward, patches_backward, patches_forward
     from .pooling import mean_pool_backward, mean_pool_forward
     from .pretokenize import last_split_point, piece_end, pretokenize, split_point
     from .softmax import (

@@ -217,3 +217,46 @@ def gelu_backward(dinp, dout, inp, accumulate):
         dy_dx = s + x * s * (one - s) * k2 * (one + c3 * x2)
         g = dout[i] * dy_dx
         dinp[i] = dinp[i] + g if accumulate else g
+
+
+# ----------------------------------------------------------------------------------------------
+# GELU, exact (as in BERT and ViT):
+#     y = x Phi(x),   Phi(x) = 0.5 (1 + erf(x / sqrt(2)))   the standard normal's distribution function
+# ----------------------------------------------------------------------------------------------
+
+@parallel_kernel
+def gelu_erf_forward(out, inp):
+    """out = inp * Phi(inp) = 0.5 inp (1 + erf(inp / sqrt(2))). out may alias inp, but the backward
+    needs the INPUT: keep it if you need gradients.
+
+    The tanh form above approximates this one to about 1e-3; checkpoints trained with the exact
+    form (ViT's "gelu") need it to reproduce their outputs to 1e-5.
+
+    out, inp: (n,) float32 or float64, C-contiguous, same dtype.
+    """
+    dt = inp.dtype.type
+    half, inv_sqrt2 = dt(0.5), dt(1 / math.sqrt(2.0))
+    for i in prange(inp.shape[0]):
+        x = inp[i]
+        out[i] = half * x * (dt(1) + math.erf(x * inv_sqrt2))
+
+
+@parallel_kernel
+def gelu_erf_backward(dinp, dout, inp, accumulate):
+    """dinp += dout * gelu'(inp), or dinp = dout * gelu'(inp) when not `accumulate`; from the
+    forward's INPUT x.
+
+    Forward: y = x Phi(x). Product rule, with Phi' = phi, the standard normal density
+    phi(x) = exp(-x^2 / 2) / sqrt(2 pi):
+        dy/dx = Phi(x) + x phi(x)
+
+    dinp, dout, inp: (n,) same dtype, C-contiguous. accumulate: as in relu_backward.
+    """
+    dt = inp.dtype.type
+    half, one, inv_sqrt2, inv_sqrt2pi = dt(0.5), dt(1), dt(1 / math.sqrt(2.0)), dt(1 / math.sqrt(2 * math.pi))
+    for i in prange(inp.shape[0]):
+        x = inp[i]
+        cdf = half * (one + math.erf(x * inv_sqrt2))
+        pdf = inv_sqrt2pi * math.exp(-half * x * x)
+        g = dout[i] * (cdf + x * pdf)
+        dinp[i] = dinp[i] + g if accumulate else g

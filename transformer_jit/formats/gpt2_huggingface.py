@@ -58,7 +58,7 @@ class HuggingFaceGPT2:
         self.path = directory
         weights = directory / WEIGHTS
         if not weights.exists():
-            _refuse_without_safetensors(directory)
+            refuse_without_safetensors(directory, "GPT2LMHeadModel")
         self.sizes, tied = read_config(directory / CONFIG)
         self.file = SafetensorsFile(weights)
         self._check_layer_count()
@@ -99,18 +99,18 @@ class HuggingFaceGPT2:
                 sources[name] = key
         missing = [name.removeprefix("transformer.") for name in expected if name not in sources]
         if missing:
-            problems.append(f"missing tensors {_some(missing)}")
+            problems.append(f"missing tensors {some_of(missing)}")
         if unexpected:
-            problems.append(f"unexpected tensors {_some(unexpected)}")
+            problems.append(f"unexpected tensors {some_of(unexpected)}")
         sources = {name: sources[name] for name in expected if name in sources}  # in the model's order
         wrong = [f"{key} {self.file.shape(key)} (expected {_stored_shape(name, expected[name])})"
                  for name, key in sources.items() if self.file.shape(key) != _stored_shape(name, expected[name])]
         if wrong:
-            problems.append(f"shapes that do not match {CONFIG} ({_describe(self.sizes)}): {_some(wrong)}")
+            problems.append(f"shapes that do not match {CONFIG} ({_describe(self.sizes)}): {some_of(wrong)}")
         not_float = [f"{key} ({self.file.dtype(key)})" for key in sources.values()
                      if self.file.dtype(key) not in FLOAT_CODES]
         if not_float:
-            problems.append(f"tensors that are not floating point {_some(not_float)}")
+            problems.append(f"tensors that are not floating point {some_of(not_float)}")
         if problems:
             raise ValueError(f"{self.file.path}: " + "; ".join(problems))
         return sources
@@ -202,7 +202,9 @@ def hf_config(sizes, dropout, attn_dropout):
     return config
 
 
-def _refuse_without_safetensors(directory):
+def refuse_without_safetensors(directory, model_class):
+    """The error for a model directory without model.safetensors: sharded, pickles only, or nothing.
+    model_class: the transformers class whose save_pretrained writes the file."""
     pickles = sorted(p.name for p in directory.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
     if (directory / f"{WEIGHTS}.index.json").is_file():
         raise ValueError(f"{directory} holds a sharded checkpoint ({WEIGHTS}.index.json); only a single "
@@ -211,7 +213,7 @@ def _refuse_without_safetensors(directory):
         raise ValueError(f"{directory} has no {WEIGHTS}, only {pickles}: PyTorch pickles, which are never "
                          f"unpickled here (loading a pickle can run arbitrary code). Use the {WEIGHTS} file from "
                          f"the model's repository, or convert with transformers: "
-                         f"GPT2LMHeadModel.from_pretrained(dir).save_pretrained(dir) writes {WEIGHTS}")
+                         f"{model_class}.from_pretrained(dir).save_pretrained(dir) writes {WEIGHTS}")
     raise FileNotFoundError(f"{directory} has no {WEIGHTS}")
 
 
@@ -224,7 +226,7 @@ def _describe(sizes):
     return ", ".join(f"{SIZE_FIELDS[k]} {v}" for k, v in sizes.items())
 
 
-def _some(items, limit=6):
+def some_of(items, limit=6):
     """A list for an error message: the first `limit` items and how many more."""
     shown = ", ".join(items[:limit])
     return f"[{shown}" + (f", ... {len(items) - limit} more]" if len(items) > limit else "]")

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import kernels as K
 from ..data.sequences import in_batches, pad_batch
-from ..nn.checks import check_token_ids
+from ..nn.checks import check_labels, check_token_ids
 from ..nn.layers import Linear
 from ..nn.loss import CrossEntropy
 from ..nn.model import Model
@@ -84,12 +84,7 @@ class EncoderClassifier(Model):
         self._labels = None
         if labels is None:
             return logits, None
-        labels = np.asarray(labels)
-        if labels.dtype.kind not in "iu" or labels.shape != (B,):
-            raise ValueError(f"labels must be integers of shape ({B},), got {labels.dtype.name} {labels.shape}")
-        if ((labels < 0) | (labels >= c.n_classes)).any():
-            raise ValueError(f"labels must be in [0, {c.n_classes}), got {np.unique(labels).tolist()[:10]}")
-        self._labels = np.ascontiguousarray(labels, dtype=np.int64)
+        self._labels = check_labels(labels, B, c.n_classes)
         return logits, self.loss.forward(logits, self._labels)
 
     def backward(self):

@@ -4,13 +4,15 @@ Every config is checked on construction, here and only here, so that a bad value
 name rather than deep inside a kernel. The encoder models' defaults are the ones the built-in tasks
 train well with on a 2-core CPU, not the paper's (d_model 512, 6 + 6 layers, 8 heads).
 """
+import typing
 from dataclasses import asdict, dataclass
 
 from ..nn.checks import head_size
 from ..nn.layers import ACTIVATIONS, POSITIONALS
-from ..util.config import ConfigError, check_fields, check_range, config_from_dict
+from ..util.config import ConfigError, check_fields, check_range, config_from_dict, is_int
 
 POOLINGS = ("mean", "cls")
+GELUS = {"erf": "gelu_erf", "tanh": "gelu"}  # ViTConfig.gelu -> the activation's name (nn/layers.py)
 
 
 class ModelConfig:
@@ -28,7 +30,7 @@ class ModelConfig:
         return config_from_dict(cls, d)
 
     def __post_init__(self):
-        choices = {"positional": POSITIONALS}
+        choices = {"positional": POSITIONALS} if hasattr(self, "positional") else {}
         if hasattr(self, "activation"):
             choices["activation"] = ACTIVATIONS
         check_fields(self, self.at_least, choices)
@@ -138,3 +140,64 @@ class Seq2SeqConfig(ModelConfig):
                 raise ConfigError("Seq2SeqConfig", field, "must be < both vocabulary sizes", getattr(self, field))
         if len({self.pad_id, self.bos_id, self.eos_id}) != 3:
             raise ConfigError("Seq2SeqConfig", "eos_id", "must differ from pad_id and bos_id", self.eos_id)
+
+
+@dataclass
+class ViTConfig(ModelConfig):
+    """A vision transformer (Dosovitskiy et al. 2020): the image cut into patch_size x patch_size
+    patches, each projected to n_embd, a class token in front, learned positions, a bidirectional
+    pre-LN encoder, a final layer norm and a linear classifier on the class token. The defaults of
+    the computation (layer_norm_eps, the exact GELU) are Hugging Face's ViTConfig's."""
+    image_size: typing.Union[int, list] = 32  # side of a square image, or [height, width]
+    patch_size: int = 4
+    num_channels: int = 3         # 1 (grey) or 3 (RGB)
+    n_classes: int = 10
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 64
+    n_inner: int = 0              # MLP width; 0 means 4 * n_embd
+    dropout: float = 0.0          # on the patch embeddings and residual branches
+    attn_dropout: float = 0.0     # on attention probabilities
+    layer_norm_eps: float = 1e-12
+    gelu: str = "erf"             # exact GELU, x Phi(x), as ViT checkpoints; or "tanh", its approximation
+    attn_window: int = 0          # 0: every patch attends to every patch (the only kind for now)
+    label_names: typing.Optional[list] = None  # a name per class, or None
+
+    at_least = {"patch_size": 1, "n_classes": 2, "n_layer": 1, "n_head": 1, "n_embd": 1, "n_inner": 0,
+                "attn_window": 0}
+
+    def __post_init__(self):
+        if isinstance(self.image_size, tuple):
+            self.image_size = list(self.image_size)  # as JSON gives it back
+        super().__post_init__()
+        size = self.image_size
+        if not (is_int(size) or (isinstance(size, list) and len(size) == 2 and all(map(is_int, size)))):
+            raise ConfigError("ViTConfig", "image_size", "must be an integer or [height, width]", size)
+        if min(self.height_width) < 1 or any(side % self.patch_size for side in self.height_width):
+            raise ConfigError("ViTConfig", "image_size", f"must be positive multiples of patch_size ({self.patch_size})",
+                              size)
+        if self.num_channels not in (1, 3):
+            raise ConfigError("ViTConfig", "num_channels", "must be 1 (grey) or 3 (RGB)", self.num_channels)
+        if self.gelu not in GELUS:
+            raise ConfigError("ViTConfig", "gelu", f"must be one of {list(GELUS)}", self.gelu)
+        if not (self.layer_norm_eps > 0):
+            raise ConfigError("ViTConfig", "layer_norm_eps", "must be > 0", self.layer_norm_eps)
+        if self.attn_window != 0:
+            raise ConfigError("ViTConfig", "attn_window", "must be 0: the vision transformer attends globally",
+                              self.attn_window)
+        names = self.label_names
+        if names is not None and not (isinstance(names, list) and len(names) == self.n_classes
+                                      and all(isinstance(n, str) for n in names) and len(set(names)) == len(names)):
+            raise ConfigError("ViTConfig", "label_names", f"must be None or {self.n_classes} distinct strings "
+                                                          f"(one per class)", names)
+
+    @property
+    def height_width(self):
+        """(H, W) in pixels."""
+        return (self.image_size, self.image_size) if is_int(self.image_size) else tuple(self.image_size)
+
+    @property
+    def n_patches(self):
+        """NP = (H / P)(W / P)."""
+        H, W = self.height_width
+        return (H // self.patch_size) * (W // self.patch_size)

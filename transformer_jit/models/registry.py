@@ -8,9 +8,10 @@ is added in one place.
 from typing import NamedTuple
 
 from .classifier import EncoderClassifier
-from .configs import ClassifierConfig, GPTConfig, Seq2SeqConfig
+from .configs import ClassifierConfig, GPTConfig, Seq2SeqConfig, ViTConfig
 from .gpt import GPT
 from .seq2seq import Seq2SeqTransformer
+from .vit import VisionTransformer
 
 
 class ModelKind(NamedTuple):
@@ -23,4 +24,5 @@ MODELS = {
     "gpt": ModelKind(GPT, GPTConfig),
     "seq2seq": ModelKind(Seq2SeqTransformer, Seq2SeqConfig),
     "classifier": ModelKind(EncoderClassifier, ClassifierConfig),
+    "vit": ModelKind(VisionTransformer, ViTConfig),
 }

@@ -142,10 +142,11 @@ class Residual(Layer):
 class Block(Layer):
     """GPT block (causal, two sub-layers), encoder block (causal=False, key padding mask) or
     decoder block (cross_attention=True). `style` (GPT2 or PAPER) gives the names of its parts and
-    their initial values."""
+    their initial values; norm_eps is its layer norms' epsilon."""
 
     def __init__(self, store, name, n_embd, n_head, n_layer, causal, *, style, bias=True, dropout=0.0,
-                 norm_first=True, activation="gelu", cross_attention=False, n_inner=None, attn_dropout=0.0):
+                 norm_first=True, activation="gelu", cross_attention=False, n_inner=None, attn_dropout=0.0,
+                 norm_eps=1e-5):
         super().__init__()
         if style.init == "gpt2":
             std, proj_std = 0.02, residual_std(n_layer)
@@ -155,16 +156,16 @@ class Block(Layer):
             raise ValueError(f"init must be 'gpt2' or 'lecun', got {style.init!r}")
         names = {part: f"{name}.{part_name}" for part, part_name in style.names.items()}
         # Declaration order = state-dict order = initialisation order: keep GPT's (ln_1, attn, ln_2, mlp).
-        self.ln_1 = LayerNorm(store, names["ln_1"], n_embd, bias)
+        self.ln_1 = LayerNorm(store, names["ln_1"], n_embd, bias, norm_eps)
         self.attn = SelfAttention(store, names["attn"], n_embd, n_head, causal, bias, proj_std, std, attn_dropout)
         self.sublayers = [Residual(self.ln_1, self.attn, dropout, norm_first, names["attn"])]
         self.cross_attn = None
         if cross_attention:
-            self.ln_cross = LayerNorm(store, names["ln_cross"], n_embd, bias)
+            self.ln_cross = LayerNorm(store, names["ln_cross"], n_embd, bias, norm_eps)
             self.cross_attn = CrossAttention(store, names["cross_attn"], n_embd, n_head, bias, proj_std, std,
                                              attn_dropout)
             self.sublayers.append(Residual(self.ln_cross, self.cross_attn, dropout, norm_first, names["cross_attn"]))
-        self.ln_2 = LayerNorm(store, names["ln_2"], n_embd, bias)
+        self.ln_2 = LayerNorm(store, names["ln_2"], n_embd, bias, norm_eps)
         self.mlp = MLP(store, names["mlp"], n_embd, bias, proj_std=proj_std, hidden=n_inner, activation=activation,
                        std=std)
         self.sublayers.append(Residual(self.ln_2, self.mlp, dropout, norm_first, names["mlp"]))

@@ -46,6 +46,16 @@ def check_token_ids(name, ids, vocab_size, ignore_index=None):
     return np.ascontiguousarray(ids, dtype=np.int64)
 
 
+def check_labels(labels, batch_size, n_classes):
+    """Require class labels (B,) integers in [0, n_classes); returns them C-contiguous int64."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu" or labels.shape != (batch_size,):
+        raise ValueError(f"labels must be integers of shape ({batch_size},), got {labels.dtype.name} {labels.shape}")
+    if ((labels < 0) | (labels >= n_classes)).any():
+        raise ValueError(f"labels must be in [0, {n_classes}), got {np.unique(labels).tolist()[:10]}")
+    return np.ascontiguousarray(labels, dtype=np.int64)
+
+
 def head_size(n_embd, n_head, owner="attention"):
     """hs = C / NH: the heads split the channels evenly, or the model cannot be built."""
     if n_embd % n_head:

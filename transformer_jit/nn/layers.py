@@ -21,6 +21,7 @@ forward(logits, targets) -> the mean loss, a float; backward() -> dL/dlogits, a 
 Nothing here does arithmetic itself: all per-element work happens in kernels. Activations are
 2-D (N, C) with N = B * T unless a docstring says otherwise; reshaping a C-contiguous array is free.
 """
+import functools
 import math
 import threading
 
@@ -214,16 +215,22 @@ class LayerNorm(Layer):
 
 
 class GELU(Layer):
-    """GELU, tanh approximation (as GPT-2). Elementwise: works on flat views."""
+    """GELU, tanh approximation (as GPT-2), or with exact=True x Phi(x) through erf (as BERT and
+    ViT). Elementwise: works on flat views."""
+
+    def __init__(self, exact=False):
+        super().__init__()
+        self.exact = exact
 
     def forward(self, x, ctx):
         self.x = x  # backward needs the input
         out = self.buffer("out", x.shape, x.dtype)
-        K.gelu_forward(out.reshape(-1), x.reshape(-1))
+        (K.gelu_erf_forward if self.exact else K.gelu_forward)(out.reshape(-1), x.reshape(-1))
         return out
 
     def backward(self, dout, dinp, accumulate=True):
-        K.gelu_backward(dinp.reshape(-1), dout.reshape(-1), self.x.reshape(-1), accumulate)
+        (K.gelu_erf_backward if self.exact else K.gelu_backward)(dinp.reshape(-1), dout.reshape(-1),
+                                                                 self.x.reshape(-1), accumulate)
 
 
 class ReLU(Layer):
@@ -239,7 +246,7 @@ class ReLU(Layer):
         K.relu_backward(dinp.reshape(-1), dout.reshape(-1), self.x.reshape(-1), accumulate)
 
 
-ACTIVATIONS = {"gelu": GELU, "relu": ReLU}
+ACTIVATIONS = {"gelu": GELU, "gelu_erf": functools.partial(GELU, exact=True), "relu": ReLU}
 
 
 class Dropout(Layer):

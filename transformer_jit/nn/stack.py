@@ -9,7 +9,9 @@
 
 GPT is this stack (causal, no cross-attention) plus a head; the encoder-decoder is two of them.
 The stack takes token ids, so its backward stops at the embedding (there is no gradient with
-respect to ids); with cross-attention it also hands back dL/d(memory) for the encoder.
+respect to ids); with cross-attention it also hands back dL/d(memory) for the encoder. Made with
+vocab_size=None it has no token embedding and takes vectors (B, T, C) instead, whose gradient its
+backward hands back: a vision transformer's patches.
 
 Two conventions for names and initial values (nn/block.py's Style, a required argument):
     GPT2     transformer.wte, .wpe, .h.{i}.{ln_1, attn, ln_2, mlp}, .ln_f; weights N(0, 0.02²),
@@ -36,11 +38,13 @@ class TransformerStack(Layer):
     dropout: on the embeddings and every residual branch; attn_dropout: on attention probabilities.
     position_shift: training forwards number positions from a random start in [0, position_shift].
     style: GPT2 or PAPER (nn/block.py), the names and initial values.
+    vocab_size: None for a stack whose inputs are vectors (B, T, C), not token ids.
+    norm_eps: the epsilon of every layer norm.
     """
 
     def __init__(self, store, name, vocab_size, max_len, n_layer, n_head, n_embd, *, causal, style,
                  cross_attention=False, n_inner=0, dropout=0.0, bias=True, positional="sinusoidal", norm_first=True,
-                 activation="gelu", position_shift=0, attn_dropout=0.0):
+                 activation="gelu", position_shift=0, attn_dropout=0.0, norm_eps=1e-5):
         super().__init__()
         names = style.names
         self.n_embd, self.n_head, self.max_len = n_embd, n_head, max_len
@@ -52,25 +56,28 @@ class TransformerStack(Layer):
             embed_std, scale, pos_std = n_embd ** -0.5, math.sqrt(n_embd), math.sqrt(0.5)
         else:
             embed_std, scale, pos_std = 0.02, 1.0, 0.02
-        self.embed = Embedding(store, f"{name}.{names['embed']}", vocab_size, n_embd, std=embed_std, scale=scale)
+        self.embed = None if vocab_size is None else Embedding(store, f"{name}.{names['embed']}", vocab_size, n_embd,
+                                                               std=embed_std, scale=scale)
         self.pos = PositionalEncoding(store, f"{name}.{names['pos']}", max_len, n_embd, positional, std=pos_std,
                                       shift=position_shift)
         self.drop = Dropout(dropout, f"{name}.drop")
         self.layers_name = f"{name}.{names['layers']}"
         self.layers = [Block(store, f"{self.layers_name}.{i}", n_embd, n_head, n_layer, causal=causal, style=style,
                              bias=bias, dropout=dropout, norm_first=norm_first, activation=activation,
-                             cross_attention=cross_attention, n_inner=n_inner or None, attn_dropout=attn_dropout)
+                             cross_attention=cross_attention, n_inner=n_inner or None, attn_dropout=attn_dropout,
+                             norm_eps=norm_eps)
                        for i in range(n_layer)]
-        self.norm = LayerNorm(store, f"{name}.{names['norm']}", n_embd, bias) if norm_first else None
+        self.norm = LayerNorm(store, f"{name}.{names['norm']}", n_embd, bias, norm_eps) if norm_first else None
         self.names = names
 
     def forward(self, ids, ctx):
-        """ids (B, T) int64 with T <= max_len -> (B, T, C). Self-attention reads ctx.key_mask (None
-        or bool (B, T), True at real tokens); with cross-attention ctx.memory must be given; with
-        ctx.cache, T is 1 (each sequence's next token) or the whole of prompts into an empty cache."""
+        """ids (B, T) int64 with T <= max_len, or vectors (B, T, C) for a stack without a token
+        embedding -> (B, T, C). Self-attention reads ctx.key_mask (None or bool (B, T), True at
+        real tokens); with cross-attention ctx.memory must be given; with ctx.cache, T is 1 (each
+        sequence's next token) or the whole of prompts into an empty cache."""
         if self.cross_attention != (ctx.memory is not None):
             raise ValueError("a memory must be given exactly when the stack has cross-attention")
-        B, T = ids.shape
+        B, T = ids.shape[:2]
         N, C = B * T, self.n_embd
         cache = ctx.cache
         if cache is not None:
@@ -78,7 +85,7 @@ class TransformerStack(Layer):
                 raise ValueError(f"a forward of {T} positions with a key/value cache starts from an empty cache")
             if (cache.lengths + T > cache.window).any():
                 raise ValueError(f"the key/value cache holds {cache.window} positions per sequence; these run past it")
-        x = self.embed.forward(ids.reshape(N), ctx).reshape(B, T, C)
+        x = ids if self.embed is None else self.embed.forward(ids.reshape(N), ctx).reshape(B, T, C)
         x = self.pos.forward(x, ctx)
         x = self.drop.forward(x, ctx)
         for block in self.layers:
@@ -91,8 +98,8 @@ class TransformerStack(Layer):
         return x
 
     def backward(self, dout, dinp=None, accumulate=True):
-        """dout (B, T, C) or (B * T, C) = dL/d(output); dinp must be None (the input is token ids).
-        Accumulates parameter gradients and, with cross-attention, dL/d(memory) into the memory's grad."""
+        """dout (B, T, C) or (B * T, C) = dL/d(output); dinp must be None when the input is token
+        ids; for vectors it receives dL/d(input). Accumulates parameter gradients and, with cross-attention, dL/d(memory) into the memory's grad."""
         B, T = self._shape
         N, C = B * T, self.n_embd
         dout = dout.reshape(B, T, C)
@@ -112,6 +119,9 @@ class TransformerStack(Layer):
             dx = dprev
         demb = self.buffer("demb", (B, T, C), dtype)
         self.drop.backward(dx, demb, accumulate=False)
+        if self.embed is None:  # x = inputs + P[t]: both get demb
+            self.pos.backward(demb, dinp.reshape(B, T, C), accumulate)
+            return
         dpos = self.buffer("dpos", (B, T, C), dtype)
         self.pos.backward(demb, dpos, accumulate=False)  # x = s E[ids] + P[t]: both get demb
         self.embed.backward(dpos.reshape(N, C))
