@@ -15,13 +15,12 @@ Hugging Face's ViTForImageClassification layout.
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from ..data.image_files import read_images
 from ..data.image_tasks import IMAGE_DATASETS, data_digests, image_shape, image_task, relabel
+from ..data.images import LabelledImages
 from ..models.configs import GELUS, ViTConfig
-from ..models.pretrained import RUN_CHECKPOINTS
 from ..models.image_classification import classify_images
+from ..models.pretrained import RUN_CHECKPOINTS
 from ..models.vit import IMAGE_MEAN, IMAGE_STD, VisionTransformer
 from ..train.checkpoint import load_checkpoint, split_prefix
 from ..train.evaluate import image_accuracy
@@ -150,9 +149,9 @@ def _run_info(args, meta):
                              f"differ): --resume trains on the same data")
         return info
     given = args.given
-    if args.data and given & (MARKS_OPTIONS | {"dataset"}):
-        raise ValueError(f"--data trains on the user's images: {flag_for(sorted(given & (MARKS_OPTIONS | {'dataset'}))[0])} "
-                         f"is for the built-in datasets")
+    built_in = sorted(given & (MARKS_OPTIONS | {"dataset"}))
+    if args.data and built_in:
+        raise ValueError(f"--data trains on the user's images: {flag_for(built_in[0])} is for the built-in datasets")
     if not args.data and given & FILE_OPTIONS:
         raise ValueError("--val-data is for the user's images: give --data PATH")
     if not args.data and args.dataset == "digits" and given & MARKS_OPTIONS:
@@ -169,7 +168,9 @@ def _run_info(args, meta):
     spec = {"dataset": dataset, "path": str(Path(args.data).resolve()) if args.data else "",
             "val_path": str(Path(args.val_data).resolve()) if args.val_data else "",
             "val_fraction": args.val_fraction, "seed": args.data_seed, "image_size": args.image_size,
-            "channels": args.channels, "augment": args.augment, "n_train": args.n_train, "n_test": args.n_test}
+            "channels": args.channels, "augment": args.augment}
+    if dataset == "marks":
+        spec.update(n_train=args.n_train, n_test=args.n_test)
     spec["sha256"] = data_digests(spec)
     return {"task": dataset or FROM_FILES, "data": spec}
 
@@ -211,15 +212,14 @@ def classify_image(args):
     model, _ = load_trained(args, "vit")
     c = model.config
     images = read_images(args.data, "--data", image_shape(c.image_size), c.num_channels)
-    if images.labels is not None:
-        names = c.label_names or [str(i) for i in range(c.n_classes)]
-        labelled = type(images)(images.images, relabel(images, names, "--data"), names, images.sources)
+    names = c.label_names or [str(i) for i in range(c.n_classes)]
+    if images.labels is not None:  # matched to the model's classes by name
+        labelled = LabelledImages(images.images, relabel(images, names, "--data"), names, images.sources)
         score = image_accuracy(model, labelled, progress=True)
         print(f"{score.summary('accuracy')} on {args.data}")
         for source, label, got in score.mistakes:
             print(f"  wrong: {source} -> {got} (expected {label})")
         return 0
-    names = c.label_names or [str(i) for i in range(c.n_classes)]
     for source, predicted in zip(images.sources, classify_images(model, images.images, progress=True).tolist()):
         print(f"{source}\t{names[predicted]}")
     return 0

@@ -86,7 +86,7 @@ def image_task(spec, mean, std):
     """The ImageTask a run's data spec describes:
 
     dataset              "marks", "digits" or "" (the user's files)
-    n_train, n_test      marks: images generated for train + val, and for test
+    n_train, n_test      marks only: images generated for train + val, and for test
     path, val_path       the user's files (val_path "": hold out val_fraction of path, stratified)
     val_fraction, seed   the held-out share of each class and the draw of the split (and of marks)
     image_size, channels the model's: images are converted and resized to them (0: the data's own;
