@@ -75,7 +75,7 @@ def test_show_attention_saves_a_png(runs, tmp_path):
 
 def test_train_vit_trains_and_show_attention_draws_its_class_token(tmp_path):
     out = script("train_vit.py", "--max-iters", "2", "--out-dir", "vit", cwd=tmp_path)
-    assert "5,401 training images of 16 x 16 x 1" in out and "held-out accuracy:" in out
+    assert "18,001 training images of 16 x 16 x 1" in out and "held-out accuracy:" in out
     out = script("show_attention.py", "--out-dir", "vit", "held-out", "--index", "2", cwd=tmp_path)
     assert out.startswith("#2 -> ") and "(labelled " in out.splitlines()[0]
     grids = out.split("\n\n")[1:]
@@ -90,5 +90,5 @@ def test_train_vit_trains_and_show_attention_draws_its_class_token(tmp_path):
 
 def test_the_linear_baseline_scores_the_same_split(tmp_path):
     out = script("linear_baseline.py", "--steps", "100", cwd=tmp_path)
-    assert "marks: linear classifier on 256 pixels, 5,401 training images" in out
+    assert "marks: linear classifier on 256 pixels, 18,001 training images" in out
     assert "held-out accuracy: " in out and "(1,000 images, the held-out test split)" in out
