@@ -29,14 +29,15 @@ Conventions (see each module):
   interprets the kernels it calls too.
 
 What the models in `transformer_jit` use: linear and matmul (the tied lm heads), attention, layer
-norm, GELU (tanh approximation, or exact with erf) and ReLU, residual_forward and add_, dropout, token and positional embeddings (learned
-or sinusoidal), mean pooling, cross-entropy with count_targets, softmax_forward and
-log_softmax_forward (sampling, decoding), the optimizer steps, clip_grad_norm (with grad_norm)
-and scale_. Generation, one token per sequence at a time, adds matvec (a weight matrix times a
-few vectors, at memory speed, float32 or bfloat16 weights), kv_attention_forward (attention of a
-new position over a cache of keys and values) and bfloat16_from_float32. The vision transformer
-adds patches_forward (an image cut into flattened patches) and the class token's pair; its
-patches_backward gives a gradient with respect to the pixels, which training does not need.
+norm, GELU (the tanh approximation, or exact through normal_cdf.py) and ReLU, residual_forward and
+add_, dropout, token and positional embeddings (learned or sinusoidal), mean pooling, cross-entropy
+with count_targets, softmax_forward and log_softmax_forward (sampling, decoding), the optimizer
+steps, clip_grad_norm (with grad_norm) and scale_. Generation, one token per sequence at a time,
+adds matvec (a weight matrix times a few vectors, at memory speed, float32 or bfloat16 weights),
+kv_attention_forward (attention of a new position over a cache of keys and values) and
+bfloat16_from_float32. The vision transformer adds patches_forward (an image cut into flattened
+patches) and the class token's pair; its patches_backward gives a gradient with respect to the
+pixels, which training does not need.
 
 What the BPE tokenizer (transformer_jit/data/tokenizers/bpe.py) uses, over byte and token-id arrays rather
 than float tensors: pretokenize.py (GPT-2's pre-tokenizer as a state machine: piece_end,
@@ -60,8 +61,9 @@ programs leave free, before any kernel called from Python runs (`fit_threads_to_
 
 Internals shared between modules: tiles.py (the parts of a tiled matrix product), stack_alloc.py
 (stack arrays for register accumulators), prefetch.py, fast_exp.py (vectorizable exp and sigmoid),
-bfloat16.py's `widen` (bfloat16 bits to float32 inside a loop), hash_tables.py and heap.py (the
-BPE kernels' lookup tables and priority queue).
+normal_cdf.py (the normal distribution function and density, for the exact GELU), bfloat16.py's
+`widen` (bfloat16 bits to float32 inside a loop), hash_tables.py and heap.py (the BPE kernels'
+lookup tables and priority queue).
 """
 if __name__ == "kernels":  # not transformer_jit.kernels: see _folder_name.py
     from ._folder_name import hand_over

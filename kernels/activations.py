@@ -22,6 +22,7 @@ from numba import prange
 
 from ._jit import parallel_kernel
 from .fast_exp import sigmoid
+from .normal_cdf import normal_cdf, normal_pdf
 
 # sqrt(2 / pi), the scale inside GELU's tanh approximation (a float64 compile-time constant)
 GELU_SCALE = math.sqrt(2.0 / math.pi)
@@ -230,15 +231,14 @@ def gelu_erf_forward(out, inp):
     needs the INPUT: keep it if you need gradients.
 
     The tanh form above approximates this one to about 1e-3; checkpoints trained with the exact
-    form (ViT's "gelu") need it to reproduce their outputs to 1e-5.
+    form (ViT's "gelu") need it to reproduce their outputs to 1e-5. Phi comes from normal_cdf.py:
+    vectorizable in float32 (a few 1e-7 relative error), exact in float64.
 
     out, inp: (n,) float32 or float64, C-contiguous, same dtype.
     """
-    dt = inp.dtype.type
-    half, inv_sqrt2 = dt(0.5), dt(1 / math.sqrt(2.0))
     for i in prange(inp.shape[0]):
         x = inp[i]
-        out[i] = half * x * (dt(1) + math.erf(x * inv_sqrt2))
+        out[i] = x * normal_cdf(x)
 
 
 @parallel_kernel
@@ -252,11 +252,7 @@ def gelu_erf_backward(dinp, dout, inp, accumulate):
 
     dinp, dout, inp: (n,) same dtype, C-contiguous. accumulate: as in relu_backward.
     """
-    dt = inp.dtype.type
-    half, one, inv_sqrt2, inv_sqrt2pi = dt(0.5), dt(1), dt(1 / math.sqrt(2.0)), dt(1 / math.sqrt(2 * math.pi))
     for i in prange(inp.shape[0]):
         x = inp[i]
-        cdf = half * (one + math.erf(x * inv_sqrt2))
-        pdf = inv_sqrt2pi * math.exp(-half * x * x)
-        g = dout[i] * (cdf + x * pdf)
+        g = dout[i] * (normal_cdf(x) + x * normal_pdf(x))
         dinp[i] = dinp[i] + g if accumulate else g

@@ -51,6 +51,7 @@ OMP_WAIT_POLICY=PASSIVE cures it for Numba and PyTorch (not OpenBLAS), as does
 """
 import argparse
 import atexit
+import math
 import os
 import shutil
 import statistics
@@ -483,6 +484,15 @@ def gelu_cases(cfg):
             s.dx += s.dout * (0.5 * (1 + th) + 0.5 * x * (1 - th * th) * GELU_K * (1 + 3 * GELU_C * x * x))
         return run
 
+    def np_normal_cdf(x):
+        return (0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2.0)))).astype(x.dtype)
+
+    def np_erf_bwd(s):
+        def run():
+            x = s.x
+            s.dx += s.dout * (np_normal_cdf(x) + x * np.exp(-0.5 * x * x) / np.float32(math.sqrt(2 * math.pi)))
+        return run
+
     n = cfg.N * 4 * cfg.n_embd
     common = dict(shape=f"{cfg.N}x{4 * cfg.n_embd} (flat)", dims=(n,), tiny=(16384,), make=make,
                   work=lambda d: d[0], unit="elem")
@@ -493,6 +503,14 @@ def gelu_cases(cfg):
              numpy=np_bwd,
              torch=lambda t: lambda: t.dx.add_(torch.ops.aten.gelu_backward(t.dout, t.x, approximate="tanh")),
              **common),
+        # The exact GELU (erf), as ViT computes it. NumPy has no erf: its column calls math.erf once
+        # per element, a reference for the results rather than a contender.
+        Case("gelu erf fwd", kernel=K.gelu_erf_forward, outputs=("out",), jit=lambda f, s: lambda: f(s.out, s.x),
+             numpy=lambda s: lambda: {"out": s.x * np_normal_cdf(s.x)},
+             torch=lambda t: lambda: {"out": F.gelu(t.x)}, **common),
+        Case("gelu erf bwd", kernel=K.gelu_erf_backward, outputs=("dx",),
+             jit=lambda f, s: lambda: f(s.dx, s.dout, s.x, True), numpy=np_erf_bwd,
+             torch=lambda t: lambda: t.dx.add_(torch.ops.aten.gelu_backward(t.dout, t.x)), **common),
     ]
 
 

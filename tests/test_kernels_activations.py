@@ -16,6 +16,10 @@ def np_gelu(x):
     return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
 
 
+def np_gelu_erf(x):
+    return 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+
+
 def np_sigmoid(x):
     with np.errstate(over="ignore"):
         return 1.0 / (1.0 + np.exp(-x))
@@ -34,6 +38,7 @@ ACTIVATIONS = {
     "sigmoid": (act.sigmoid_forward, act.sigmoid_backward, np_sigmoid, True),
     "tanh": (act.tanh_forward, act.tanh_backward, np.tanh, True),
     "gelu": (act.gelu_forward, act.gelu_backward, np_gelu, False),
+    "gelu_erf": (act.gelu_erf_forward, act.gelu_erf_backward, np_gelu_erf, False),
 }
 
 
@@ -170,6 +175,37 @@ def test_tanh_and_gelu_saturate_without_nan():
     np.testing.assert_allclose(d32, [0.0, 0.0, 1.0, 1.0], atol=1e-20)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exact_gelu_saturates_and_differs_from_the_tanh_form(dtype):
+    x = np.array([-1000.0, -50.0, -1.0, 1.0, 50.0, 1000.0], dtype=dtype)
+    y, d = np.empty_like(x), np.zeros_like(x)
+    act.gelu_erf_forward(y, x)
+    act.gelu_erf_backward(d, np.ones_like(x), x, True)
+    # float32's exponential is clamped where 2^n would leave the normal range: ~1e-38, not 0
+    np.testing.assert_allclose(y[[0, 1, 4, 5]], [0.0, 0.0, 50.0, 1000.0], rtol=0, atol=1e-30)
+    np.testing.assert_allclose(d[[0, 1, 4, 5]], [0.0, 0.0, 1.0, 1.0], rtol=0, atol=1e-30)
+    # GELU(1) = Phi(1) = 0.8413447460685429...; the tanh form gives 0.8411919906082768
+    np.testing.assert_allclose(y[3], 0.8413447460685429, rtol=1e-7 if dtype == np.float32 else 1e-15)
+    tanh_form = np.empty_like(x)
+    act.gelu_forward(tanh_form, x)
+    assert abs(float(tanh_form[3] - y[3])) > 1e-4
+
+
+def test_exact_gelu_in_float32_follows_float64_into_the_tails():
+    """float32 computes Phi from its own erfc fit (kernels/normal_cdf.py), float64 through the C
+    library: they agree to a few float32 roundings, relatively too, where Phi is tiny."""
+    x = np.linspace(-12.0, 12.0, 24001).astype(np.float32)
+    y32, y64 = np.empty_like(x), np.empty(x.size)
+    act.gelu_erf_forward(y32, x)
+    act.gelu_erf_forward(y64, x.astype(np.float64))
+    np.testing.assert_allclose(y32, y64, rtol=3e-5, atol=1e-37)
+    np.testing.assert_allclose(y32, y64, rtol=0, atol=5e-7)
+    d32, d64 = np.empty_like(x), np.empty(x.size)
+    act.gelu_erf_backward(d32, np.ones_like(x), x, False)
+    act.gelu_erf_backward(d64, np.ones(x.size), x.astype(np.float64), False)
+    np.testing.assert_allclose(d32, d64, rtol=0, atol=5e-7)
+
+
 @pytest.mark.parametrize("name", ACTIVATIONS)
 def test_float32_agrees_with_float64(rng, name):
     fwd = ACTIVATIONS[name][0]
@@ -200,6 +236,7 @@ def test_interpreted_matches_compiled(rng):
         (act.sigmoid_forward, act.sigmoid_backward, ()),
         (act.tanh_forward, act.tanh_backward, ()),
         (act.gelu_forward, act.gelu_backward, ()),
+        (act.gelu_erf_forward, act.gelu_erf_backward, ()),
     ]
     for fwd, bwd, extra in pairs:
         jit_y, py_y = np.empty_like(x), np.empty_like(x)

@@ -9,6 +9,7 @@ from transformer_jit.nn.block import GPT2, MLP, PAPER, Block
 from transformer_jit.nn.context import Context, Memory
 from transformer_jit.nn.layers import GELU, Dropout, Layer, LayerNorm, Linear, PositionalEncoding, ReLU
 from transformer_jit.nn.parameters import ParameterStore
+from transformer_jit.nn.patches import ClassToken, PatchEmbedding
 
 
 class A(Layer):
@@ -83,10 +84,13 @@ LAYERS = {  # name -> (make(store), input shape): every layer that takes activat
     "layernorm": (lambda store: LayerNorm(store, "ln", 8), (10, 8)),
     "layernorm without bias": (lambda store: LayerNorm(store, "ln", 8, bias=False), (10, 8)),
     "gelu": (lambda store: GELU(), (10, 8)),
+    "gelu exact": (lambda store: GELU(exact=True), (10, 8)),
     "relu": (lambda store: ReLU(), (10, 8)),
     "dropout": (lambda store: Dropout(0.3, "drop"), (10, 8)),
     "dropout off": (lambda store: Dropout(0.0, "drop"), (10, 8)),
     "positions": (lambda store: PositionalEncoding(store, "pos", 6, 8), (2, 5, 8)),
+    "patch embedding": (lambda store: PatchEmbedding(store, "patch_embed", 3, 2, 8), (2, 3, 4, 6)),
+    "class token": (lambda store: ClassToken(store, "cls_token", 8), (2, 5, 8)),
     "mlp": (lambda store: MLP(store, "mlp", 8), (2, 5, 8)),
     "self_attention": (lambda store: SelfAttention(store, "attn", 8, 2, causal=True, dropout=0.2), (2, 5, 8)),
     "cross_attention": (lambda store: CrossAttention(store, "cross", 8, 2, dropout=0.2), (2, 5, 8)),

@@ -51,14 +51,8 @@ class HuggingFaceGPT2:
     """
 
     def __init__(self, directory):
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"{directory} is not a directory (a Hugging Face model directory holds "
-                                    f"{CONFIG} and {WEIGHTS})")
-        self.path = directory
+        self.path = directory = model_directory(directory, "GPT2LMHeadModel")
         weights = directory / WEIGHTS
-        if not weights.exists():
-            refuse_without_safetensors(directory, "GPT2LMHeadModel")
         self.sizes, tied = read_config(directory / CONFIG)
         self.file = SafetensorsFile(weights)
         self._check_layer_count()
@@ -131,17 +125,11 @@ class HuggingFaceGPT2:
 def read_config(path):
     """(sizes, whether the head is tied) from a GPT-2 config.json, refusing, by field name, every
     setting this package's GPT does not compute."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path.parent} has no {CONFIG}")
-    config = read_json(path, "model config")
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
+    config = read_model_config(path, "gpt2", "GPT-2")
 
     def refuse(field, message):
         raise ValueError(f"{path}: {field} {message}")
 
-    if config.get("model_type", "gpt2") != "gpt2":
-        refuse("model_type", f"is {config['model_type']!r}; only GPT-2 ('gpt2') checkpoints load here")
     sizes = {}
     for ours, field in SIZE_FIELDS.items():
         if field not in config:
@@ -165,6 +153,20 @@ def read_config(path):
         if setting[field] != DEFAULTS[field]:
             refuse(field, f"is {setting[field]!r}; this GPT computes only GPT-2's {DEFAULTS[field]!r}")
     return sizes, setting["tie_word_embeddings"] is not False
+
+
+def read_model_config(path, model_type, family):
+    """A Hugging Face config.json as a dict, refusing a missing file, anything but a JSON object
+    and another model_type (absent: taken as model_type); `family` names the models in the error."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path.parent} has no {CONFIG}")
+    config = read_json(path, "model config")
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
+    if config.get("model_type", model_type) != model_type:
+        raise ValueError(f"{path}: model_type is {config['model_type']!r}; only {family} ({model_type!r}) "
+                         f"checkpoints load here")
+    return config
 
 
 def save_gpt2_pretrained(directory, params, config):
@@ -202,9 +204,16 @@ def hf_config(sizes, dropout, attn_dropout):
     return config
 
 
-def refuse_without_safetensors(directory, model_class):
-    """The error for a model directory without model.safetensors: sharded, pickles only, or nothing.
-    model_class: the transformers class whose save_pretrained writes the file."""
+def model_directory(directory, model_class):
+    """`directory` as a Path, once it is a directory holding model.safetensors; otherwise the error
+    that says what is there instead (a sharded checkpoint, pickles only, or nothing). model_class:
+    the transformers class whose save_pretrained writes the file."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is not a directory (a Hugging Face model directory holds "
+                                f"{CONFIG} and {WEIGHTS})")
+    if (directory / WEIGHTS).exists():
+        return directory
     pickles = sorted(p.name for p in directory.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
     if (directory / f"{WEIGHTS}.index.json").is_file():
         raise ValueError(f"{directory} holds a sharded checkpoint ({WEIGHTS}.index.json); only a single "

@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..util.atomic import atomic_write
-from ..util.json_file import read_json
-from .gpt2_huggingface import FLOAT_CODES, refuse_without_safetensors, some_of
+from .gpt2_huggingface import FLOAT_CODES, model_directory, read_model_config, some_of
 from .gpt2_layout import copy_finite
 from .safetensors import SafetensorsFile, save_safetensors
 
@@ -51,20 +50,16 @@ class HuggingFaceViT:
 
         checkpoint = HuggingFaceViT(directory)
         checkpoint.fields              ViTConfig's fields, from config.json
+        checkpoint.check_tensors()     every tensor's name, shape and dtype against those fields
         checkpoint.copy_into(params)   params: {this package's name: array to fill}
 
-    config.json and the tensors' names are checked on opening; their shapes and dtypes, once the
-    model's config is known, in copy_into, which copies each tensor from the memory-mapped file.
+    config.json is read and the layer count checked on opening; check_tensors, once the fields have
+    passed ViTConfig's checks and before memory for a model is asked for; copy_into then copies each
+    tensor from the memory-mapped file.
     """
 
     def __init__(self, directory):
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"{directory} is not a directory (a Hugging Face model directory holds "
-                                    f"{CONFIG} and {WEIGHTS})")
-        self.path = directory
-        if not (directory / WEIGHTS).exists():
-            refuse_without_safetensors(directory, "ViTForImageClassification")
+        self.path = directory = model_directory(directory, "ViTForImageClassification")
         self.fields = read_vit_config(directory / CONFIG)
         self.file = SafetensorsFile(directory / WEIGHTS)
         if CLASSIFIER not in self.file:
@@ -75,11 +70,9 @@ class HuggingFaceViT:
             raise ValueError(f"{directory / CONFIG} says num_hidden_layers {self.fields['n_layer']}, but "
                              f"{WEIGHTS} holds tensors of {len(layers)} layers")
 
-    def copy_into(self, params):
-        """Fill {this package's name: array} with the checkpoint's weights, refusing missing,
-        unexpected, mis-shaped and non-float tensors, each named."""
-        layout = vit_layout(self.fields)
-        expected = {key: shape for _, _, keys, shape in layout for key in keys}
+    def check_tensors(self):
+        """Refuse missing, unexpected, mis-shaped and non-float tensors, each named."""
+        expected = {key: shape for _, _, keys, shape in vit_layout(self.fields) for key in keys}
         present = [name for name in self.file.names if not name.startswith(IGNORED)]
         problems = []
         missing = [key for key in expected if key not in self.file]
@@ -98,7 +91,11 @@ class HuggingFaceViT:
             problems.append(f"tensors that are not floating point {some_of(not_float)}")
         if problems:
             raise ValueError(f"{self.file.path}: " + "; ".join(problems))
-        for ours, shape, keys, _ in layout:
+
+    def copy_into(self, params):
+        """Fill {this package's name: array} with the checkpoint's weights (checked by
+        check_tensors), refusing non-finite values."""
+        for ours, shape, keys, _ in vit_layout(self.fields):
             value = np.concatenate([self.file[key] for key in keys]).reshape(shape)
             copy_finite(params[ours], value, f"{self.file.path}: {', '.join(keys)}")
 
@@ -143,17 +140,11 @@ def vit_layout(fields):
 def read_vit_config(path):
     """ViTConfig's fields from a ViT config.json, refusing, by field name, every setting this
     package's vision transformer does not compute. (ViTConfig checks the values' ranges.)"""
-    if not path.exists():
-        raise FileNotFoundError(f"{path.parent} has no {CONFIG}")
-    config = read_json(path, "model config")
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
+    config = read_model_config(path, "vit", "ViT")
 
     def refuse(field, message):
         raise ValueError(f"{path}: {field} {message}")
 
-    if config.get("model_type", "vit") != "vit":
-        refuse("model_type", f"is {config['model_type']!r}; only ViT ('vit') checkpoints load here")
     fields = {ours: config.get(theirs, DEFAULTS[theirs]) for theirs, ours in FIELDS.items()}
     for theirs in SIZES:
         value = fields[FIELDS[theirs]]

@@ -2,6 +2,7 @@
 
     render_text(probs, row_labels, col_labels)  -> str, a heatmap for the terminal
     render_png(probs_per_head, row_labels, col_labels, path, title=None)  -> a PNG, one panel per head
+    class_token_attention(vit, pixels)  -> (n_layer, NH, NP), a vision transformer's class token over its patches
 
 probs is (T, S): row t holds the attention probabilities of query token t over the S key tokens
 (for self-attention S = T; for cross-attention S is the source length).
@@ -90,3 +91,17 @@ def render_png(probs_per_head, row_labels, col_labels, path, title=None):
         fig.suptitle(title)
     fig.savefig(path, dpi=120)
     return path
+
+
+def class_token_attention(model, pixels):
+    """The class token's attention over the patches for one image, in every layer:
+    (n_layer, NH, NP) float64, row-major over the grid of patches (reshape the last axis to
+    (H / P, W / P) for a picture). pixels: (CI, H, W) or (1, CI, H, W). The class token's weight
+    on itself is left out, so a row sums to 1 minus it."""
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 3:
+        pixels = pixels[None]
+    if pixels.ndim != 4 or pixels.shape[0] != 1:
+        raise ValueError(f"class_token_attention takes one image (CI, H, W), got shape {pixels.shape}")
+    maps = model.attention_maps(pixels)
+    return np.stack([probs[0, :, 0, 1:] for probs in maps.values()]).astype(np.float64)

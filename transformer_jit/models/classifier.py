@@ -11,16 +11,12 @@ padding positions, so padding a batch further leaves every sequence's logits unc
 """
 import numpy as np
 
-from .. import kernels as K
 from ..data.sequences import in_batches, pad_batch
-from ..nn.checks import check_labels, check_token_ids
-from ..nn.layers import Linear
-from ..nn.loss import CrossEntropy
+from ..nn.checks import check_token_ids
+from ..nn.classifier_head import ClassifierHead
 from ..nn.model import Model
 from ..nn.stack import TransformerEncoder, padding_mask
 from .configs import ClassifierConfig
-
-NO_IGNORE = -1  # every label counts in the classification loss
 
 
 class EncoderClassifier(Model):
@@ -34,10 +30,9 @@ class EncoderClassifier(Model):
                                           c.n_head, c.n_embd, n_inner=c.n_inner, dropout=c.dropout, bias=c.bias,
                                           positional=c.positional, norm_first=c.norm_first, activation=c.activation,
                                           position_shift=c.position_shift, attn_dropout=c.attn_dropout)
-        self.classifier = Linear(self.store, "classifier", c.n_embd, c.n_classes)
-        self.loss = CrossEntropy(NO_IGNORE, c.label_smoothing)
+        self.head = ClassifierHead(self.store, "classifier", c.n_embd, c.n_classes, c.label_smoothing)
+        self.loss = self.head.loss
         self._build()
-        self._labels = None
 
     def attention_layers(self):
         return self.encoder.attention_layers()
@@ -73,32 +68,13 @@ class EncoderClassifier(Model):
     def forward(self, ids, labels=None):
         """ids (B, T) token ids, T <= max_len, padded with pad_id; labels (B,) ints in [0, n_classes).
         Returns (logits (B, n_classes), mean cross-entropy or None)."""
-        c = self.config
-        ids, key_mask, self._pool_mask = self._prepare(ids)
-        B = ids.shape[0]
+        ids, key_mask, pool_mask = self._prepare(ids)
         ctx = self.context(key_mask=key_mask)
-        h = self.encoder.forward(ids, ctx)
-        pooled = self.buffer("pooled", (B, c.n_embd), self.dtype)
-        K.mean_pool_forward(pooled, h, self._pool_mask)
-        logits = self.classifier.forward(pooled, ctx)
-        self._labels = None
-        if labels is None:
-            return logits, None
-        self._labels = check_labels(labels, B, c.n_classes)
-        return logits, self.loss.forward(logits, self._labels)
+        return self.head.forward(self.encoder.forward(ids, ctx), pool_mask, labels, ctx)
 
     def backward(self):
         """Accumulate dloss/dparams into `grads` (call `zero_grad()` first, once per step)."""
-        if self._labels is None:
-            raise RuntimeError("backward() needs a forward(ids, labels) immediately before it")
-        c = self.config
-        B = self._labels.shape[0]
-        h_shape = self._pool_mask.shape + (c.n_embd,)
-        dpooled = self.zeros("dpooled", (B, c.n_embd), self.dtype)
-        self.classifier.backward(self.loss.backward(), dpooled)
-        dh = self.zeros("dh", h_shape, self.dtype)  # mean_pool_backward accumulates
-        K.mean_pool_backward(dh, dpooled, self._pool_mask)
-        self.encoder.backward(dh)
+        self.encoder.backward(self.head.backward("ids"))
 
     # -- inference ---------------------------------------------------------------------------------
     def predict(self, ids):

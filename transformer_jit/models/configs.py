@@ -169,13 +169,15 @@ class ViTConfig(ModelConfig):
     def __post_init__(self):
         if isinstance(self.image_size, tuple):
             self.image_size = list(self.image_size)  # as JSON gives it back
+        if is_int(self.image_size):
+            self.image_size = int(self.image_size)  # a NumPy integer would not go into a checkpoint's JSON
         super().__post_init__()
         size = self.image_size
         if not (is_int(size) or (isinstance(size, list) and len(size) == 2 and all(map(is_int, size)))):
             raise ConfigError("ViTConfig", "image_size", "must be an integer or [height, width]", size)
         if min(self.height_width) < 1 or any(side % self.patch_size for side in self.height_width):
-            raise ConfigError("ViTConfig", "image_size", f"must be positive multiples of patch_size ({self.patch_size})",
-                              size)
+            raise ConfigError("ViTConfig", "image_size",
+                              f"must be positive multiples of patch_size ({self.patch_size})", size)
         if self.num_channels not in (1, 3):
             raise ConfigError("ViTConfig", "num_channels", "must be 1 (grey) or 3 (RGB)", self.num_channels)
         if self.gelu not in GELUS:

@@ -27,7 +27,6 @@ class PatchEmbedding(Layer):
         B, CI, H, W = pixels.shape
         P = self.patch_size
         NP = (H // P) * (W // P)
-        self.pixels_shape = pixels.shape
         patches = self.buffer("patches", (B, NP, CI * P * P), pixels.dtype)  # kept: Linear's backward reads it
         K.patches_forward(patches, pixels, P)
         return self.proj.forward(patches.reshape(B * NP, CI * P * P), ctx).reshape(B, NP, -1)

@@ -99,7 +99,8 @@ class TransformerStack(Layer):
 
     def backward(self, dout, dinp=None, accumulate=True):
         """dout (B, T, C) or (B * T, C) = dL/d(output); dinp must be None when the input is token
-        ids; for vectors it receives dL/d(input). Accumulates parameter gradients and, with cross-attention, dL/d(memory) into the memory's grad."""
+        ids; for vectors it receives dL/d(input). Accumulates parameter gradients and, with
+        cross-attention, dL/d(memory) into the memory's grad."""
         B, T = self._shape
         N, C = B * T, self.n_embd
         dout = dout.reshape(B, T, C)
