@@ -22,10 +22,10 @@ import numpy as np
 from transformer_jit.data.image_files import read_images
 from transformer_jit.data.image_tasks import image_shape, image_task
 from transformer_jit.data.images import prepare_pixels
-from transformer_jit.models.attention_maps import render_png, render_text
+from transformer_jit.models.attention_maps import class_token_attention, render_png, render_text
 from transformer_jit.models.image_classification import vit_preprocessing
 from transformer_jit.models.translation import translate
-from transformer_jit.models.vit import IMAGE_MEAN, IMAGE_STD, class_token_attention
+from transformer_jit.models.vit import IMAGE_MEAN, IMAGE_STD
 from transformer_jit.train import load_model
 from transformer_jit.util.extras import MissingExtra, require
 
@@ -107,7 +107,7 @@ def main():
                         "held-out")
     parser.add_argument("--index", type=int, default=0, help="vision transformer: which image of an .npz or of "
                         "held-out (default: 0)")
-    parser.add_argument("--out-dir", default="out-dates", help="a run of train-seq2seq or train-classifier")
+    parser.add_argument("--out-dir", default="out-dates", help="a run of train-seq2seq, train-classifier or train-vit")
     parser.add_argument("--checkpoint", choices=["best", "last"], default="best")
     parser.add_argument("--map", choices=["cross", "encoder", "decoder"], default="cross",
                         help="seq2seq only: cross-attention, encoder or decoder self-attention")

@@ -1,7 +1,7 @@
 """The vision transformer's data: a generated task, scikit-learn's digits, or the user's images,
 each as a train/val ImageDataset and the split scored at the end.
 
-    task = image_task({"dataset": "marks", "n_train": 6000, "n_test": 1000, "seed": 0, ...})
+    task = image_task({"dataset": "marks", "n_train": 20000, "n_test": 1000, "seed": 0, ...}, mean=0.5, std=0.5)
     task.dataset.batch("train", 32, rng), task.test (LabelledImages), task.names
 
 marks (generated, no download): 16 x 16 gray images holding two identical marks (a plus or an x,
