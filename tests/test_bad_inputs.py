@@ -39,6 +39,7 @@ def place(tmp_path_factory):
     np.savez(root / "images.npz", images=images, labels=np.array([0, 1] * 3), label_names=np.array(["a", "b"]))
     np.savez(root / "unlabelled.npz", images=images)
     np.savez(root / "other-labels.npz", images=images, labels=np.arange(6))
+    (root / "image-folder" / "a").mkdir(parents=True)  # a run inside it is refused before any image is read
     assert main(["train-vit", "--data", str(root / "images.npz"), "--out-dir", str(root / "vit"), "--max-iters", "2",
                  *VIT]) == 0
     return root
@@ -211,6 +212,8 @@ CASES = [
     (["train-vit", "--data", "{root}/unlabelled.npz", "--out-dir", "{root}/new"], "gives no labels"),
     (["train-vit", "--data", "{root}/empty-dir", "--out-dir", "{root}/new"], "holds no class subfolders"),
     (["train-vit", "--data", "/dev/zero", "--out-dir", "{root}/new"], "/dev/zero is not a regular file"),
+    (["train-vit", "--data", "{root}/image-folder", "--out-dir", "{root}/image-folder/run"],
+     "/image-folder/run is inside --data "),
     (["train-vit", "--data", "{root}/images.npz", "--out-dir", "{root}/vit"], "already holds a run"),
     (["train-vit", "--resume", "--out-dir", "{root}/vit", "--patch-size", "2"], "--patch-size cannot change"),
     (["train-vit", "--resume", "--out-dir", "{root}/gpt"], "holds a gpt run; resume it with train --resume"),

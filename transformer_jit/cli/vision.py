@@ -161,6 +161,10 @@ def _run_info(args, meta):
         raise ValueError("--val-data is the validation split: leave out --val-fraction")
     if not 0 < args.val_fraction < 1:
         raise ValueError(f"--val-fraction must be between 0 and 1, got {args.val_fraction}")
+    for option, path in (("--data", args.data), ("--val-data", args.val_data)):
+        if path and Path(path).is_dir() and Path(path).resolve() in Path(args.out_dir).resolve().parents:
+            raise ValueError(f"--out-dir {args.out_dir} is inside {option} {path}: its files would be read as a class "
+                             f"of images; put the run elsewhere")
     if args.init_from and given & SHAPE_OPTIONS:
         raise ValueError(f"--init-from gives the model's shape: leave out {flag_for(sorted(given & SHAPE_OPTIONS)[0])}")
     _apply_recipe(args)
