@@ -49,6 +49,9 @@ bpe.py (bpe_encode and bpe_encode_parallel, compact_spans, decoded_length and bp
 build_pair_table / build_piece_table for its lookup tables) and bpe_train.py (count_pieces,
 bpe_train_init, bpe_train_merges).
 
+What image datasets (transformer_jit/data/images.py) use: images.py's pixels_from_images, a batch
+of uint8 images gathered, shifted and normalised into float pixels, channels first.
+
 The rest are kept on purpose as the teaching set, each derivative worked out next to its forward,
 and only tests and benchmarks call them: leaky ReLU, sigmoid and tanh; MSE; softmax_backward and
 log_softmax_backward; the explicit softmax_jacobian and its products softmax_jvp and softmax_vjp
@@ -85,6 +88,7 @@ else:
     from .embedding import (
         embedding_backward, embedding_forward, positional_backward, positional_forward, sinusoidal_table,
     )
+    from .images import pixels_from_images
     from .int8 import dequantize_int8, matvec_int8, quantize_int8
     from .kv_attention import kv_attention_forward
     from .layernorm import layernorm_backward, layernorm_forward

@@ -3,6 +3,7 @@ never a traceback, and a command that fails its checks changes no file."""
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from refusals import assert_refused
 
@@ -13,6 +14,9 @@ GPT = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--block-size", "8",
        "--eval-interval", "2", "--eval-iters", "1", "--sample-tokens", "0"]
 ENCODER = ["--n-embd", "16", "--n-head", "2", "--batch-size", "8", "--eval-interval", "2", "--eval-iters", "1",
            "--n-train", "200", "--n-test", "4"]
+
+VIT = ["--n-layer", "1", "--n-embd", "8", "--n-head", "2", "--patch-size", "4", "--batch-size", "2",
+       "--eval-interval", "2", "--eval-iters", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +35,22 @@ def place(tmp_path_factory):
                  "--n-decoder-layer", "1", *ENCODER]) == 0
     assert main(["train-classifier", "--out-dir", str(root / "cls"), "--max-iters", "2", "--n-layer", "1",
                  *ENCODER]) == 0
+    images = np.arange(6 * 8 * 8, dtype=np.uint8).reshape(6, 8, 8)
+    np.savez(root / "images.npz", images=images, labels=np.array([0, 1] * 3), label_names=np.array(["a", "b"]))
+    np.savez(root / "unlabelled.npz", images=images)
+    np.savez(root / "other-labels.npz", images=images, labels=np.arange(6))
+    (root / "image-folder" / "a").mkdir(parents=True)  # a run inside it is refused before any image is read
+    assert main(["train-vit", "--data", str(root / "images.npz"), "--out-dir", str(root / "vit"), "--max-iters", "2",
+                 *VIT]) == 0
     return root
 
 
 def train(*args):
     return ["train", "--data", "{root}/input.txt", "--out-dir", "{root}/new", *GPT, *args]
+
+
+def vit(*args):
+    return ["train-vit", "--data", "{root}/images.npz", "--out-dir", "{root}/new", *VIT, *args]
 
 
 CASES = [
@@ -187,6 +202,43 @@ CASES = [
      "leave out --attn-window"),
 
     # vision transformer
+    (vit("--val-fraction", "1.5"), "--val-fraction must be between 0 and 1, got 1.5"),
+    (vit("--patch-size", "3"), "--image-size must be positive multiples of patch_size (3)"),
+    (vit("--n-embd", "10", "--n-head", "3"), "--n-embd must be divisible by n_head (3)"),
+    (vit("--channels", "2"), "argument --channels: invalid choice: 2"),
+    (vit("--augment", "-1"), "argument --augment: must be >= 0"),
+    (vit("--gelu", "relu"), "argument --gelu: invalid choice: 'relu'"),
+    (vit("--dataset", "digits"), "--data trains on the user's images: --dataset is for the built-in datasets"),
+    (vit("--n-train", "50"), "--n-train is for the built-in datasets"),
+    (vit("--val-data", "{root}/images.npz", "--val-fraction", "0.2"), "--val-data is the validation split"),
+    (vit("--val-data", "{root}/other-labels.npz"), "--val-data has labels the model does not know: ['0', '1', '2'"),
+    (["train-vit", "--dataset", "digits", "--n-test", "10"], "--n-test is for --dataset marks"),
+    (["train-vit", "--val-data", "{root}/images.npz"], "--val-data is for the user's images: give --data PATH"),
+    (["train-vit", "--data", "{root}/missing.npz", "--out-dir", "{root}/new"], "--data not found"),
+    (["train-vit", "--data", "{root}/input.txt", "--out-dir", "{root}/new"], "input.txt is not an .npz"),
+    (["train-vit", "--data", "{root}/unlabelled.npz", "--out-dir", "{root}/new"], "gives no labels"),
+    (["train-vit", "--data", "{root}/empty-dir", "--out-dir", "{root}/new"], "holds no class subfolders"),
+    (["train-vit", "--data", "/dev/zero", "--out-dir", "{root}/new"], "/dev/zero is not a regular file"),
+    (["train-vit", "--data", "{root}/image-folder", "--out-dir", "{root}/image-folder/run"],
+     "/image-folder/run is inside --data "),
+    (["train-vit", "--data", "{root}/images.npz", "--out-dir", "{root}/vit"], "already holds a run"),
+    (["train-vit", "--resume", "--out-dir", "{root}/vit", "--patch-size", "2"], "--patch-size cannot change"),
+    (["train-vit", "--resume", "--out-dir", "{root}/gpt"], "holds a gpt run; resume it with train --resume"),
+    (["train", "--resume", "--out-dir", "{root}/vit"], "holds a vit run; resume it with train-vit --resume"),
+    (["train-vit", "--init-from", "{root}/empty-dir", "--out-dir", "{root}/new"], "empty-dir has no model.safetensors"),
+    (["train-vit", "--init-from", "{root}/vit", "--out-dir", "{root}/new"], "/vit is a training run's directory"),
+    (["train-vit", "--init-from", "{root}/nowhere", "--out-dir", "{root}/new"], "nowhere does not exist"),
+    (["train-vit", "--init-from", "{root}/empty-dir", "--patch-size", "2"], "--init-from gives the model's shape: "
+     "leave out --patch-size"),
+    (["classify-image", "--out-dir", "{root}/gpt", "--data", "{root}/images.npz"], "holds a gpt model; use sample"),
+    (["classify-image", "--out-dir", "{root}/vit", "--data", "{root}/input.txt"], "input.txt is not an .npz"),
+    (["classify-image", "--out-dir", "{root}/vit", "--data", "{root}/other-labels.npz"],
+     "--data has labels the model does not know"),
+    (["classify-image", "--out-dir", "{root}/empty-dir", "--data", "{root}/images.npz"], "holds no best.npz"),
+    (["classify-image", "--out-dir", "{root}/vit"], "the following arguments are required: --data"),
+    (["classify", "--out-dir", "{root}/vit", "x"], "holds a vit model; use classify-image"),
+    (["export", "--out-dir", "{root}/vit", "--format", "llmc", "{root}/new.bin"],
+     "--format llmc holds GPT-2 models only: export a vision transformer with --format hf"),
 
     # generation weights
     (["sample", "--out-dir", "{root}/gpt", "--weights", "int4"], "argument --weights: invalid choice: 'int4'"),

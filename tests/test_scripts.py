@@ -1,5 +1,6 @@
 """The example scripts in scripts/ run: each trains a few steps, scores and uses what it trained, and
 show_attention.py renders the maps of those runs (the benchmarks are left to their own runs)."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -70,3 +71,24 @@ def test_show_attention_saves_a_png(runs, tmp_path):
     out = script("show_attention.py", "--out-dir", "brackets", "([()])", "--png", str(tmp_path / "maps.png"), cwd=runs)
     assert f"saved {tmp_path / 'maps.png'}" in out
     assert (tmp_path / "maps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_vit_trains_and_show_attention_draws_its_class_token(tmp_path):
+    out = script("train_vit.py", "--max-iters", "2", "--out-dir", "vit", cwd=tmp_path)
+    assert "18,001 training images of 16 x 16 x 1" in out and "held-out accuracy:" in out
+    out = script("show_attention.py", "--out-dir", "vit", "held-out", "--index", "2", cwd=tmp_path)
+    assert out.startswith("#2 -> ") and "(labelled " in out.splitlines()[0]
+    grids = out.split("\n\n")[1:]
+    assert len(grids) == 3  # a 4 x 4 grid of patches per layer, in percent, summing to about 100 less the token's own
+    for grid in grids:
+        cells = [[int(v) for v in row.split()] for row in grid.strip().splitlines()[1:]]
+        assert [len(row) for row in cells] == [4] * 4 and 0 < sum(map(sum, cells)) <= 102
+    if importlib.util.find_spec("PIL") is not None:
+        out = script("show_attention.py", "--out-dir", "vit", "held-out", "--png", "maps.png", cwd=tmp_path)
+        assert (tmp_path / "maps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_linear_baseline_scores_the_same_split(tmp_path):
+    out = script("linear_baseline.py", "--steps", "100", cwd=tmp_path)
+    assert "marks: linear classifier on 256 pixels, 18,001 training images" in out
+    assert "held-out accuracy: " in out and "(1,000 images, the held-out test split)" in out

@@ -3,10 +3,11 @@
     transformer-jit prepare                                a text file to token files (characters or BPE)
     transformer-jit train | sample                         a GPT on text (characters or BPE) or token files
     transformer-jit eval                                   a GPT's loss, perplexity and bits per byte on a text
-    transformer-jit export                                 a run's GPT for Hugging Face or llm.c
+    transformer-jit export                                 a run's GPT or ViT for Hugging Face, a GPT for llm.c
     transformer-jit serve                                  a GPT behind an OpenAI-compatible HTTP API
     transformer-jit train-seq2seq | translate              an encoder-decoder on a built-in task (dates)
     transformer-jit train-classifier | classify            an encoder classifier on a built-in task (brackets)
+    transformer-jit train-vit | classify-image             a vision transformer on images (marks, digits, yours)
     transformer-jit plot                                   the loss curves of one or several runs (PNG)
 
 Every error is one line on stderr: exit status 2 for a bad input or option, 1 for a failure while
@@ -28,7 +29,7 @@ from ..train.distributed import DistributedError
 from ..train.trainer import CheckpointError, TrainingDiverged
 from ..util.config import ConfigError
 from ..util.extras import MissingExtra
-from . import encoders, evaluate, gpt, plot, prepare, serve
+from . import encoders, evaluate, gpt, plot, prepare, serve, vision
 from .common import flag_for
 from .compile_notice import CompileNotice
 
@@ -54,6 +55,7 @@ def build_parser():
     gpt.add_commands(commands, common)       # train, sample, export
     evaluate.add_commands(commands, common)  # eval
     encoders.add_commands(commands, common)  # train-seq2seq, train-classifier, translate, classify
+    vision.add_commands(commands, common)    # train-vit, classify-image
     plot.add_commands(commands, common)      # plot
     serve.add_commands(commands, common)     # serve
     return parser

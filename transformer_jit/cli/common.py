@@ -240,8 +240,8 @@ def format_duration(seconds):
     return f"{minutes}m{seconds:02d}s"
 
 
-TRAINING_COMMAND = {"gpt": "train", "seq2seq": "train-seq2seq", "classifier": "train-classifier"}
-USING_COMMAND = {"gpt": "sample", "seq2seq": "translate", "classifier": "classify"}
+TRAINING_COMMAND = {"gpt": "train", "seq2seq": "train-seq2seq", "classifier": "train-classifier", "vit": "train-vit"}
+USING_COMMAND = {"gpt": "sample", "seq2seq": "translate", "classifier": "classify", "vit": "classify-image"}
 
 
 def add_checkpoint_args(parser, out_dir):
@@ -250,8 +250,9 @@ def add_checkpoint_args(parser, out_dir):
 
 
 def load_trained(args, kind, with_meta=False):
-    """(model, tokenizer) from --out-dir/--checkpoint.npz, which must hold a `kind` model; best
-    falls back to last when no evaluation has improved yet. with_meta: (model, tokenizer, meta)."""
+    """(model, tokenizer) from --out-dir/--checkpoint.npz, which must hold a `kind` model (or one of
+    the kinds of a tuple); best falls back to last when no evaluation has improved yet. with_meta:
+    (model, tokenizer, meta)."""
     out_dir = Path(args.out_dir)
     if not out_dir.is_dir():
         raise FileNotFoundError(f"run directory not found: {out_dir}" if not out_dir.exists() else
@@ -264,7 +265,7 @@ def load_trained(args, kind, with_meta=False):
         raise FileNotFoundError(f"{out_dir} holds no {names}: not a run directory, or a run that has saved no "
                                 f"checkpoint yet")
     model, tokenizer, meta = load_model(path)
-    if meta["kind"] != kind:
+    if meta["kind"] not in (kind if isinstance(kind, tuple) else (kind,)):
         raise ValueError(f"{path} holds a {meta['kind']} model; use {USING_COMMAND[meta['kind']]}")
     return (model, tokenizer, meta) if with_meta else (model, tokenizer)
 

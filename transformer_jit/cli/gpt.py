@@ -4,7 +4,7 @@
     transformer-jit train --init-from gpt2 --data input.txt         fine-tune GPT-2's weights
     transformer-jit train --init-from gpt2 --block-size 256 ...     at a context of its first 256 positions
     transformer-jit sample --out-dir out | --pretrained gpt2        continue a prompt
-    transformer-jit export --out-dir out --format hf|llmc DEST      a run's model for other tools
+    transformer-jit export --out-dir out --format hf|llmc DEST      a run's model for other tools (a ViT: hf)
 """
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from .texts import add_input_output_args, check_output, read_lines, write_output
 
 SHAPE = {"n_layer", "n_head", "n_embd", "block_size", "no_bias", "positional", "tokenizer", "vocab_size",
          "attn_window"}
-HF_EXPORT_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
+HF_EXPORT_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt", "preprocessor_config.json")
 SAMPLE_WEIGHTS = ("float32", "bfloat16", "int8")  # float32: the model's own (generate's weights=None)
 
 
@@ -86,7 +86,8 @@ def add_commands(commands, common):
     add_checkpoint_args(export, "out")
     export.add_argument("--format", choices=["hf", "llmc"], required=True,
                         help="hf: a Hugging Face directory (config.json, model.safetensors, and vocab.json + "
-                             "merges.txt for a BPE model); llmc: llm.c's model file")
+                             "merges.txt for a BPE model, preprocessor_config.json for a vision transformer); "
+                             "llmc: llm.c's model file (a GPT)")
     export.add_argument("dest", help="the directory (hf) or file (llmc) to write")
     export.add_argument("--overwrite", action="store_true", help="replace an export already at DEST (in one step, "
                         "once the new one is complete)")
@@ -219,7 +220,9 @@ def sample_gpt(args):
 
 def export_gpt(args):
     dest = export_destination(args)
-    model, tokenizer = load_trained(args, "gpt")
+    model, tokenizer, meta = load_trained(args, ("gpt", "vit"), with_meta=True)
+    if meta["kind"] == "vit":
+        return _export_vit(args, model, dest)
     if args.format == "llmc":
         model.save_llmc(dest)  # atomically: a failure keeps what was there
         print(f"wrote {args.dest} (llm.c, float32)")
@@ -233,6 +236,15 @@ def export_gpt(args):
     else:
         print(f"wrote {dest}: config.json, model.safetensors (a character vocabulary has no Hugging Face "
               f"tokenizer files: its characters are in the run's checkpoint)")
+    return 0
+
+
+def _export_vit(args, model, dest):
+    if args.format != "hf":
+        raise ValueError(f"--format {args.format} holds GPT-2 models only: export a vision transformer with --format hf")
+    with replaced_directory(dest, HF_EXPORT_FILES, "a Hugging Face export") as staging:
+        model.save_pretrained(staging)
+    print(f"wrote {dest}: config.json, model.safetensors, preprocessor_config.json (ViTForImageClassification)")
     return 0
 
 

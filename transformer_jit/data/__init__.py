@@ -6,6 +6,9 @@
     sequences     pad_batch, PairDataset (seq2seq), LabelledDataset (classification)
     bucketing     batches of similar-length examples
     tasks         generated tasks with held-out splits (dates, brackets); task_data builds their datasets
+    images        LabelledImages and ImageDataset: uint8 images, stratified splits, batches of float pixels
+    image_files   the user's images: an .npz, class subfolders of PNG/JPEG files, image files
+    image_tasks   the vision transformer's data: the generated marks task, scikit-learn's digits, the user's
 """
 from .bucketing import LengthBuckets
 from .sequences import LabelledDataset, PairDataset, pad_batch

@@ -1,5 +1,5 @@
 """Task metrics for the encoder models: exact match and chrF of decoded translations,
-classification accuracy and macro-F1.
+classification accuracy and macro-F1, of texts and of images.
 
 Both run the model in batches over held-out texts with dropout off (models.translation.translate,
 models.classifier.classify), and both say what they got wrong, since "97%" is much easier to act
@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..models.classifier import classify
+from ..models.image_classification import classify_images
 from ..models.translation import translate
 
 
@@ -66,6 +67,17 @@ def accuracy(model, tok, examples, batch_size=256, progress=False, keep=5, label
     name = (lambda i: labels[i]) if labels else int
     for (text, label), pred in zip(examples, preds):
         score.add(text, bool(pred == label), name(label), name(pred), keep)
+    return score
+
+
+def image_accuracy(model, images, batch_size=256, progress=False, keep=5):
+    """accuracy() for a vision transformer over LabelledImages; a mistake shows where the image
+    came from (its file, or #index) and the class names."""
+    preds = classify_images(model, images.images, batch_size, progress)
+    expected = images.labels.tolist()
+    score = Score(0, len(images), extra={"macro-F1": macro_f1(expected, preds.tolist())})
+    for source, label, pred in zip(images.sources, expected, preds.tolist()):
+        score.add(source, label == pred, images.names[label], images.names[pred], keep)
     return score
 
 

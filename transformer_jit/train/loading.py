@@ -3,6 +3,7 @@ Hugging Face GPT-2 directory or an llm.c file.
 
     loaded = load("out")        # a run directory: its best.npz (last.npz before the first best)
     loaded.model, loaded.tokenizer, loaded.kind, loaded.config, loaded.labels
+    load("out-vit").model.predict(pixels)   # a vision transformer: no tokenizer (None), labels its classes
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,9 @@ HF_CONFIG = "config.json"
 class Loaded:
     """A model ready to run (in eval mode) and what it needs to read and write text."""
     model: object
-    tokenizer: object
-    kind: str            # "gpt", "classifier" or "seq2seq" (models/registry.py)
-    config: object       # the model's config: GPTConfig, ClassifierConfig or Seq2SeqConfig
+    tokenizer: object    # None for a vision transformer
+    kind: str            # "gpt", "classifier", "seq2seq" or "vit" (models/registry.py)
+    config: object       # the model's config: GPTConfig, ClassifierConfig, Seq2SeqConfig or ViTConfig
     path: Path           # the checkpoint, directory or file the weights came from
     labels: list = None  # a classifier's class names (class i is labels[i]), when its run recorded them
     meta: dict = None    # a run checkpoint's description (step, training config, task); None for GPT-2's files

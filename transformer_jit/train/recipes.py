@@ -27,6 +27,34 @@ BRACKETS = {
 
 RECIPES = {"dates": DATES, "brackets": BRACKETS}
 
+# The vision transformer's, by dataset ("files": the user's images). `data` and `model` are
+# train-vit's options: the data's split and augmentation, the ViTConfig's sizes.
+VIT_RECIPES = {
+    "marks": {
+        "data": {"n_train": 20_000, "n_test": 1_000, "val_fraction": 0.1, "augment": 0},
+        "model": {"patch_size": 4, "n_layer": 3, "n_head": 4, "n_embd": 64, "n_inner": 0, "dropout": 0.0},
+        "train": {"batch_size": 64, "max_iters": 8_000, "lr": 1e-3, "min_lr": 1e-4, "warmup_iters": 100,
+                  "weight_decay": 0.05, "eval_interval": 500, "eval_iters": 10},
+    },
+    "digits": {
+        "data": {"val_fraction": 0.3, "augment": 1},
+        "model": {"patch_size": 2, "n_layer": 3, "n_head": 4, "n_embd": 64, "n_inner": 0, "dropout": 0.1},
+        "train": {"batch_size": 64, "max_iters": 5_000, "lr": 1e-3, "min_lr": 1e-4, "warmup_iters": 100,
+                  "weight_decay": 0.05, "eval_interval": 500, "eval_iters": 10},
+    },
+    "files": {
+        "data": {"val_fraction": 0.1, "augment": 0},
+        "model": {"patch_size": 4, "n_layer": 4, "n_head": 4, "n_embd": 64, "n_inner": 0, "dropout": 0.0},
+        "train": {"batch_size": 32, "max_iters": 2_000, "lr": 1e-3, "min_lr": 1e-4, "warmup_iters": 100,
+                  "weight_decay": 0.05, "eval_interval": 250, "eval_iters": 10},
+    },
+}
+
+
+def vit_recipe(dataset):
+    """A copy of the vision transformer's recipe for `dataset` ("marks", "digits" or "files")."""
+    return copy.deepcopy(VIT_RECIPES[dataset])
+
 
 def recipe(task):
     """A copy of the task's recipe (safe to modify)."""
