@@ -1,0 +1,86 @@
+"""Compiling the kernels a command is about to use, two processes at once.
+
+Numba compiles one kernel at a time, on one core, the first time each is called. A command that
+knows which compiled versions it will need (its calls, recorded by `_jit.recording_calls` on
+throwaway buffers) can compile them first, on two cores: this process takes them from the first,
+a helper process from the last, and each claims a version before compiling it, by creating a file
+named after it in a directory they share (O_EXCL: only one creation succeeds), until they meet.
+The helper's versions reach this process through the cache (`_jit._SharedCache`, which both fill
+safely), where the command's own first call finds them.
+
+The helper only saves time: if it cannot start or fails, the command compiles what is missing
+itself, as it would without any of this.
+"""
+import importlib
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+
+
+def compile_ahead(calls):
+    """Compile every (kernel, argument types) in `calls` that is neither loaded nor cached, with
+    a helper process when there are two or more and a second core. Returns how many there were."""
+    missing = []
+    for kernel, signature in dict.fromkeys(calls):  # in order, each once
+        if signature not in kernel.overloads and not kernel.is_cached(signature):
+            missing.append((kernel, signature))
+    if not missing:
+        return 0
+    claims = tempfile.mkdtemp(prefix="transformer-jit-compile-")
+    helper = None
+    try:
+        if len(missing) > 1 and _cores() > 1:
+            helper = _start_helper(missing, claims)
+        for number, (kernel, signature) in enumerate(missing):
+            if _claim(claims, number):
+                kernel.compile(signature)
+        if helper is not None:
+            helper.wait()
+    finally:
+        if helper is not None and helper.poll() is None:  # interrupted: the helper's work is lost anyway
+            helper.kill()
+            helper.wait()
+        shutil.rmtree(claims, ignore_errors=True)
+    return len(missing)
+
+
+def _claim(claims, number):
+    """Whether this process is the first to claim version `number` (then it compiles it)."""
+    try:
+        os.close(os.open(os.path.join(claims, str(number)), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
+
+
+def _cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _start_helper(missing, claims):
+    """A Python process that compiles `missing` from the last (see `_help`); None if it cannot start."""
+    work = [(kernel.py_func.__module__, kernel.py_func.__name__, signature) for kernel, signature in missing]
+    try:
+        helper = subprocess.Popen([sys.executable, "-m", __name__, claims], stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        helper.stdin.write(pickle.dumps(work))
+        helper.stdin.close()
+    except OSError:
+        return None
+    return helper
+
+
+def _help(claims):
+    """The helper: read the work from stdin, and compile what it claims first, from the last."""
+    work = pickle.loads(sys.stdin.buffer.read())
+    for number in reversed(range(len(work))):
+        module, name, signature = work[number]
+        if _claim(claims, number):
+            getattr(importlib.import_module(module), name).compile(signature)
+
+
+if __name__ == "__main__":
+    _help(sys.argv[1])
