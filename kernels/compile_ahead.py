@@ -8,6 +8,9 @@ named after it in a directory they share (O_EXCL: only one creation succeeds), u
 The helper's versions reach this process through the cache (`_jit._SharedCache`, which both fill
 safely), where the command's own first call finds them.
 
+`compile_in_background` starts such a helper and returns at once (the test suite's start: its
+first tests compile what they need themselves, and later ones load what the helper compiled).
+
 The helper only saves time: if it cannot start or fails, the command compiles what is missing
 itself, as it would without any of this.
 """
@@ -23,10 +26,7 @@ import tempfile
 def compile_ahead(calls):
     """Compile every (kernel, argument types) in `calls` that is neither loaded nor cached, with
     a helper process when there are two or more and a second core. Returns how many there were."""
-    missing = []
-    for kernel, signature in dict.fromkeys(calls):  # in order, each once
-        if signature not in kernel.overloads and not kernel.is_cached(signature):
-            missing.append((kernel, signature))
+    missing = _missing(calls)
     if not missing:
         return 0
     claims = tempfile.mkdtemp(prefix="transformer-jit-compile-")
@@ -45,6 +45,30 @@ def compile_ahead(calls):
             helper.wait()
         shutil.rmtree(claims, ignore_errors=True)
     return len(missing)
+
+
+def compile_in_background(calls):
+    """Start a helper process that compiles, from the last, what `calls` lack in the cache, and
+    return a function that ends it and cleans up (call it when done), or None if nothing is
+    missing or there is no second core."""
+    missing = _missing(calls)
+    if not missing or _cores() < 2:
+        return None
+    claims = tempfile.mkdtemp(prefix="transformer-jit-compile-")
+    helper = _start_helper(missing, claims)
+
+    def stop():
+        if helper is not None and helper.poll() is None:
+            helper.kill()
+            helper.wait()
+        shutil.rmtree(claims, ignore_errors=True)
+    return stop
+
+
+def _missing(calls):
+    """The (kernel, argument types) of `calls` neither loaded nor cached, in order, each once."""
+    return [(kernel, signature) for kernel, signature in dict.fromkeys(calls)
+            if signature not in kernel.overloads and not kernel.is_cached(signature)]
 
 
 def _claim(claims, number):
@@ -74,12 +98,14 @@ def _start_helper(missing, claims):
 
 
 def _help(claims):
-    """The helper: read the work from stdin, and compile what it claims first, from the last."""
+    """The helper: read the work from stdin (pickled by the parent process), and compile what it
+    claims first, from the last, unless the cache has it by then."""
     work = pickle.loads(sys.stdin.buffer.read())
     for number in reversed(range(len(work))):
         module, name, signature = work[number]
-        if _claim(claims, number):
-            getattr(importlib.import_module(module), name).compile(signature)
+        kernel = getattr(importlib.import_module(module), name)
+        if _claim(claims, number) and not kernel.is_cached(signature):
+            kernel.compile(signature)
 
 
 if __name__ == "__main__":
