@@ -6,7 +6,8 @@ fresh process with a NUMBA_CACHE_DIR of its own: cold, on an empty cache, where 
 the training path compiles; then warm, on the cache the cold run filled. The figure is the time
 from starting the process to the line of step 1 (the step and its evaluation of one batch), in
 wall seconds and in CPU seconds (user + system of the command and of the compile helper it waited
-for, read from /proc at that line), beside the import of the package alone. On a machine that
+for, read from /proc at that line, and of the command's own process alone: with a second core
+free, the wall time follows that one), beside the import of the package alone. On a machine that
 other programs load, trust the CPU seconds: the wall seconds depend on the time slices one gets.
 
     python scripts/bench_compile.py
@@ -37,14 +38,15 @@ def _env(cache_dir, package):
 
 
 def _cpu_seconds(pid):
-    """User + system seconds of process `pid` and of the children it has waited for (Linux)."""
+    """User + system seconds of process `pid` itself, and of the children it has waited for (Linux)."""
     with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        fields = [int(v) / os.sysconf("SC_CLK_TCK") for v in f.read().rsplit(")", 1)[1].split()[11:15]]
+    return fields[0] + fields[1], fields[2] + fields[3]
 
 
 def to_first_step(cache_dir, work, package=None):
-    """(wall, CPU) seconds from starting `transformer-jit train` to its line of step 1."""
+    """(wall, CPU, CPU of the command's own process) seconds from starting `transformer-jit train`
+    to its line of step 1."""
     out_dir = tempfile.mkdtemp(dir=work)
     with tempfile.TemporaryFile("w+", dir=work) as errors:
         start = time.perf_counter()
@@ -54,7 +56,8 @@ def to_first_step(cache_dir, work, package=None):
         result = None
         for line in proc.stdout:
             if result is None and line.startswith("step 1:"):
-                result = time.perf_counter() - start, _cpu_seconds(proc.pid)
+                own, helper = _cpu_seconds(proc.pid)
+                result = time.perf_counter() - start, own + helper, own
         if proc.wait() != 0 or result is None:
             errors.seek(0)
             sys.exit(f"transformer-jit train failed ({package or 'working tree'}):\n{errors.read()}")
@@ -65,7 +68,8 @@ def to_first_step(cache_dir, work, package=None):
 def import_time(work, package=None):
     out = subprocess.run([sys.executable, "-c", IMPORT], cwd=work, env=_env(os.path.join(work, "unused"), package),
                          capture_output=True, text=True, check=True)
-    return tuple(float(v) for v in out.stdout.split())
+    wall, cpu = (float(v) for v in out.stdout.split())
+    return wall, cpu, cpu
 
 
 def one_round(work, package=None):
@@ -78,11 +82,10 @@ def one_round(work, package=None):
 
 def show(name, rounds):
     print(f"{name}: medians of {len(rounds)} round(s)")
-    print(f"  {'':<22} {'wall':>8} {'CPU':>8}")
+    print(f"  {'':<22} {'wall':>8} {'CPU':>8} {'of it, the command':>19}")
     for key, label in (("import", "import"), ("cold", "cold: to step 1"), ("warm", "warm: to step 1")):
-        wall = statistics.median(r[key][0] for r in rounds)
-        cpu = statistics.median(r[key][1] for r in rounds)
-        print(f"  {label:<22} {wall:7.2f}s {cpu:7.2f}s")
+        wall, cpu, own = (statistics.median(r[key][i] for r in rounds) for i in range(3))
+        print(f"  {label:<22} {wall:7.2f}s {cpu:7.2f}s {own:18.2f}s")
 
 
 def main():
@@ -105,7 +108,7 @@ def main():
         show(name, rounds)
     if args.against:
         new, old = results.values()
-        for i, what in enumerate(("wall", "CPU")):
+        for i, what in enumerate(("wall", "CPU", "CPU of the command's own process")):
             ratios = [a["cold"][i] / b["cold"][i] for a, b in zip(new, old)]
             print(f"cold, to step 1, {what}: working tree / {args.against} per round: median "
                   f"{statistics.median(ratios):.3f}, range {min(ratios):.3f}-{max(ratios):.3f}")
