@@ -7,11 +7,15 @@ import textwrap
 import threading
 
 import numpy as np
+import pytest
 from numba import typeof
 
-from transformer_jit import GPT, GPTConfig, kernels as K
+from transformer_jit import (GPT, ClassifierConfig, EncoderClassifier, GPTConfig, Seq2SeqConfig, Seq2SeqTransformer,
+                             kernels as K)
 from transformer_jit.cli import common, main
+from transformer_jit.data.sequences import LabelledDataset, PairDataset
 from transformer_jit.data.text import TextDataset
+from transformer_jit.data.tokenizers.chars import SeqTokenizer
 from transformer_jit.kernels import _jit
 from transformer_jit.train import TrainConfig, Trainer
 from transformer_jit.train.compile_ahead import training_calls
@@ -42,13 +46,27 @@ def test_recorded_calls_neither_compile_nor_run():
     assert K.residual_forward(np.zeros(3), np.ones(3), np.ones(3)) is None  # running again after the block
 
 
-def test_a_training_step_records_the_calls_it_makes(monkeypatch, tmp_path):
+def _runs():
+    """A model of each kind with dropout, and data for it."""
+    texts = ["abc", "bca", "cab", "aab", "bbc", "cca", "acb", "bac"]
+    chars = SeqTokenizer.from_texts(texts)
+    yield GPT, GPTConfig(vocab_size=20, block_size=8, n_layer=2, n_head=2, n_embd=16, dropout=0.1, attn_dropout=0.1), \
+        TextDataset(np.arange(400, dtype=np.uint16) % 20, 8)
+    yield Seq2SeqTransformer, Seq2SeqConfig(src_vocab_size=chars.vocab_size, tgt_vocab_size=chars.vocab_size,
+                                            max_src_len=4, max_tgt_len=5, n_head=2, n_embd=8, dropout=0.1), \
+        PairDataset([(t, t[::-1]) for t in texts], chars, chars, 4, 5, 0.25)
+    yield EncoderClassifier, ClassifierConfig(vocab_size=chars.vocab_size, max_len=4, n_head=2, n_embd=8,
+                                              n_classes=2, dropout=0.1, pooling="mean"), \
+        LabelledDataset([(t, i % 2) for i, t in enumerate(texts)], chars, 4, 0.25)
+
+
+@pytest.mark.parametrize("run", list(_runs()), ids=["gpt", "seq2seq", "classifier"])
+def test_a_training_step_records_the_calls_it_makes(monkeypatch, tmp_path, run):
     """What compile-ahead records on its throwaway model is what the real step and evaluation call:
     the same kernels with the same argument types (layouts included), dropout's among them."""
-    config = GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.1, attn_dropout=0.1)
-    data = TextDataset(np.arange(400, dtype=np.uint16) % 20, 8)
+    model_class, config, data = run
     train = TrainConfig(batch_size=3, max_iters=1, eval_iters=2, out_dir=str(tmp_path))
-    recorded = training_calls(GPT, config, data, train)
+    recorded = training_calls(model_class, config, data, train)
 
     made = []
     call = _jit._Dispatcher.__call__
@@ -58,7 +76,7 @@ def test_a_training_step_records_the_calls_it_makes(monkeypatch, tmp_path):
         return call(kernel, *args)
 
     monkeypatch.setattr(_jit._Dispatcher, "__call__", observed)
-    trainer = Trainer(GPT(config), data, train, log=lambda message: None)
+    trainer = Trainer(model_class(config), data, train, log=lambda message: None)
     trainer.train_step()
     trainer.evaluate()
     assert K.dropout_forward in {kernel for kernel, _ in made}
