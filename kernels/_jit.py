@@ -45,6 +45,7 @@ except ImportError:  # not POSIX: one process at a time fills the cache
     fcntl = None
 
 import llvmlite.binding as llvm
+import numpy as np
 from numba.core import config as _numba_config
 from numba.core import types
 from numba.core.caching import FunctionCache, IndexDataCacheFile
@@ -198,12 +199,14 @@ def recording_calls():
     """Within the block, a kernel called from Python neither compiles nor runs: the call is
     appended to the list this yields, as (kernel, the Numba types of its arguments), and returns 1
     (a stand-in for the count, loss or norm some kernels return). Run what a command is about to
-    do on throwaway buffers to learn which compiled versions it needs (compile_ahead.py). Not
-    while other threads call kernels."""
+    do on throwaway buffers to learn which compiled versions it needs (compile_ahead.py). Their
+    contents are whatever memory held, so NumPy's floating-point warnings (a cast that overflows)
+    are off in the block. Not while other threads call kernels."""
     global _recording
     outer, _recording = _recording, []
     try:
-        yield _recording
+        with np.errstate(all="ignore"):
+            yield _recording
     finally:
         _recording = outer
 

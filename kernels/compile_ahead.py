@@ -22,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 
+from . import _jit
+
 
 def compile_ahead(calls):
     """Compile every (kernel, argument types) in `calls` that is neither loaded nor cached, with
@@ -32,7 +34,7 @@ def compile_ahead(calls):
     claims = tempfile.mkdtemp(prefix="transformer-jit-compile-")
     helper = None
     try:
-        if len(missing) > 1 and _cores() > 1:
+        if len(missing) > 1 and _can_help():
             helper = _start_helper(missing, claims)
         for number, (kernel, signature) in enumerate(missing):
             if _claim(claims, number):
@@ -50,9 +52,9 @@ def compile_ahead(calls):
 def compile_in_background(calls):
     """Start a helper process that compiles, from the last, what `calls` lack in the cache, and
     return a function that ends it and cleans up (call it when done), or None if nothing is
-    missing or there is no second core."""
+    missing or no helper can run (`_can_help`)."""
     missing = _missing(calls)
-    if not missing or _cores() < 2:
+    if not missing or not _can_help():
         return None
     claims = tempfile.mkdtemp(prefix="transformer-jit-compile-")
     helper = _start_helper(missing, claims)
@@ -80,8 +82,10 @@ def _claim(claims, number):
         return False
 
 
-def _cores():
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def _can_help():
+    """A helper needs a second core, and the cache's lock (POSIX) to fill the cache beside this process."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores > 1 and _jit.fcntl is not None
 
 
 def _start_helper(missing, claims):
