@@ -10,6 +10,10 @@ Every kernel is decorated with `kernel` (serial), `parallel_kernel` (uses `prang
   relies on -inf anyway: masked positions are skipped by loop bounds.
 - error_model="numpy": division by zero gives inf/nan like NumPy instead of raising, which
   removes a branch from every division in a hot loop.
+- A cache that several processes may fill at once: Numba's index of a kernel's compiled versions
+  is read, extended and rewritten by each process that saves one, so two processes saving two
+  versions of one kernel could lose one, or point one at the other's file. `_SharedCache` holds a
+  lock on the cache directory (a file beside the cache files) while it reads or writes them.
 - One compiled version per argument TYPE: Numba types a constant argument of a call between
   kernels (`pack_a(..., False, 0, ...)`) by its value and would compile the callee once per
   combination of values; `_Dispatcher` types it by its type alone, as every compiled version of
@@ -35,9 +39,16 @@ Two settings exist for the tiled products (see tiles.py):
 import contextlib
 import os
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: one process at a time fills the cache
+    fcntl = None
+
 import llvmlite.binding as llvm
+import numpy as np
 from numba.core import config as _numba_config
 from numba.core import types
+from numba.core.caching import FunctionCache, IndexDataCacheFile
 from numba.core.compiler_lock import global_compiler_lock
 from numba.core.registry import CPUDispatcher
 
@@ -60,14 +71,73 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 _call_compiled = CPUDispatcher.__call__
 
 
+@contextlib.contextmanager
+def _cache_lock(directory):
+    """An exclusive lock on a cache directory, held by one process at a time; none where the
+    directory cannot hold the lock file (a read-only cache is only read)."""
+    try:
+        fd = os.open(os.path.join(directory, "cache.lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        fd = None
+    try:
+        if fd is not None and fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # closing releases the lock
+
+
+class _SharedIndexDataCacheFile(IndexDataCacheFile):
+    """Numba's index and data files of one kernel, read and written under the directory's lock."""
+
+    def save(self, key, data):
+        with _cache_lock(self._cache_path):
+            super().save(key, data)
+
+    def load(self, key):
+        with _cache_lock(self._cache_path):
+            return super().load(key)
+
+    def holds(self, key):
+        with _cache_lock(self._cache_path):
+            return key in self._load_index()
+
+
+class _SharedCache(FunctionCache):
+    """Numba's cache of compiled functions, safe to fill from several processes at once."""
+
+    def __init__(self, py_func):
+        super().__init__(py_func)
+        self._cache_file = _SharedIndexDataCacheFile(cache_path=self._cache_path,
+                                                     filename_base=self._impl.filename_base,
+                                                     source_stamp=self._impl.locator.get_source_stamp())
+
+
+_recording = None  # while `recording_calls` runs: the list it fills
+
+
 class _Dispatcher(CPUDispatcher):
     """A Numba dispatcher that, called from Python, first fits the thread count to the load, and
     called from compiled code compiles for the arguments' types without their literal values (see
     the module docstring)."""
 
     def __call__(self, *args, **kws):
+        if _recording is not None:
+            _recording.append((self, tuple(self.typeof_pyval(a) for a in args)))
+            return 1
         fit_threads_to_load()
         return _call_compiled(self, *args, **kws)
+
+    def enable_caching(self):
+        self._cache = _SharedCache(self.py_func)
+
+    def is_cached(self, signature):
+        """Whether the cache holds a compiled version for `signature` (a tuple of Numba types)."""
+        cache = self._cache
+        if not isinstance(cache, _SharedCache):
+            return False
+        return cache._cache_file.holds(cache._index_key(signature, self.targetctx.codegen()))
 
     def get_call_template(self, args, kws):
         return super().get_call_template([types.unliteral(a) for a in args],
@@ -122,6 +192,23 @@ def vector_bits():
     if not isinstance(features, str):
         features = features.flatten()
     return 512 if "+avx512f" in features and "-prefer-256-bit" in features else 256
+
+
+@contextlib.contextmanager
+def recording_calls():
+    """Within the block, a kernel called from Python neither compiles nor runs: the call is
+    appended to the list this yields, as (kernel, the Numba types of its arguments), and returns 1
+    (a stand-in for the count, loss or norm some kernels return). Run what a command is about to
+    do on throwaway buffers to learn which compiled versions it needs (compile_ahead.py). Their
+    contents are whatever memory held, so NumPy's floating-point warnings (a cast that overflows)
+    are off in the block. Not while other threads call kernels."""
+    global _recording
+    outer, _recording = _recording, []
+    try:
+        with np.errstate(all="ignore"):
+            yield _recording
+    finally:
+        _recording = outer
 
 
 @contextlib.contextmanager

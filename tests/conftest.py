@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from transformer_jit.kernels import set_adaptive_threads
+from transformer_jit.kernels._jit import recording_calls
+from transformer_jit.kernels.compile_ahead import compile_in_background
 
 
 @pytest.fixture
@@ -46,3 +48,50 @@ def pytest_make_collect_report(collector):
     report = (yield).get_result()
     if INTEROP and report.skipped:
         _fail_skip(report)
+
+
+# On an empty cache, a helper process compiles the float64 versions that the whole-model gradient
+# checks need (kernels/compile_ahead.py) while the first tests compile the float32 ones of training:
+# two cores compile at once, and the gradient checks find theirs cached.
+_stop_helper = None
+
+
+def pytest_sessionstart(session):
+    global _stop_helper
+    with recording_calls() as calls:
+        for model, batch in _float64_models():
+            model.forward(*batch)
+            model.backward()
+    _stop_helper = compile_in_background(calls)
+
+
+def pytest_sessionfinish(session):
+    if _stop_helper is not None:
+        _stop_helper()
+
+
+def _float64_models():
+    """The models of the whole-model gradient checks (test_gpt, test_encoder, test_seq2seq), with
+    both of their option sets, and a batch for each."""
+    from transformer_jit import GPT, GPTConfig
+    from transformer_jit.models.classifier import EncoderClassifier
+    from transformer_jit.models.configs import ClassifierConfig, Seq2SeqConfig
+    from transformer_jit.models.seq2seq import Seq2SeqTransformer
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 6, (3, 5))
+    ids[0, 3:] = 0  # padding
+    src, tgt = ids[:2], np.array([[1, 3, 4, 5], [1, 4, 3, 0]])
+    dropouts = dict(dropout=0.2, attn_dropout=0.3, bias=False)
+    for options in (dict(), dict(dropouts, positional="sinusoidal")):
+        yield GPT(GPTConfig(vocab_size=7, block_size=5, n_layer=1, n_head=2, n_embd=8, **options),
+                  dtype=np.float64), (ids[:2], ids[:2])
+    for options in (dict(), dict(dropouts, norm_first=False, activation="relu", positional="learned", pooling="cls",
+                                 label_smoothing=0.1, position_shift=3)):
+        yield EncoderClassifier(ClassifierConfig(vocab_size=7, max_len=5, n_layer=1, n_head=2, n_embd=8,
+                                                 n_classes=3, **options), dtype=np.float64), (ids, np.array([0, 2, 1]))
+    for options in (dict(), dict(dropouts, norm_first=False, activation="relu", positional="learned",
+                                 tie_weights=False, label_smoothing=0.1)):
+        yield Seq2SeqTransformer(Seq2SeqConfig(src_vocab_size=7, tgt_vocab_size=6, max_src_len=6, max_tgt_len=5,
+                                               n_encoder_layer=1, n_decoder_layer=1, n_head=2, n_embd=8, **options),
+                                 dtype=np.float64), (src, tgt, np.roll(tgt, -1, axis=1))

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..data.tokenizers.bpe_train import check_vocab_size
 from ..models.registry import MODELS
 from ..train.checkpoint import load_checkpoint
+from ..train.compile_ahead import compile_training
 from ..train.distributed import Distributed, resumed_batch_size
 from ..train.memory import available_memory, check_training_memory
 from ..train.optim import OPTIMIZERS
@@ -159,6 +160,8 @@ def train_command(args, kind, setup):
         if args.resume:
             trainer.restore(out_dir / "last.npz")
             print(f"resumed from {out_dir / 'last.npz'} at step {trainer.step}")
+        if world is None:  # (ranks would each start a helper, on cores that other ranks use)
+            compile_training(model_class, run.model_config, run.data, config)
         start_step, t0 = trainer.step, time.perf_counter()
         try:
             trainer.fit()
