@@ -14,11 +14,15 @@ from numba import typeof
 from transformer_jit import (GPT, ClassifierConfig, EncoderClassifier, GPTConfig, Seq2SeqConfig, Seq2SeqTransformer,
                              kernels as K)
 from transformer_jit.cli import common, main
+from transformer_jit.data.image_tasks import mark_images
+from transformer_jit.data.images import ImageDataset, preprocessing
 from transformer_jit.data.sequences import LabelledDataset, PairDataset
 from transformer_jit.data.text import TextDataset
 from transformer_jit.data.tokenizers.chars import SeqTokenizer
 from transformer_jit.kernels import _jit
 from transformer_jit.train import TrainConfig, Trainer
+from transformer_jit.models.configs import ViTConfig
+from transformer_jit.models.vit import VisionTransformer
 from transformer_jit.train.compile_ahead import training_calls
 
 
@@ -61,9 +65,12 @@ def _runs():
     yield EncoderClassifier, ClassifierConfig(vocab_size=chars.vocab_size, max_len=4, n_head=2, n_embd=8,
                                               n_classes=2, dropout=0.1, pooling="mean"), \
         LabelledDataset([(t, i % 2) for i, t in enumerate(texts)], chars, 4, 0.25)
+    yield VisionTransformer, ViTConfig(image_size=16, patch_size=4, num_channels=1, n_classes=3, n_layer=2, n_head=2,
+                                       n_embd=8, dropout=0.1, attn_dropout=0.1), \
+        ImageDataset(mark_images(8, 0, "train"), mark_images(8, 0, "test"), preprocessing(1, 0.5, 0.5), augment=1)
 
 
-@pytest.mark.parametrize("run", list(_runs()), ids=["gpt", "seq2seq", "classifier"])
+@pytest.mark.parametrize("run", list(_runs()), ids=["gpt", "seq2seq", "classifier", "vit"])
 def test_a_training_step_records_the_calls_it_makes(monkeypatch, tmp_path, run):
     """What compile-ahead records on its throwaway model is what the real step and evaluation call:
     the same kernels with the same argument types (layouts included), dropout's among them."""

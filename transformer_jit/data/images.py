@@ -103,7 +103,7 @@ def prepare_pixels(images, preprocessing, idx=None, shifts=None, dtype=np.float3
     mean = np.asarray(preprocessing["image_mean"], dtype=np.float64)
     scale = (preprocessing["rescale_factor"] / std).astype(dtype)
     offset = (-mean / std).astype(dtype)
-    out = np.empty((len(idx), C, H, W), dtype=dtype)
+    out = np.zeros((len(idx), C, H, W), dtype=dtype)  # finite even where a recorded call writes nothing
     K.pixels_from_images(out, np.ascontiguousarray(images), idx, np.ascontiguousarray(shifts, dtype=np.int64),
                          scale, offset)
     return out

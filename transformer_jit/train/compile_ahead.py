@@ -24,8 +24,11 @@ def training_calls(model_class, model_config, data, config):
     config = replace(config, batch_size=min(2, config.batch_size), eval_iters=1)
     trainer = Trainer(model, data, config, log=lambda message: None)
     with recording_calls() as calls:
-        trainer.train_step()
-        trainer.evaluate()
+        try:
+            trainer.train_step()
+            trainer.evaluate()
+        except (ArithmeticError, ValueError):
+            pass  # a check of values that recorded calls never wrote: the calls before it are still worth compiling
     return calls
 
 
