@@ -27,6 +27,7 @@ from transformer_jit.models.image_classification import vit_preprocessing
 from transformer_jit.models.translation import translate
 from transformer_jit.models.vit import IMAGE_MEAN, IMAGE_STD
 from transformer_jit.train import load_model
+from transformer_jit.train.checkpoint import load_checkpoint
 from transformer_jit.util.extras import MissingExtra, require
 
 PANEL = 192  # pixels per side of one layer's overlay
@@ -116,12 +117,14 @@ def main():
     parser.add_argument("--png", default=None, help="also save every head of the layer as a PNG (matplotlib); "
                         "a vision transformer: every layer over the image (Pillow)")
     args = parser.parse_args()
-    model, tok, meta = load_model(f"{args.out_dir}/{args.checkpoint}.npz")
-    if args.png:  # before any work: a missing package must not come after the text maps
-        try:
-            require(*(("PIL.Image", "images") if meta["kind"] == "vit" else ("matplotlib", "plot")), "--png")
-        except MissingExtra as e:
-            sys.exit(f"error: {e}")
+    path = f"{args.out_dir}/{args.checkpoint}.npz"
+    try:
+        kind = load_checkpoint(path, arrays=False)[1]["kind"]  # the description alone, before any model is built
+        if args.png:  # a missing package must not come after the text maps
+            require(*(("PIL.Image", "images") if kind == "vit" else ("matplotlib", "plot")), "--png")
+    except (FileNotFoundError, ValueError, MissingExtra) as e:
+        sys.exit(f"error: {e}")
+    model, tok, meta = load_model(path)
     if meta["kind"] == "vit":
         try:
             image, grid, title = vit_maps(model, meta, args.text, args.index, args.head)

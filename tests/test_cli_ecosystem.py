@@ -69,14 +69,12 @@ def test_require_names_the_feature_the_module_and_the_install_command(monkeypatc
     assert extras.require("json", "none", "reading") is sys.modules["json"]
 
 
-def test_show_attention_png_without_matplotlib_fails_before_any_output(tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    monkeypatch.setattr(sys, "argv", ["show_attention.py", "--out-dir", str(tmp_path / "no-run"), "()",
-                                      "--png", str(tmp_path / "maps.png")])
+def test_show_attention_names_a_missing_run_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["show_attention.py", "--out-dir", str(tmp_path / "no-run"), "()"])
     with pytest.raises(SystemExit) as exit:
         runpy.run_path(str(ROOT / "scripts" / "show_attention.py"), run_name="__main__")
-    assert re.fullmatch(r"error: --png needs matplotlib: pip install .*\[plot\]'", str(exit.value.code))
-    assert capsys.readouterr().out == ""  # no text maps first, and no model was looked for
+    assert str(exit.value.code) == f"error: checkpoint not found: {tmp_path / 'no-run' / 'best.npz'}"
+    assert capsys.readouterr().out == ""
 
 
 def test_the_compile_notice_says_when_kernels_compile_and_how_long_it_took():

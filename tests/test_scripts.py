@@ -2,6 +2,7 @@
 show_attention.py renders the maps of those runs (the benchmarks are left to their own runs)."""
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,18 @@ def test_show_attention_prints_text_heatmaps(runs, run, text, args, layer, heads
     assert [int(t.split(", head ")[1]) for t in titles] == heads
     columns = len(text) + (run == "brackets")  # the input's characters, after the classification token
     assert f" x {columns}; " in out.rstrip("\n").split("\n")[-1]  # the legend: rows x columns
+
+
+def test_show_attention_png_without_matplotlib_fails_before_any_output(runs, tmp_path):
+    blocked = tmp_path / "blocked" / "matplotlib"  # an import of matplotlib fails, installed or not
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('blocked')\n")
+    result = subprocess.run([sys.executable, str(SCRIPTS / "show_attention.py"), "--out-dir", "brackets", "([()])",
+                             "--png", str(tmp_path / "maps.png")], cwd=runs, capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "PYTHONPATH": str(blocked.parent)})
+    assert result.returncode == 1 and result.stdout == ""  # no text maps first
+    assert re.fullmatch(r"error: --png needs matplotlib: pip install .*\[plot\]'\n", result.stderr)
+    assert not (tmp_path / "maps.png").exists()
 
 
 @pytest.mark.interop

@@ -8,8 +8,6 @@
 Backward, in reverse: dL/dlogits from the loss, then the linear layer's, then pooling's backward
 spreads dL/dpooled over the pooled positions, each receiving its 1 / count share.
 """
-import numpy as np
-
 from .. import kernels as K
 from .checks import check_labels
 from .layers import Layer, Linear

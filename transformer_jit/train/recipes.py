@@ -38,8 +38,9 @@ VIT_RECIPES = {
     },
     "digits": {
         "data": {"val_fraction": 0.3, "augment": 1},
-        "model": {"patch_size": 2, "n_layer": 3, "n_head": 4, "n_embd": 64, "n_inner": 0, "dropout": 0.1},
-        "train": {"batch_size": 64, "max_iters": 5_000, "lr": 1e-3, "min_lr": 1e-4, "warmup_iters": 100,
+        "model": {"patch_size": 2, "n_layer": 3, "n_head": 4, "n_embd": 64, "n_inner": 0, "dropout": 0.1,
+                  "attn_dropout": 0.1},
+        "train": {"batch_size": 64, "max_iters": 8_000, "lr": 1e-3, "min_lr": 1e-4, "warmup_iters": 100,
                   "weight_decay": 0.05, "eval_interval": 500, "eval_iters": 10},
     },
     "files": {
