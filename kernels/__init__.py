@@ -36,8 +36,7 @@ softmax_forward and log_softmax_forward (sampling, decoding), the optimizer step
 (with grad_norm) and scale_. Generation, one token per sequence at a time, adds matvec (a weight
 matrix times a few vectors, at memory speed, float32 or bfloat16 weights), matvec_int8 (the same
 over int8 weights with a scale per block of 32, int8.py), kv_attention_forward (attention of a new
-position over a cache of keys and values; kv_local_attention_forward over a rolling cache of the
-last W), bfloat16_from_float32 and quantize_int8 (dequantize_int8 gives back the values an int8
+position over a cache of keys and values, or with a window over a rolling cache of the last W), bfloat16_from_float32 and quantize_int8 (dequantize_int8 gives back the values an int8
 matrix stands for). The vision transformer adds patches_forward (an image cut into flattened
 patches) and the class token's pair; its patches_backward gives a gradient with respect to the
 pixels, which training does not need.
@@ -93,9 +92,7 @@ else:
     from .kv_attention import kv_attention_forward
     from .layernorm import layernorm_backward, layernorm_forward
     from .linear import linear_backward, linear_forward
-    from .local_attention import (
-        band_width, kv_local_attention_forward, local_attention_backward, local_attention_forward,
-    )
+    from .local_attention import band_width, local_attention_backward, local_attention_forward
     from .losses import count_targets, cross_entropy_backward, cross_entropy_forward, mse_backward, mse_forward
     from .matvec import matvec
     from .optimizers import (

@@ -25,15 +25,16 @@ VJP dA, dQ = dA k), then over key blocks (dV = D^T dO, dK = dA^T q), so that eac
 only its own rows of dq, or of dk and dv: no write races, no reduction. dA, the size of probs,
 is the one array the backward allocates.
 
-Generation (`kv_local_attention_forward`): one new position per sequence over a rolling cache of
-the last W keys and values, so that the cache does not grow with the text.
+Generation (kv_attention.py's `kv_attention_forward` with the window): one new position per
+sequence over a rolling cache of the last W keys and values, so that the cache does not grow with
+the text.
 """
 import math
 
 import numpy as np
 from numba import prange
 
-from ._jit import kernel, parallel_kernel, slp_kernel
+from ._jit import kernel, slp_kernel
 from .attention import _panels, _store_head
 from .dropout import dropout_key, keep_threshold, kept
 from .fast_exp import exp
@@ -360,72 +361,3 @@ def local_attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head,
             q0, q1 = _key_strip(strip, da_bh, sa, mr, lo, window, causal, T, False, key, threshold, keep_scale,
                                 first)
             _strip_product(dk, b, sa, mr, c0, hs, strip, q0, q1, q_panels, tile, accumulate)
-
-
-@parallel_kernel
-def kv_local_attention_forward(out, probs, qkv, k_cache, v_cache, positions, n_head, window):
-    """Generation with a window: append each sequence's new key and value to a rolling cache, then
-    attend from its new query over its last W = window positions, oldest first.
-
-    out       (B, C) written: the attention output of each sequence's new position
-    probs     (B, NH, R) written: P[j] of key first + j, first = max(0, t - W + 1), 0 past t
-    qkv       (B, 3C): the new position's query, key and value side by side (c_attn's output)
-    k_cache, v_cache (B, NH, R, hs): rings, position s in row s % R, R >= min(W, t + 1); the
-              new key and value go to row t % R, over the oldest (position t - R), which the
-              window no longer reaches when R >= W
-    positions (B,) int64: the new position t of each sequence
-    n_head    NH, which divides C; hs = C // NH
-    The arithmetic is kv_attention.kv_attention_forward's over the keys first..t, in the same
-    order, so the result equals local_attention_forward's row t up to rounding.
-    """
-    B = qkv.shape[0]
-    C = qkv.shape[1] // 3
-    hs = C // n_head
-    R = k_cache.shape[2]
-    dt = qkv.dtype.type
-    zero, one = dt(0), dt(1)
-    scale = dt(1.0 / math.sqrt(hs))
-    for it in prange(B * n_head):
-        bh = np.int64(it)
-        b = bh // n_head
-        h = bh % n_head
-        t = positions[b]
-        first = max(0, t - window + 1)
-        n = t + 1 - first
-        c0 = h * hs
-        q = qkv[b, c0:c0 + hs]
-        keys = k_cache[b, h]
-        values = v_cache[b, h]
-        k_row = keys[t % R]
-        v_row = values[t % R]
-        new_k = qkv[b, C + c0:C + c0 + hs]
-        new_v = qkv[b, 2 * C + c0:2 * C + c0 + hs]
-        for i in range(hs):
-            k_row[i] = new_k[i]
-            v_row[i] = new_v[i]
-        p = probs[b, h]
-        # scores and their maximum (subtracted before exp, so no exp can overflow)
-        a_max = zero
-        for j in range(n):
-            k = keys[(first + j) % R]
-            a = zero
-            for i in range(hs):
-                a += q[i] * k[i]
-            p[j] = a
-            a_max = a if j == 0 else max(a_max, a)
-        denom = zero
-        for j in range(n):
-            e = exp((p[j] - a_max) * scale)
-            p[j] = e
-            denom += e
-        inv = one / denom  # the maximal key contributes exp(0) = 1: no division by zero
-        for j in range(n):
-            p[j] *= inv
-        p[n:] = zero
-        o = out[b, c0:c0 + hs]
-        o[:] = zero
-        for j in range(n):
-            weight = p[j]
-            v = values[(first + j) % R]
-            for i in range(hs):
-                o[i] += weight * v[i]

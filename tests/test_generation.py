@@ -87,7 +87,7 @@ def test_kv_attention_appends_and_attends_over_each_rows_prefix(rng, dtype, tol)
     qkv = rng.standard_normal((B, 3 * C)).astype(dtype)
     out, probs = np.empty((B, C), dtype), np.full((B, NH, W), 7.0, dtype)
     expected_keys, expected_values = keys.copy(), values.copy()
-    K.kv_attention_forward(out, probs, qkv, keys, values, positions, NH)
+    K.kv_attention_forward(out, probs, qkv, keys, values, positions, NH, 0)
     for b, t in enumerate(positions):
         for h in range(NH):
             q, k, v = (qkv[b, part * C + h * hs:part * C + (h + 1) * hs] for part in range(3))
@@ -102,7 +102,7 @@ def test_kv_attention_appends_and_attends_over_each_rows_prefix(rng, dtype, tol)
     np.testing.assert_array_equal(keys, expected_keys)  # only the new rows changed
     np.testing.assert_array_equal(values, expected_values)
     again = np.empty_like(out)
-    K.kv_attention_forward.py_func(again, probs, qkv, keys, values, positions, NH)
+    K.kv_attention_forward.py_func(again, probs, qkv, keys, values, positions, NH, 0)
     np.testing.assert_allclose(again, out, rtol=tol, atol=tol)
 
 

@@ -29,7 +29,7 @@ With a key/value cache (generation, nn/kv_cache.py) self-attention must be causa
 one position per sequence appends that position's key and value to the cache and attends over
 everything the cache holds (kernels.kv_attention_forward); a forward of several positions (a
 prompt, into an empty cache) is the ordinary forward, and stores its keys and values as it goes.
-With a window the cache keeps only the last W positions, as a ring (kernels.kv_local_attention_forward).
+With a window the cache keeps only the last W positions, as a ring.
 """
 import numpy as np
 
@@ -84,13 +84,8 @@ class SelfAttention(Layer):
             keys, values = cache.layer(self)
             # the attention map; with a window, over the last keys only
             self.probs = self.buffer("cached_probs", (B, self.n_head, 1, keys.shape[2]), x.dtype)
-            if self.window:
-                K.kv_local_attention_forward(y.reshape(B, C), self.probs.reshape(B, self.n_head, -1),
-                                             qkv.reshape(B, 3 * C), keys, values, cache.lengths, self.n_head,
-                                             self.window)
-            else:
-                K.kv_attention_forward(y.reshape(B, C), self.probs.reshape(B, self.n_head, -1), qkv.reshape(B, 3 * C),
-                                       keys, values, cache.lengths, self.n_head)
+            K.kv_attention_forward(y.reshape(B, C), self.probs.reshape(B, self.n_head, -1), qkv.reshape(B, 3 * C),
+                                   keys, values, cache.lengths, self.n_head, self.window)
         else:
             self.q, self.k, self.v = qkv[:, :, :C], qkv[:, :, C:2 * C], qkv[:, :, 2 * C:]
             self.key_mask = ctx.key_mask

@@ -10,7 +10,7 @@ sequence b are valid, the rest of its rows are stale.
     lengths       (B,) int64
 
 A layer with an attention window of w positions gets min(W, w) rows: a ring where position s
-lives in row s % rows (kernels.kv_local_attention_forward), so that its memory stays that of w
+lives in row s % rows (kernels.kv_attention_forward), so that its memory stays that of w
 positions however long the text; `lengths` still count positions up to W.
 
 `rows(b)` is sequence b alone, sharing the storage: a prompt is run through the model one
