@@ -34,7 +34,8 @@ approximation, or exact through normal_cdf.py) and ReLU, residual_forward and ad
 and positional embeddings (learned or sinusoidal), mean pooling, cross-entropy with count_targets,
 softmax_forward and log_softmax_forward (sampling, decoding), the optimizer steps, clip_grad_norm
 (with grad_norm) and scale_. Generation, one token per sequence at a time, adds matvec (a weight
-matrix times a few vectors, at memory speed, float32 or bfloat16 weights), matvec_int8 (the same
+matrix times a few vectors, at memory speed, float32 or bfloat16 weights, each row of x summed in
+one fixed order), matvec_int8 (the same
 over int8 weights with a scale per block of 32, int8.py), kv_attention_forward (attention of a new
 position over a cache of keys and values, or with a window over a rolling cache of the last W), bfloat16_from_float32 and quantize_int8 (dequantize_int8 gives back the values an int8
 matrix stands for). The vision transformer adds patches_forward (an image cut into flattened
@@ -62,7 +63,8 @@ programs leave free, before any kernel called from Python runs (`fit_threads_to_
 `set_adaptive_threads(False)` keeps the count where the user sets it.
 
 Internals shared between modules: tiles.py (the parts of a tiled matrix product), stack_alloc.py
-(stack arrays for register accumulators), prefetch.py, fast_exp.py (vectorizable exp and sigmoid),
+(stack arrays for register accumulators), vectors.py (a row seen as vectors, without a reshape's
+cost), prefetch.py, fast_exp.py (vectorizable exp and sigmoid),
 normal_cdf.py (the normal distribution function and density, for the exact GELU), bfloat16.py's
 `widen` (bfloat16 bits to float32 inside a loop), matvec.py's `finish_output` (bias, GELU and
 residual add after a dot product), hash_tables.py and heap.py (the BPE kernels' lookup tables and

@@ -3,25 +3,47 @@
     out[b, o] = act(sum_c x[b, c] W[o, c] + bias[o])      (or out[b, o] += ..., a residual)
 
 Generating a token multiplies every weight matrix by one vector per sequence: one multiply-add
-per weight loaded from memory, so the time is the bytes of the weights over the memory bandwidth,
-and the arithmetic hardly matters. The tiled `matmul` is the wrong tool: it copies the weights into
-panels first, a second pass over them. Here each weight row is read once, front to back, and dotted
-with every x row (those stay in the L1 cache); the threads take contiguous runs of rows, so each
-streams its share of the matrix as one long sequential read, which the hardware prefetches.
+per weight loaded from memory, so with one sequence the time is the weights' bytes over the memory
+bandwidth. The tiled `matmul` is the wrong tool: it copies the weights into panels first, a second
+pass over them. Here each weight row is read once, front to back; the threads take contiguous runs
+of rows, so each streams its share of the matrix as one long sequential read, which the hardware
+prefetches.
 
-The dot products run in the data's dtype (float32 for float32 models), vectorized. Weights may
-also be bfloat16 (uint16 bits, bfloat16.py), widened to float32 as they are read: half the bytes.
-Each out[b, o] is summed in the same order whatever the other rows of x hold, so a sequence's
-results do not depend on what else is in the batch.
+With several sequences the arithmetic counts too: a dot product loads two numbers per multiply-add.
+So a tile of XR rows of x and WR rows of W is dotted at once, XR x WR dot products in registers,
+each step loading XR + WR vectors for XR * WR vector multiply-adds; a weight row leaves the L1
+cache only once all rows of x have used it.
+
+The order of every sum is fixed by the code, whatever the other rows of x hold, so a sequence's
+results do not depend on what else is in the batch:
+
+    lane l of LANES (the floats of a vector register) sums x[b, c] W[o, c] for c = l (mod LANES),
+    c in increasing order, up to the last whole vector of the row;
+    the lanes are added pairwise, as a tree: s[l] += s[l + h] for h = LANES/2, ..., 1;
+    the last C mod LANES products are summed one by one, and that sum is added to s[0].
+
+A tile short of rows (at the end of x or of a block of W) repeats its last row and keeps only the
+sums of real ones, so every dot product runs the same instructions; a single row of x (a batch of
+one) runs the same sums without the others, one weight row after the other.
+
+The dot products run in the data's dtype (float32 for float32 models). Weights may also be bfloat16
+(uint16 bits, bfloat16.py), widened to float32 as they are read: half the bytes.
 """
 from numba import prange
 
-from ._jit import kernel, parallel_kernel
+from ._jit import kernel, parallel_kernel, slp_kernel, vector_bits
 from .activations import GELU_CUBIC, GELU_SCALE
 from .bfloat16 import widen
 from .fast_exp import sigmoid
+from .prefetch import prefetch_for_read
+from .stack_alloc import stack_empty
+from .vectors import vectors
 
 ROWS_PER_BLOCK = 16  # weight rows per prange item: many items, so the threads' shares stay equal
+LANES = vector_bits() // 32  # float32s per vector register: 16 with AVX-512, 8 with AVX2
+XR, WR = 4, 2  # the tile: 8 sums, XR + WR loads per step; 14 of AVX2's 16 vector registers
+H1, H2, H3 = LANES // 2, LANES // 4, LANES // 8  # the levels of the lanes' tree
+SUMS = XR * WR
 
 
 @parallel_kernel
@@ -36,18 +58,142 @@ def matvec(out, x, weight, bias, accumulate, gelu):
     gelu            act = GELU, tanh approximation, as activations.gelu_forward; else identity
     All C-contiguous; out must not overlap x. Parallel over blocks of weight rows.
     """
-    B, C = x.shape
     OC = weight.shape[0]
-    zero = x.dtype.type(0)
     for block in prange((OC + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK):
-        for o in range(block * ROWS_PER_BLOCK, min(OC, (block + 1) * ROWS_PER_BLOCK)):
-            w = weight[o]
-            for b in range(B):
-                xb = x[b]
-                s = zero
-                for c in range(C):  # a reduction: vectorized, as kernels may reassociate
-                    s += widen(w[c]) * xb[c]
-                finish_output(out, b, o, s, bias, accumulate, gelu)
+        o_end = min(OC, (block + 1) * ROWS_PER_BLOCK)
+        for o in range(block * ROWS_PER_BLOCK, o_end, WR):
+            dot_rows(out, x, weight, o, min(WR, o_end - o), bias, accumulate, gelu)
+
+
+@slp_kernel(reassociate=False)
+def dot_rows(out, x, w, o, no, bias, accumulate, gelu):
+    """out[b, o + j] for every row b of x and j < no (1 or WR) from the rows o + j of w, XR rows of
+    x at a time (the order of each sum: the module docstring).
+
+    Each sum lives in a stack array of LANES floats, updated by loops of that constant length:
+    LLVM unrolls them, keeps the arrays in registers and makes each loop one vector multiply-add
+    (stack_alloc.py; tiles.py's micro-kernel works the same way). "reassoc" is off, so LLVM keeps
+    every lane's order."""
+    dt = out.dtype.type
+    B, C = x.shape
+    n = C // LANES
+    zero = dt(0)
+    u0 = vectors(w, o, n, LANES); u1 = vectors(w, o + no - 1, n, LANES)
+    last = w.shape[0] - 1  # the next two rows, prefetched while these are read
+    next0 = vectors(w, min(o + WR, last), n, LANES); next1 = vectors(w, min(o + WR + 1, last), n, LANES)
+    s00 = stack_empty(LANES, dt); s01 = stack_empty(LANES, dt)
+    s10 = stack_empty(LANES, dt); s11 = stack_empty(LANES, dt)
+    s20 = stack_empty(LANES, dt); s21 = stack_empty(LANES, dt)
+    s30 = stack_empty(LANES, dt); s31 = stack_empty(LANES, dt)
+    v0 = stack_empty(LANES, dt); v1 = stack_empty(LANES, dt)
+    for b in range(0, B, XR):
+        nb = min(XR, B - b)
+        b1, b2, b3 = b + min(1, nb - 1), b + min(2, nb - 1), b + min(3, nb - 1)
+        y0 = vectors(x, b, n, LANES); y1 = vectors(x, b1, n, LANES)
+        y2 = vectors(x, b2, n, LANES); y3 = vectors(x, b3, n, LANES)
+        s00[:] = zero; s01[:] = zero; s10[:] = zero; s11[:] = zero
+        s20[:] = zero; s21[:] = zero; s30[:] = zero; s31[:] = zero
+        if nb == 1:  # one row of x: the same sums, one weight row after the other (one stream)
+            for k in range(n):
+                prefetch_for_read(next0[k], 0)
+                a0 = u0[k]
+                y = y0[k]
+                for l in range(LANES):
+                    s00[l] += y[l] * widen(a0[l])
+            for k in range(n if no > 1 else 0):
+                prefetch_for_read(next1[k], 0)
+                a1 = u1[k]
+                y = y0[k]
+                for l in range(LANES):
+                    s01[l] += y[l] * widen(a1[l])
+        for k in range(n if nb > 1 else 0):
+            prefetch_for_read(next0[k], 0); prefetch_for_read(next1[k], 0)
+            a0 = u0[k]; a1 = u1[k]
+            for l in range(LANES):
+                v0[l] = widen(a0[l])
+            for l in range(LANES):
+                v1[l] = widen(a1[l])
+            y = y0[k]
+            for l in range(LANES):
+                s00[l] += y[l] * v0[l]
+            for l in range(LANES):
+                s01[l] += y[l] * v1[l]
+            y = y1[k]
+            for l in range(LANES):
+                s10[l] += y[l] * v0[l]
+            for l in range(LANES):
+                s11[l] += y[l] * v1[l]
+            y = y2[k]
+            for l in range(LANES):
+                s20[l] += y[l] * v0[l]
+            for l in range(LANES):
+                s21[l] += y[l] * v1[l]
+            y = y3[k]
+            for l in range(LANES):
+                s30[l] += y[l] * v0[l]
+            for l in range(LANES):
+                s31[l] += y[l] * v1[l]
+        finish_tile(out, x, w, b, nb, o, no, s00, s01, s10, s11, s20, s21, s30, s31, bias, accumulate, gelu)
+
+
+@slp_kernel(reassociate=False)
+def finish_tile(out, x, w, b, nb, o, no, s00, s01, s10, s11, s20, s21, s30, s31, bias, accumulate, gelu):
+    """The ends of a tile's dot products x[b + i] . w[o + j] from their lanes s{i}{j}, written to
+    out[b + i, o + j] for i < nb, j < no. Called once per tile, so that no dot product pays for a
+    call of its own.
+
+    The lanes of each are added as the tree of the module docstring, the eight side by side: each
+    level halves the lanes of every sum and packs two arrays' halves into one, so that a level is
+    a few vector additions for the whole tile."""
+    dt = out.dtype.type
+    p0 = stack_empty(LANES, dt); p1 = stack_empty(LANES, dt)
+    p2 = stack_empty(LANES, dt); p3 = stack_empty(LANES, dt)
+    q0 = stack_empty(LANES, dt); q1 = stack_empty(LANES, dt)
+    t = stack_empty(LANES, dt)
+    sums = stack_empty(SUMS, dt)
+    for l in range(H1):  # p: two sums of H1 lanes each
+        p0[l] = s00[l] + s00[l + H1]; p0[H1 + l] = s01[l] + s01[l + H1]
+        p1[l] = s10[l] + s10[l + H1]; p1[H1 + l] = s11[l] + s11[l + H1]
+        p2[l] = s20[l] + s20[l + H1]; p2[H1 + l] = s21[l] + s21[l + H1]
+        p3[l] = s30[l] + s30[l + H1]; p3[H1 + l] = s31[l] + s31[l + H1]
+    for m in range(2):  # q: four of H2 lanes
+        for l in range(H2):
+            q0[m * H2 + l] = p0[m * H1 + l] + p0[m * H1 + H2 + l]
+            q0[(m + 2) * H2 + l] = p1[m * H1 + l] + p1[m * H1 + H2 + l]
+            q1[m * H2 + l] = p2[m * H1 + l] + p2[m * H1 + H2 + l]
+            q1[(m + 2) * H2 + l] = p3[m * H1 + l] + p3[m * H1 + H2 + l]
+    for m in range(4):  # t: eight of H3 lanes
+        for l in range(H3):
+            t[m * H3 + l] = q0[m * H2 + l] + q0[m * H2 + H3 + l]
+            t[(m + 4) * H3 + l] = q1[m * H2 + l] + q1[m * H2 + H3 + l]
+    for m in range(SUMS):  # the last level, to one lane each (with 8 lanes, t has one already)
+        sums[m] = t[m * H3] + t[m * H3 + 1] if H3 > 1 else t[m]
+    C = x.shape[1]
+    if C % LANES:  # the products past the last whole vector, summed one by one
+        for i in range(nb):
+            for j in range(no):
+                sums[i * WR + j] += tail_dot(x, b + i, w, o + j, C - C % LANES)
+    if bias.shape[0] > 0:
+        for i in range(nb):
+            for j in range(no):
+                sums[i * WR + j] += bias[o + j]
+    if gelu or accumulate:  # (generation's layers ask for neither: a plain store is quicker)
+        for i in range(nb):
+            for j in range(no):
+                finish_output(out, b + i, o + j, sums[i * WR + j], bias[:0], accumulate, gelu)
+    else:
+        for i in range(nb):
+            for j in range(no):
+                out[b + i, o + j] = sums[i * WR + j]
+
+
+@kernel
+def tail_dot(x, b, w, o, c0):
+    """sum over c >= c0 of x[b, c] w[o, c], one by one in order of c."""
+    s = x.dtype.type(0)
+    for c in range(c0, x.shape[1]):
+        s += x[b, c] * widen(w[o, c])
+    return s
 
 
 @kernel

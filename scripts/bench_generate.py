@@ -175,6 +175,8 @@ def write_model(directory):
 def convert_for_ct2(model_dir, impls):
     """CTranslate2's copies of the model in model_dir/ct2 and model_dir/ct2-int8. Its converter reads
     a tokenizer too: token i is named t{i} (the runs pass token names), the last <|endoftext|>."""
+    if not impls:
+        return
     vocab = {f"t{i}": i for i in range(VOCAB - 1)} | {"<|endoftext|>": VOCAB - 1}
     with open(os.path.join(model_dir, "vocab.json"), "w") as f:
         json.dump(vocab, f)

@@ -453,7 +453,7 @@ def test_the_commands_bad_options_are_refused(run_dir, capsys, monkeypatch):
     gpt = str(run_dir / "gpt")
     assert_refused(["serve", "--out-dir", str(run_dir / "nothing")], "run directory not found", run_dir, capsys,
                    monkeypatch)
-    assert_refused(["serve", "--out-dir", gpt, "--slots", "17"], "--slots must be in [1, 16]", run_dir, capsys,
+    assert_refused(["serve", "--out-dir", gpt, "--slots", "33"], "--slots must be in [1, 32]", run_dir, capsys,
                    monkeypatch)
     assert_refused(["serve", "--out-dir", gpt, "--port", "70000"], "invalid port value", run_dir, capsys, monkeypatch)
     assert_refused(["serve", "--out-dir", gpt, "--api-key", ""], "--api-key must not be empty", run_dir, capsys,

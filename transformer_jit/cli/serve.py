@@ -18,6 +18,8 @@ from ..nn.layers import FEW_ROWS
 from ..util.extras import MissingExtra, install_hint
 from .common import add_checkpoint_args, load_trained, positive_int
 
+SLOTS = 16  # completions decoded together unless told: each holds a key/value cache of the whole context
+
 API_KEY_VARIABLE = "TRANSFORMER_JIT_API_KEY"
 
 
@@ -37,8 +39,8 @@ def add_commands(commands, common):
                             f"variable {API_KEY_VARIABLE}, which, unlike an argument, other users cannot see in ps)")
     serve.add_argument("--max-tokens", type=positive_int, default=1024,
                        help="the largest max_tokens a request may ask for (default: 1024)")
-    serve.add_argument("--slots", type=positive_int, default=FEW_ROWS,
-                       help=f"completions decoded together; more wait for a free slot (default and most: {FEW_ROWS})")
+    serve.add_argument("--slots", type=positive_int, default=SLOTS,
+                       help=f"completions decoded together; more wait for a free slot (default {SLOTS}, most {FEW_ROWS})")
     serve.add_argument("--max-body-bytes", type=positive_int, default=1 << 20,
                        help="the largest request body (default: 1048576)")
     serve.set_defaults(run=serve_model)

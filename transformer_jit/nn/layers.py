@@ -38,7 +38,7 @@ from .parameters import constant, normal
 # Generation's products have one row per sequence: up to this many rows a matrix-vector product,
 # which streams each weight once, beats the tiled matmul, which first copies the weights into panels
 # (scripts/bench_few_rows.py measures where).
-FEW_ROWS = 16
+FEW_ROWS = 32
 
 # Temporaries of backward passes, per thread: {(layer class, key, dtype): flat array}. See Layer.scratch.
 _workspace = threading.local()

@@ -52,7 +52,7 @@ class Sequence:
 
 
 class Engine:
-    def __init__(self, model, tokenizer, slots=FEW_ROWS):
+    def __init__(self, model, tokenizer, slots):
         if not 1 <= slots <= FEW_ROWS:
             # more rows switch the products to the tiled matmul, whose sums round differently: a
             # sequence's tokens would then depend on how many others run beside it
