@@ -13,10 +13,12 @@ dtype). Rounding is to the nearest, halves away from zero, so |W - W~| <= scale 
 the largest weight of a block is exact, and a block's error is relative to its own largest weight,
 not the matrix's. A last block shorter than QBLOCK (C not a multiple of it) has its own scale.
 
-`matvec_int8` multiplies such a matrix by a few vectors as matvec.py multiplies a float one: each
-weight row is read once, widened to floating point in a small buffer of the thread (L1-resident)
-and dotted with every x row, so the int8 bytes cross the memory bus once per product whatever the
-number of rows. The activations stay floating point: only the weights are rounded.
+`matvec_int8` multiplies such a matrix by a few vectors, one weight row at a time: each row is read
+once, widened to floating point in a small buffer of the thread (L1-resident) and dotted with
+every x row, so the int8 bytes cross the memory bus once per product whatever the number of rows.
+(matvec.py's tiles of x rows by weight rows do not serve it: a batch of one would sum each row in
+one chain of multiply-adds, slower than widening.) The activations stay floating point: only the
+weights are rounded.
 """
 import math
 
