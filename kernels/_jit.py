@@ -18,6 +18,9 @@ Every kernel is decorated with `kernel` (serial), `parallel_kernel` (uses `prang
   kernels (`pack_a(..., False, 0, ...)`) by its value and would compile the callee once per
   combination of values; `_Dispatcher` types it by its type alone, as every compiled version of
   a large kernel adds to the cold compile.
+- One compiled version for contiguous arrays and views alike, where a kernel says so
+  (`any_layout`): Numba compiles a version for each combination of C-contiguous and strided
+  arrays it is given, and attention's inputs are either, depending on the layer that calls it.
 
 How many threads. A kernel called from Python first sets the thread count to the cores
 that other programs leave free (threads.py, read at most four times a second). Threads then keep
@@ -129,24 +132,44 @@ class _Dispatcher(CPUDispatcher):
         fit_threads_to_load()
         return _call_compiled(self, *args, **kws)
 
+    any_layout = frozenset()  # positions of the array arguments compiled for any layout
+
     def enable_caching(self):
         self._cache = _SharedCache(self.py_func)
+
+    def compile(self, sig):
+        if not self.any_layout or not isinstance(sig, tuple):
+            return super().compile(sig)
+        widened = self._widened(sig)
+        entry = super().compile(widened)
+        if widened != sig:  # a call from Python with `sig`'s types now finds that version at once
+            self._insert([t._code for t in sig], entry, False)
+        return entry
+
+    def _widened(self, signature):
+        """`signature` with the arrays at the `any_layout` positions typed for any layout ('A')."""
+        return tuple(t.copy(layout="A") if i in self.any_layout and isinstance(t, types.Array) else t
+                     for i, t in enumerate(signature))
 
     def is_cached(self, signature):
         """Whether the cache holds a compiled version for `signature` (a tuple of Numba types)."""
         cache = self._cache
         if not isinstance(cache, _SharedCache):
             return False
-        return cache._cache_file.holds(cache._index_key(signature, self.targetctx.codegen()))
+        return cache._cache_file.holds(cache._index_key(self._widened(signature), self.targetctx.codegen()))
 
     def get_call_template(self, args, kws):
         return super().get_call_template([types.unliteral(a) for a in args],
                                          {k: types.unliteral(v) for k, v in kws.items()})
 
 
-def _compile(fn, dispatcher, parallel=False, fastmath=FASTMATH):
+def _compile(fn, dispatcher, parallel=False, fastmath=FASTMATH, any_layout=()):
+    """any_layout: names of array arguments compiled for any layout, so that one version serves
+    C-contiguous arrays and strided views alike (for arguments the kernel reads through views anyway)."""
     options = dict(nopython=True, parallel=parallel, fastmath=fastmath, error_model="numpy")
     compiled = dispatcher(py_func=fn, locals={}, targetoptions=options)
+    names = fn.__code__.co_varnames[:fn.__code__.co_argcount]
+    compiled.any_layout = frozenset(names.index(name) for name in any_layout)
     compiled.enable_caching()
     return compiled
 
@@ -174,15 +197,16 @@ class _SLPDispatcher(_Dispatcher):
                 _numba_config.SLP_VECTORIZE = before
 
 
-def slp_kernel(fn=None, *, parallel=False, reassociate=True):
-    """Compile `fn` with the SLP vectorizer on, as a serial or a parallel kernel.
+def slp_kernel(fn=None, *, parallel=False, reassociate=True, any_layout=()):
+    """Compile `fn` with the SLP vectorizer on, as a serial or a parallel kernel (any_layout: see
+    `_compile`).
 
     reassociate=False drops "reassoc" from the fast-math flags: the micro-kernel needs that, or
     LLVM's loop vectorizer treats every accumulator as a reduction over the loop and vectorizes
     across iterations (gathering strided operands) instead of across the accumulators."""
     if fn is None:
-        return lambda fn: slp_kernel(fn, parallel=parallel, reassociate=reassociate)
-    return _compile(fn, _SLPDispatcher, parallel, FASTMATH if reassociate else FASTMATH - {"reassoc"})
+        return lambda fn: slp_kernel(fn, parallel=parallel, reassociate=reassociate, any_layout=any_layout)
+    return _compile(fn, _SLPDispatcher, parallel, FASTMATH if reassociate else FASTMATH - {"reassoc"}, any_layout)
 
 
 def vector_bits():
@@ -215,11 +239,12 @@ def recording_calls():
 def interpreted(kernel):
     """kernel.py_func, with every compiled kernel it calls (directly or through other kernels)
     swapped for its py_func too while the block runs, so that the whole call runs interpreted:
-    `with interpreted(matmul) as f: f(out, ...)`. Plain Python functions that compiled code
-    replaces by an overload (stack_empty, prefetch_for_write, fast_exp's exp and sigmoid) run as
-    they are, and the kernels they call (exp32, sigmoid64) stay compiled. Call only after the
-    compiled versions exist (Numba reads the globals swapped here when it compiles), and not while
-    other threads call the kernels."""
+    `with interpreted(matmul) as f: f(out, ...)`. A plain Python function that calls kernels
+    (linear_forward) is given back as it is, with the kernels it calls swapped. Plain Python
+    functions that compiled code replaces by an overload (stack_empty, prefetch_for_write,
+    fast_exp's exp and sigmoid) run as they are, and the kernels they call (exp32, sigmoid64)
+    stay compiled. Call only after the compiled versions exist (Numba reads the globals swapped
+    here when it compiles), and not while other threads call the kernels."""
     swapped = []
 
     def swap(fn):
@@ -230,9 +255,10 @@ def interpreted(kernel):
                 fn.__globals__[name] = callee.py_func
                 swap(callee.py_func)
 
-    swap(kernel.py_func)
+    fn = getattr(kernel, "py_func", kernel)
+    swap(fn)
     try:
-        yield kernel.py_func
+        yield fn
     finally:
         for namespace, name, callee in reversed(swapped):
             namespace[name] = callee

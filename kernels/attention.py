@@ -11,7 +11,7 @@ For batch element b and head h (channels h*hs:(h+1)*hs), with scale = 1 / sqrt(h
     P[t, :] = softmax of A[t, :] over allowed s     probabilities    (T, S)
     D       = P * M / (1 - p)                       dropped out      (T, S)   training, dropout p > 0
     O[t]    = sum_s D[t, s] v_s                     output           (T, hs)
-Key s is allowed for query t when key_mask[b, s] is True (or key_mask is None) and, if causal,
+Key s is allowed for query t when key_mask[b, s] is True (or key_mask is empty) and, if causal,
 s <= t. Disallowed keys are skipped by loop bounds and mask checks, never given a score of -inf,
 so they get probability exactly 0. A query with no allowed key at all (a fully
 padded source) gets P = 0 and O = 0 rather than 0/0 = NaN.
@@ -169,7 +169,7 @@ def _head_product(out, a_rows, b_panels, depth, part, tile):
                     dst[j] = src[j]
 
 
-@slp_kernel(parallel=True)
+@slp_kernel(parallel=True, any_layout=("q", "k", "v"))
 def attention_forward(out, probs, q, k, v, key_mask, n_head, causal, dropout_p, seed):
     """Multi-head attention: out = dropout(softmax(q k^T / sqrt(hs), masked)) v, one head per
     channel block.
@@ -180,7 +180,8 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal, dropout_p, 
     q:        (B, T, C); k, v: (B, S, C). Same float dtype as out. May be non-contiguous views
               (e.g. the q/k/v thirds of a fused (B, T, 3C) c_attn output) as long as the last
               axis is contiguous.
-    key_mask: (B, S) bool, True = key may be attended; or None (every key allowed).
+    key_mask: (B, S) bool, True = key may be attended; or an empty (0, 0) array: every key allowed.
+              (An array either way, as a bias is, so that one compiled version serves both.)
     n_head:   NH, which divides C; head h uses channels h*hs:(h+1)*hs with hs = C // NH.
     causal:   if True, S == T and query t attends only keys s <= t.
     dropout_p: float in [0, 1), the dropout rate on the probabilities; 0.0 turns dropout off
@@ -198,6 +199,7 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal, dropout_p, 
     one = dt(1)
     scale = dt(1.0 / math.sqrt(hs))
     dropout = dropout_p > 0.0
+    masked = key_mask.shape[0] > 0
     key, threshold = dropout_key(seed), keep_threshold(dropout_p)
     keep_scale = dt(1.0 / (1.0 - dropout_p))
     # Threads take runs of (b, h) pairs and allocate their scratch arrays once per run, not once
@@ -226,7 +228,7 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal, dropout_p, 
                 a = p_bh[t]
                 # The maximum score over allowed keys: softmax(a) = softmax(a - max), and with the
                 # maximum subtracted no exp can overflow.
-                if key_mask is None:
+                if not masked:
                     n_allowed = s_end
                     a_max = a[0] if s_end > 0 else zero
                     for s in range(1, s_end):
@@ -246,12 +248,18 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal, dropout_p, 
                 # e_s = exp(scale (A[t, s] - max)) for allowed keys, exactly 0 for the others, and
                 # their sum (>= 1: the maximal key contributes exp(0) = 1); P = e / sum.
                 denom = zero
-                for s in range(s_end):
-                    e = exp((a[s] - a_max) * scale)
-                    if key_mask is not None and not key_mask[b, s]:
-                        e = zero
-                    a[s] = e
-                    denom += e
+                if masked:
+                    for s in range(s_end):
+                        e = exp((a[s] - a_max) * scale)
+                        if not key_mask[b, s]:
+                            e = zero
+                        a[s] = e
+                        denom += e
+                else:
+                    for s in range(s_end):
+                        e = exp((a[s] - a_max) * scale)
+                        a[s] = e
+                        denom += e
                 inv = one / denom
                 for s in range(s_end):
                     a[s] *= inv
@@ -267,7 +275,7 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal, dropout_p, 
             _store_head(out, b, c0, oh, False)
 
 
-@slp_kernel(parallel=True)
+@slp_kernel(parallel=True, any_layout=("dq", "dk", "dv", "q", "k", "v"))
 def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causal, dropout_p, seed, accumulate):
     """Backward of attention_forward; ACCUMULATES (+=) into dq, dk and dv, or overwrites them.
 

@@ -3,6 +3,10 @@
 Row n of the output is  y[n, o] = sum_c x[n, c] W[o, c] + b[o].  The forward and both gradient
 products are matrix multiplies, done by `matmul.matmul`. Only the bias gradient, a sum down the
 columns, is computed here.
+
+linear_forward and linear_backward are plain Python: they only call matmul. Compiled, each would
+carry a copy of matmul's code of its own, which Numba optimizes and compiles again (about a
+second per version on a first run).
 """
 import numpy as np
 
@@ -10,7 +14,6 @@ from ._jit import kernel
 from .matmul import matmul
 
 
-@kernel
 def linear_forward(out, inp, weight, bias):
     """out = inp @ weight^T + bias   (overwrites out).
 
@@ -23,7 +26,6 @@ def linear_forward(out, inp, weight, bias):
     matmul(out, inp, False, weight, True, bias, False)
 
 
-@kernel
 def linear_backward(dinp, dweight, dbias, dout, inp, weight, accumulate):
     """Gradients of out = inp @ weight^T + bias   (accumulates into dweight, dbias, and dinp if asked).
 

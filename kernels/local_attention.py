@@ -146,7 +146,8 @@ def _band_softmax(p_row, b, t, key_mask, window, causal, T, scale):
     j1 = _last_key(t, window, causal, T) - start + 1
     p_row[:j0] = zero
     p_row[j1:] = zero
-    if key_mask is None:
+    masked = key_mask.shape[0] > 0
+    if not masked:
         a_max = p_row[j0]
         for j in range(j0 + 1, j1):
             a_max = max(a_max, p_row[j])
@@ -162,12 +163,18 @@ def _band_softmax(p_row, b, t, key_mask, window, causal, T, scale):
             p_row[j0:j1] = zero
             return
     denom = zero
-    for j in range(j0, j1):
-        e = exp((p_row[j] - a_max) * scale)
-        if key_mask is not None and not key_mask[b, start + j]:
-            e = zero
-        p_row[j] = e
-        denom += e
+    if masked:
+        for j in range(j0, j1):
+            e = exp((p_row[j] - a_max) * scale)
+            if not key_mask[b, start + j]:
+                e = zero
+            p_row[j] = e
+            denom += e
+    else:
+        for j in range(j0, j1):
+            e = exp((p_row[j] - a_max) * scale)
+            p_row[j] = e
+            denom += e
     inv = p_row.dtype.type(1) / denom
     for j in range(j0, j1):
         p_row[j] *= inv
@@ -233,7 +240,7 @@ def _strip_product(x, b, t0, mr, c0, hs, strip, k0, k1, panels, tile, accumulate
         _store_head(x[:, t0:t0 + mr], b, c0 + p * NR, tile[:mr, :min(NR, hs - p * NR)], accumulate)
 
 
-@slp_kernel(parallel=True)
+@slp_kernel(parallel=True, any_layout=("q", "k", "v"))
 def local_attention_forward(out, probs, q, k, v, key_mask, n_head, causal, window, dropout_p, seed):
     """Multi-head self-attention within a window of W = window > 0 keys around each query.
 
@@ -241,7 +248,7 @@ def local_attention_forward(out, probs, q, k, v, key_mask, n_head, causal, windo
     probs:    (B, NH, T, Wk) written, Wk = band_width(window, causal): P in band layout (see the
               module docstring), kept for the backward pass and the attention map.
     q, k, v:  (B, T, C), views with a contiguous last axis (e.g. thirds of a fused qkv buffer).
-    key_mask: (B, T) bool, True = key may be attended; or None.
+    key_mask: (B, T) bool, True = key may be attended; or an empty (0, 0) array: every key allowed.
     n_head, causal, dropout_p, seed: as in attention.attention_forward.
     """
     B, T, C = q.shape
@@ -272,7 +279,7 @@ def local_attention_forward(out, probs, q, k, v, key_mask, n_head, causal, windo
             _strip_product(out, b, ta, mr, c0, hs, strip, k0, k1, v_panels, tile, False)
 
 
-@slp_kernel(parallel=True)
+@slp_kernel(parallel=True, any_layout=("dq", "dk", "dv", "q", "k", "v"))
 def local_attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causal, window, dropout_p, seed,
                              accumulate):
     """Backward of local_attention_forward; ACCUMULATES (+=) into dq, dk and dv, or overwrites

@@ -101,13 +101,17 @@ def cases(config, rng):
                 ("dW", "linear_backward", (None, dw, NO_BIAS, dy, x, w, True), dw)]:
             found.append((f"{config} {layer} {op}", lambda pkg, kernel=kernel, args=args, output=output: (
                 lambda: getattr(pkg, kernel)(*[no_bias(pkg) if a is NO_BIAS else a for a in args]), output)))
-    q, k, v, out, dout = (filled(rng, B, T, C) for _ in range(5))
+    # q, k, v and their gradients as the GPT passes them: thirds of one fused (B, T, 3C) buffer each
+    qkv, dqkv = filled(rng, B, T, 3 * C), filled(rng, B, T, 3 * C)
+    q, k, v = qkv[:, :, :C], qkv[:, :, C:2 * C], qkv[:, :, 2 * C:]
+    dq, dk, dv = dqkv[:, :, :C], dqkv[:, :, C:2 * C], dqkv[:, :, 2 * C:]
+    out, dout = filled(rng, B, T, C), filled(rng, B, T, C)
     probs = aligned_empty((B, n_head, T, T), np.float32)
-    dq, dk, dv = (filled(rng, B, T, C) for _ in range(3))
     found.append((f"{config} attention fwd", lambda pkg: (
-        lambda: pkg.attention_forward(out, probs, q, k, v, None, n_head, True, *no_dropout(pkg)), out)))
+        lambda: pkg.attention_forward(out, probs, q, k, v, no_mask(pkg), n_head, True, *no_dropout(pkg)), out)))
     found.append((f"{config} attention bwd", lambda pkg: (
-        lambda: pkg.attention_backward(dq, dk, dv, dout, probs, q, k, v, None, n_head, True, *no_dropout(pkg), False),
+        lambda: pkg.attention_backward(dq, dk, dv, dout, probs, q, k, v, no_mask(pkg), n_head, True, *no_dropout(pkg),
+                                False),
         dq)))
     return found
 
@@ -117,7 +121,13 @@ NO_BIAS = object()  # stands for what the revision's linear kernels take as "no 
 
 def no_bias(pkg):
     """"No bias" for pkg's linear kernels: an empty array, or None for revisions from before that."""
-    return None if "bias is None" in inspect.getsource(pkg.linear_forward.py_func) else np.empty(0, np.float32)
+    source = inspect.getsource(getattr(pkg.linear_forward, "py_func", pkg.linear_forward))
+    return None if "bias is None" in source else np.empty(0, np.float32)
+
+
+def no_mask(pkg):
+    """"Every key allowed" for pkg's attention kernels: an empty mask, or None for revisions from before that."""
+    return None if "key_mask is None" in inspect.getsource(pkg.attention_forward.py_func) else np.zeros((0, 0), bool)
 
 
 def no_dropout(pkg):

@@ -50,24 +50,74 @@ def pytest_make_collect_report(collector):
         _fail_skip(report)
 
 
-# On an empty cache, a helper process compiles the float64 versions that the whole-model gradient
-# checks need (kernels/compile_ahead.py) while the first tests compile the float32 ones of training:
-# two cores compile at once, and the gradient checks find theirs cached.
+# On an empty cache, a helper process compiles what later tests use (kernels/compile_ahead.py) while
+# the first tests compile what they need themselves: two cores compile at once, and the later tests
+# find theirs cached. The helper takes the recorded calls from the last (`_later_work`'s last
+# workload first), so they are listed in the order the tests come to them.
 _stop_helper = None
 
 
 def pytest_sessionstart(session):
     global _stop_helper
     with recording_calls() as calls:
-        for model, batch in _float64_models():
-            model.forward(*batch)
-            model.backward()
+        for work in _later_work():
+            work()
     _stop_helper = compile_in_background(calls)
 
 
 def pytest_sessionfinish(session):
     if _stop_helper is not None:
         _stop_helper()
+
+
+def _later_work():
+    """Functions that run what later tests run, kernel calls recorded rather than made: the
+    whole-model gradient checks (test_encoder, test_gpt, test_seq2seq, test_local_attention,
+    test_vit, float64), and generation (test_generation, test_int8: float32, bfloat16 and int8
+    weights)."""
+    for model, batch in _float64_models():
+        yield lambda model=model, batch=batch: (model.forward(*batch), model.backward())
+    yield _generation
+    for model, batch in _windowed_models():
+        yield lambda model=model, batch=batch: (model.forward(*batch), model.backward())
+    yield _vit
+
+
+def _generation():
+    from transformer_jit import GPT, GPTConfig
+    from transformer_jit.models.generation import Sequences, narrow_weights
+
+    model = GPT(GPTConfig(vocab_size=7, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    with model.evaluating():
+        for weights in (None, "bfloat16", "int8"):
+            sequences = Sequences(model, 2, 8, narrow_weights(model, weights))
+            sequences.prefill([np.array([1, 2, 3]), np.array([4, 5])])
+            sequences.step(np.array([1, 2]))
+
+
+def _windowed_models():
+    """The local-attention models of test_local_attention's gradient checks, and a batch for each."""
+    from transformer_jit import GPT, GPTConfig
+    from transformer_jit.models.classifier import EncoderClassifier
+    from transformer_jit.models.configs import ClassifierConfig
+
+    ids = np.array([[1, 2, 3, 4, 0], [2, 3, 4, 5, 6]])
+    for options in (dict(attn_window=2), dict(attn_window=3, attn_dropout=0.3, dropout=0.1)):
+        yield GPT(GPTConfig(vocab_size=7, block_size=5, n_layer=1, n_head=2, n_embd=8, **options),
+                  dtype=np.float64), (ids, ids)
+    yield EncoderClassifier(ClassifierConfig(vocab_size=7, max_len=5, n_layer=1, n_head=2, n_embd=8, n_classes=3,
+                                             attn_window=1), dtype=np.float64), (ids, np.array([0, 2]))
+
+
+def _vit():
+    from transformer_jit.models.configs import ViTConfig
+    from transformer_jit.models.vit import VisionTransformer
+
+    for channels in (1, 3):
+        model = VisionTransformer(ViTConfig(image_size=8, patch_size=4, num_channels=channels, n_classes=3, n_layer=1,
+                                            n_head=2, n_embd=8, dropout=0.1, attn_dropout=0.1), dtype=np.float64)
+        model.forward(np.zeros((2, channels, 8, 8)), np.array([0, 2]))
+        model.backward()
 
 
 def _float64_models():

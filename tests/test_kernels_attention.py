@@ -18,6 +18,7 @@ import pytest
 from transformer_jit.kernels._jit import interpreted
 from transformer_jit.kernels.attention import attention_backward, attention_forward
 from transformer_jit.kernels.dropout import dropout_forward
+from transformer_jit.nn.attention import kernel_mask
 
 from gradcheck import assert_grad_close, numerical_grad
 
@@ -102,7 +103,7 @@ def run_forward(case, leaves, p=0.0, seed=0):
     # NaN-filled so that any element the kernel forgets to write fails the tests.
     out = np.full((case.B, case.T, case.C), np.nan, dtype=dtype)
     probs = np.full((case.B, case.NH, case.T, case.S), np.nan, dtype=dtype)
-    attention_forward(out, probs, q, k, v, case.key_mask(), case.NH, case.causal, p, seed)
+    attention_forward(out, probs, q, k, v, kernel_mask(case.key_mask()), case.NH, case.causal, p, seed)
     return out, probs
 
 
@@ -111,7 +112,8 @@ def run_backward(case, leaves, probs, dout, grads=None, accumulate=True, p=0.0, 
         grads = {n: np.zeros_like(a) for n, a in leaves.items()}
     q, k, v = case.split(leaves)
     dq, dk, dv = case.split(grads)
-    attention_backward(dq, dk, dv, dout, probs, q, k, v, case.key_mask(), case.NH, case.causal, p, seed, accumulate)
+    attention_backward(dq, dk, dv, dout, probs, q, k, v, kernel_mask(case.key_mask()), case.NH, case.causal, p, seed,
+                       accumulate)
     return grads
 
 
@@ -259,7 +261,7 @@ def test_py_func_agrees_with_compiled(name, p, rng):
     case = CASES[name]
     leaves = case.make_leaves(rng)
     q, k, v = case.split(leaves)
-    mask = case.key_mask()
+    mask = kernel_mask(case.key_mask())
     dout = rng.standard_normal((case.B, case.T, case.C))
 
     def run(fwd, bwd):
