@@ -11,7 +11,7 @@ For batch element b and head h (channels h*hs:(h+1)*hs), with scale = 1 / sqrt(h
     P[t, :] = softmax of A[t, :] over allowed s     probabilities    (T, S)
     D       = P * M / (1 - p)                       dropped out      (T, S)   training, dropout p > 0
     O[t]    = sum_s D[t, s] v_s                     output           (T, hs)
-Key s is allowed for query t when key_mask[b, s] is True (or key_mask is empty) and, if causal,
+Key s is allowed for query t when key_mask[b, s] is True (or key_mask is None) and, if causal,
 s <= t. Disallowed keys are skipped by loop bounds and mask checks, never given a score of -inf,
 so they get probability exactly 0. A query with no allowed key at all (a fully
 padded source) gets P = 0 and O = 0 rather than 0/0 = NaN.
@@ -180,8 +180,7 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal, dropout_p, 
     q:        (B, T, C); k, v: (B, S, C). Same float dtype as out. May be non-contiguous views
               (e.g. the q/k/v thirds of a fused (B, T, 3C) c_attn output) as long as the last
               axis is contiguous.
-    key_mask: (B, S) bool, True = key may be attended; or an empty (0, 0) array: every key allowed.
-              (An array either way, as a bias is, so that one compiled version serves both.)
+    key_mask: (B, S) bool, True = key may be attended; or None (every key allowed).
     n_head:   NH, which divides C; head h uses channels h*hs:(h+1)*hs with hs = C // NH.
     causal:   if True, S == T and query t attends only keys s <= t.
     dropout_p: float in [0, 1), the dropout rate on the probabilities; 0.0 turns dropout off
@@ -199,7 +198,6 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal, dropout_p, 
     one = dt(1)
     scale = dt(1.0 / math.sqrt(hs))
     dropout = dropout_p > 0.0
-    masked = key_mask.shape[0] > 0
     key, threshold = dropout_key(seed), keep_threshold(dropout_p)
     keep_scale = dt(1.0 / (1.0 - dropout_p))
     # Threads take runs of (b, h) pairs and allocate their scratch arrays once per run, not once
@@ -228,7 +226,7 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal, dropout_p, 
                 a = p_bh[t]
                 # The maximum score over allowed keys: softmax(a) = softmax(a - max), and with the
                 # maximum subtracted no exp can overflow.
-                if not masked:
+                if key_mask is None:
                     n_allowed = s_end
                     a_max = a[0] if s_end > 0 else zero
                     for s in range(1, s_end):
@@ -248,18 +246,12 @@ def attention_forward(out, probs, q, k, v, key_mask, n_head, causal, dropout_p, 
                 # e_s = exp(scale (A[t, s] - max)) for allowed keys, exactly 0 for the others, and
                 # their sum (>= 1: the maximal key contributes exp(0) = 1); P = e / sum.
                 denom = zero
-                if masked:
-                    for s in range(s_end):
-                        e = exp((a[s] - a_max) * scale)
-                        if not key_mask[b, s]:
-                            e = zero
-                        a[s] = e
-                        denom += e
-                else:
-                    for s in range(s_end):
-                        e = exp((a[s] - a_max) * scale)
-                        a[s] = e
-                        denom += e
+                for s in range(s_end):
+                    e = exp((a[s] - a_max) * scale)
+                    if key_mask is not None and not key_mask[b, s]:
+                        e = zero
+                    a[s] = e
+                    denom += e
                 inv = one / denom
                 for s in range(s_end):
                     a[s] *= inv
@@ -286,8 +278,10 @@ def attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head, causa
               batch b, and its three adds into one element happen one after another.
     dout:     (B, T, C) gradient of the loss with respect to out.
     probs:    (B, NH, T, S) the probabilities written by attention_forward for these inputs.
-    q, k, v, key_mask, n_head, causal, dropout_p, seed: exactly as passed to attention_forward
-              (the same seed recomputes the same dropout mask).
+    q, k, v, n_head, causal, dropout_p, seed: exactly as passed to attention_forward (the same
+              seed recomputes the same dropout mask).
+    key_mask: not read (a disallowed key has P = 0, which gives it no gradient): pass None, so
+              that one compiled version serves masked and unmasked attention.
     accumulate: False overwrites dq, dk and dv without reading them (temporaries then need no
               zeroing first); they must then not overlap.
 

@@ -146,8 +146,7 @@ def _band_softmax(p_row, b, t, key_mask, window, causal, T, scale):
     j1 = _last_key(t, window, causal, T) - start + 1
     p_row[:j0] = zero
     p_row[j1:] = zero
-    masked = key_mask.shape[0] > 0
-    if not masked:
+    if key_mask is None:
         a_max = p_row[j0]
         for j in range(j0 + 1, j1):
             a_max = max(a_max, p_row[j])
@@ -163,18 +162,12 @@ def _band_softmax(p_row, b, t, key_mask, window, causal, T, scale):
             p_row[j0:j1] = zero
             return
     denom = zero
-    if masked:
-        for j in range(j0, j1):
-            e = exp((p_row[j] - a_max) * scale)
-            if not key_mask[b, start + j]:
-                e = zero
-            p_row[j] = e
-            denom += e
-    else:
-        for j in range(j0, j1):
-            e = exp((p_row[j] - a_max) * scale)
-            p_row[j] = e
-            denom += e
+    for j in range(j0, j1):
+        e = exp((p_row[j] - a_max) * scale)
+        if key_mask is not None and not key_mask[b, start + j]:
+            e = zero
+        p_row[j] = e
+        denom += e
     inv = p_row.dtype.type(1) / denom
     for j in range(j0, j1):
         p_row[j] *= inv
@@ -248,7 +241,7 @@ def local_attention_forward(out, probs, q, k, v, key_mask, n_head, causal, windo
     probs:    (B, NH, T, Wk) written, Wk = band_width(window, causal): P in band layout (see the
               module docstring), kept for the backward pass and the attention map.
     q, k, v:  (B, T, C), views with a contiguous last axis (e.g. thirds of a fused qkv buffer).
-    key_mask: (B, T) bool, True = key may be attended; or an empty (0, 0) array: every key allowed.
+    key_mask: (B, T) bool, True = key may be attended; or None.
     n_head, causal, dropout_p, seed: as in attention.attention_forward.
     """
     B, T, C = q.shape
@@ -286,8 +279,8 @@ def local_attention_backward(dq, dk, dv, dout, probs, q, k, v, key_mask, n_head,
     them (accumulate=False, then they must not overlap).
 
     dq, dk, dv, dout: (B, T, C), views with a contiguous last axis; probs (B, NH, T, Wk) from the
-    forward; the other arguments exactly as passed to the forward (the same seed draws the same
-    dropout mask).
+    forward; key_mask not read (pass None, as to attention_backward); the other arguments exactly
+    as passed to the forward (the same seed draws the same dropout mask).
 
     The math is attention_backward's, restricted to the band (D = P * M / (1 - p), D = P without
     dropout; everything outside the band is 0):

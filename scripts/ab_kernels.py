@@ -108,10 +108,9 @@ def cases(config, rng):
     out, dout = filled(rng, B, T, C), filled(rng, B, T, C)
     probs = aligned_empty((B, n_head, T, T), np.float32)
     found.append((f"{config} attention fwd", lambda pkg: (
-        lambda: pkg.attention_forward(out, probs, q, k, v, no_mask(pkg), n_head, True, *no_dropout(pkg)), out)))
+        lambda: pkg.attention_forward(out, probs, q, k, v, None, n_head, True, *no_dropout(pkg)), out)))
     found.append((f"{config} attention bwd", lambda pkg: (
-        lambda: pkg.attention_backward(dq, dk, dv, dout, probs, q, k, v, no_mask(pkg), n_head, True, *no_dropout(pkg),
-                                False),
+        lambda: pkg.attention_backward(dq, dk, dv, dout, probs, q, k, v, None, n_head, True, *no_dropout(pkg), False),
         dq)))
     return found
 
@@ -123,11 +122,6 @@ def no_bias(pkg):
     """"No bias" for pkg's linear kernels: an empty array, or None for revisions from before that."""
     source = inspect.getsource(getattr(pkg.linear_forward, "py_func", pkg.linear_forward))
     return None if "bias is None" in source else np.empty(0, np.float32)
-
-
-def no_mask(pkg):
-    """"Every key allowed" for pkg's attention kernels: an empty mask, or None for revisions from before that."""
-    return None if "key_mask is None" in inspect.getsource(pkg.attention_forward.py_func) else np.zeros((0, 0), bool)
 
 
 def no_dropout(pkg):

@@ -37,7 +37,6 @@ C, NH, B = 384, 6, 1
 def ours(T, window, causal=True):
     """A function running forward + backward of this project's attention (global when window = 0)."""
     from transformer_jit import kernels as K
-    from transformer_jit.nn.attention import NO_KEY_MASK
     rng = np.random.default_rng(0)
     qkv = rng.standard_normal((B, T, 3 * C)).astype(np.float32)
     dout = rng.standard_normal((B, T, C)).astype(np.float32)
@@ -49,14 +48,14 @@ def ours(T, window, causal=True):
         probs = np.zeros((B, NH, T, T), np.float32)
 
         def run():
-            K.attention_forward(out, probs, q, k, v, NO_KEY_MASK, NH, causal, 0.0, 0)
-            K.attention_backward(*grads, dout, probs, q, k, v, NO_KEY_MASK, NH, causal, 0.0, 0, False)
+            K.attention_forward(out, probs, q, k, v, None, NH, causal, 0.0, 0)
+            K.attention_backward(*grads, dout, probs, q, k, v, None, NH, causal, 0.0, 0, False)
     else:
         probs = np.zeros((B, NH, T, K.band_width(window, causal)), np.float32)
 
         def run():
-            K.local_attention_forward(out, probs, q, k, v, NO_KEY_MASK, NH, causal, window, 0.0, 0)
-            K.local_attention_backward(*grads, dout, probs, q, k, v, NO_KEY_MASK, NH, causal, window, 0.0, 0, False)
+            K.local_attention_forward(out, probs, q, k, v, None, NH, causal, window, 0.0, 0)
+            K.local_attention_backward(*grads, dout, probs, q, k, v, None, NH, causal, window, 0.0, 0, False)
     return run
 
 

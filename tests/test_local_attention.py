@@ -17,7 +17,7 @@ from transformer_jit.kernels import (attention_backward, attention_forward, band
                                      local_attention_forward)
 from transformer_jit.kernels._jit import interpreted
 from transformer_jit.models.generation import Sequences
-from transformer_jit.nn.attention import NO_KEY_MASK, SelfAttention
+from transformer_jit.nn.attention import SelfAttention
 from transformer_jit.nn.context import Context
 from transformer_jit.nn.parameters import ParameterStore
 from transformer_jit.util.config import ConfigError
@@ -49,7 +49,7 @@ def reference(q, k, v, key_mask, window, causal):
     B, T, _ = q.shape
     hs = C // NH
     allowed = np.broadcast_to(band(T, window, causal), (B, T, T)).copy()
-    if key_mask.size:
+    if key_mask is not None:
         allowed &= key_mask[:, None, :]
     out, P = np.zeros((B, T, C)), np.zeros((B, NH, T, T))
     for b in range(B):
@@ -64,10 +64,9 @@ def reference(q, k, v, key_mask, window, causal):
 
 
 def inputs(rng, T, padded=False, dtype=np.float64):
-    """A fused (2, T, 3C) qkv buffer, and a key mask (batch 1: keys 0 and 2 padding) or the empty
-    mask that allows every key."""
+    """A fused (2, T, 3C) qkv buffer, and a key mask (batch 1: keys 0 and 2 padding) or None."""
     qkv = rng.standard_normal((2, T, 3 * C)).astype(dtype)
-    mask = NO_KEY_MASK
+    mask = None
     if padded:
         mask = np.ones((2, T), dtype=bool)
         mask[1, [0, 2]] = False  # query 0 of a causal window of 1 then sees no key at all
@@ -115,8 +114,8 @@ def test_a_window_as_long_as_the_text_is_global_attention_dropout_mask_included(
     np.testing.assert_allclose(out, g_out, atol=1e-13)
     np.testing.assert_allclose(dense(probs, window, causal), g_probs, atol=1e-13)
     grads, g_grads = np.zeros_like(qkv), np.zeros_like(qkv)
-    local_attention_backward(*split(grads), dout, probs, *split(qkv), mask, NH, causal, window, dropout, SEED, True)
-    attention_backward(*split(g_grads), dout, g_probs, *split(qkv), mask, NH, causal, dropout, SEED, True)
+    local_attention_backward(*split(grads), dout, probs, *split(qkv), None, NH, causal, window, dropout, SEED, True)
+    attention_backward(*split(g_grads), dout, g_probs, *split(qkv), None, NH, causal, dropout, SEED, True)
     np.testing.assert_allclose(grads, g_grads, atol=1e-13)
 
 
@@ -132,22 +131,22 @@ def test_backward_matches_finite_differences(rng, T, window, causal, padded, dro
 
     _, probs = local_forward(qkv, mask, window, causal, dropout)
     grads = np.full_like(qkv, 0.5)  # backward accumulates: the 0.5 must still be there
-    local_attention_backward(*split(grads), dout, probs, *split(qkv), mask, NH, causal, window, dropout, SEED, True)
+    local_attention_backward(*split(grads), dout, probs, *split(qkv), None, NH, causal, window, dropout, SEED, True)
     assert_grad_close(f"d qkv (T {T}, W {window}, causal {causal}, dropout {dropout})", grads - 0.5,
                       numerical_grad(loss, qkv, eps=1e-5))  # fast_exp's relative error, ~1e-13, is noise
                                                             # that a step of 1e-6 would magnify too much
     overwritten = np.full_like(qkv, np.nan)
-    local_attention_backward(*split(overwritten), dout, probs, *split(qkv), mask, NH, causal, window, dropout, SEED,
+    local_attention_backward(*split(overwritten), dout, probs, *split(qkv), None, NH, causal, window, dropout, SEED,
                              False)
     np.testing.assert_allclose(overwritten, grads - 0.5, atol=1e-14)
 
 
 def test_dropout_drops_inside_the_window_and_each_seed_draws_its_own_mask(rng):
-    qkv, mask = inputs(rng, 9)
-    kept = local_forward(qkv, mask, 3, True)[0]
-    one, other = local_forward(qkv, mask, 3, True, 0.5, 1)[0], local_forward(qkv, mask, 3, True, 0.5, 2)[0]
+    qkv, _ = inputs(rng, 9)
+    kept = local_forward(qkv, None, 3, True)[0]
+    one, other = local_forward(qkv, None, 3, True, 0.5, 1)[0], local_forward(qkv, None, 3, True, 0.5, 2)[0]
     assert not np.allclose(one, kept) and not np.allclose(one, other)
-    np.testing.assert_array_equal(one, local_forward(qkv, mask, 3, True, 0.5, 1)[0])
+    np.testing.assert_array_equal(one, local_forward(qkv, None, 3, True, 0.5, 1)[0])
 
 
 def test_float32_stays_float32_and_interpreted_source_agrees(rng):
@@ -171,7 +170,7 @@ def test_window_zero_is_the_global_kernel_bit_for_bit(rng):
     probs = layer.probs.copy()
     qkv = layer.c_attn.forward(x.reshape(10, C), Context()).reshape(2, 5, 3 * C).copy()
     out, global_probs = np.zeros((2, 5, C)), np.zeros((2, NH, 5, 5))
-    attention_forward(out, global_probs, *split(qkv), NO_KEY_MASK, NH, True, 0.0, 0)
+    attention_forward(out, global_probs, *split(qkv), None, NH, True, 0.0, 0)
     np.testing.assert_array_equal(probs, global_probs)
     np.testing.assert_array_equal(y, layer.c_proj.forward(out.reshape(10, C), Context()).reshape(2, 5, C))
 

@@ -39,15 +39,6 @@ from .checks import head_size
 from .context import site_key
 from .layers import Layer, Linear
 
-# The kernels' "every key allowed": an empty mask rather than None, so that masked and unmasked
-# attention share one compiled version.
-NO_KEY_MASK = np.zeros((0, 0), np.bool_)
-
-
-def kernel_mask(key_mask):
-    """`key_mask` (None or bool (B, S)) as the attention kernels take it."""
-    return NO_KEY_MASK if key_mask is None else key_mask
-
 
 class AttentionDropout:
     """The (rate, seed) pair a forward passes to the attention kernels and its backward passes
@@ -97,15 +88,14 @@ class SelfAttention(Layer):
                                    keys, values, cache.lengths, self.n_head, self.window)
         else:
             self.q, self.k, self.v = qkv[:, :, :C], qkv[:, :, C:2 * C], qkv[:, :, 2 * C:]
-            self.key_mask = kernel_mask(ctx.key_mask)
             if self.window:
                 width = K.band_width(self.window, self.causal)
                 self.probs = self.buffer("band_probs", (B, self.n_head, T, width), x.dtype)  # kept for backward
-                K.local_attention_forward(y, self.probs, self.q, self.k, self.v, self.key_mask, self.n_head,
+                K.local_attention_forward(y, self.probs, self.q, self.k, self.v, ctx.key_mask, self.n_head,
                                           self.causal, self.window, *self.drop.draw(ctx))
             else:
                 self.probs = self.buffer("probs", (B, self.n_head, T, T), x.dtype)  # kept for backward
-                K.attention_forward(y, self.probs, self.q, self.k, self.v, self.key_mask, self.n_head, self.causal,
+                K.attention_forward(y, self.probs, self.q, self.k, self.v, ctx.key_mask, self.n_head, self.causal,
                                     *self.drop.draw(ctx))
             if cache is not None:
                 cache.store(self, self.k, self.v)
@@ -119,10 +109,10 @@ class SelfAttention(Layer):
         dqkv = self.scratch("dqkv", (B, T, 3 * C), dout.dtype, zero=False)
         dq, dk, dv = dqkv[:, :, :C], dqkv[:, :, C:2 * C], dqkv[:, :, 2 * C:]
         if self.window:
-            K.local_attention_backward(dq, dk, dv, dy.reshape(B, T, C), self.probs, self.q, self.k, self.v,
-                                       self.key_mask, self.n_head, self.causal, self.window, *self.drop.args, False)
+            K.local_attention_backward(dq, dk, dv, dy.reshape(B, T, C), self.probs, self.q, self.k, self.v, None,
+                                       self.n_head, self.causal, self.window, *self.drop.args, False)
         else:
-            K.attention_backward(dq, dk, dv, dy.reshape(B, T, C), self.probs, self.q, self.k, self.v, self.key_mask,
+            K.attention_backward(dq, dk, dv, dy.reshape(B, T, C), self.probs, self.q, self.k, self.v, None,
                                  self.n_head, self.causal, *self.drop.args, False)
         self.c_attn.backward(dqkv.reshape(B * T, 3 * C), dinp.reshape(B * T, C), accumulate)
 
@@ -162,7 +152,7 @@ class CrossAttention(Layer):
         self.k, self.v = kv[:, :, :C], kv[:, :, C:]
         y = self.buffer("y", (B, T, C), x.dtype)
         self.probs = self.buffer("probs", (B, self.n_head, T, S), x.dtype)  # kept for backward
-        K.attention_forward(y, self.probs, self.q, self.k, self.v, kernel_mask(memory.mask), self.n_head, False,
+        K.attention_forward(y, self.probs, self.q, self.k, self.v, memory.mask, self.n_head, False,
                             *self.drop.draw(ctx))
         return self.c_proj.forward(y.reshape(B * T, C), ctx).reshape(B, T, C)
 
@@ -174,7 +164,7 @@ class CrossAttention(Layer):
         dq = self.scratch("dq", (B, T, C), dout.dtype, zero=False)
         dkv = self.scratch("dkv", (B, S, 2 * C), dout.dtype, zero=False)
         K.attention_backward(dq, dkv[:, :, :C], dkv[:, :, C:], dy.reshape(B, T, C),
-                             self.probs, self.q, self.k, self.v, kernel_mask(self.memory.mask), self.n_head, False,
+                             self.probs, self.q, self.k, self.v, None, self.n_head, False,
                              *self.drop.args, False)
         self.c_q.backward(dq.reshape(B * T, C), dinp.reshape(B * T, C), accumulate)
         self.c_kv.backward(dkv.reshape(B * S, 2 * C), self.memory.grad.reshape(B * S, C))
