@@ -12,11 +12,12 @@ in other processes (tests that start commands) are not counted.
 """
 import collections
 import os
+import shutil
 import sys
 import tempfile
 import time
 
-os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="profile-compile-")  # before Numba reads it
+CACHE = os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="profile-compile-")  # before Numba reads it
 
 from numba.core import event  # noqa: E402
 
@@ -65,6 +66,9 @@ def report(done, wall):
 
 
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):
+        print(__doc__)
+        return
     if len(sys.argv) < 2 or sys.argv[1] not in ("train", "pytest"):
         sys.exit(__doc__)
     compile_ahead._can_help = lambda: False  # no helper process: every compilation happens here
@@ -77,7 +81,7 @@ def main():
     else:
         from transformer_jit.cli import main as cli
         try:
-            cli([*TRAIN, "--out-dir", tempfile.mkdtemp(prefix="profile-compile-run-"), *sys.argv[2:]])
+            cli([*TRAIN, "--out-dir", os.path.join(CACHE, "run"), *sys.argv[2:]])
             code = 0
         except SystemExit as stop:
             code = stop.code
@@ -86,4 +90,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        shutil.rmtree(CACHE, ignore_errors=True)
