@@ -52,16 +52,15 @@ def pytest_make_collect_report(collector):
 
 # On an empty cache, a helper process compiles what later tests use (kernels/compile_ahead.py) while
 # the first tests compile what they need themselves: two cores compile at once, and the later tests
-# find theirs cached. The helper takes the recorded calls from the last (`_later_work`'s last
-# workload first), so they are listed in the order the tests come to them.
+# find theirs cached. The helper takes the recorded calls from the last, so `_run_later_work` makes
+# them in the order the tests come to them.
 _stop_helper = None
 
 
 def pytest_sessionstart(session):
     global _stop_helper
     with recording_calls() as calls:
-        for work in _later_work():
-            work()
+        _run_later_work()
     _stop_helper = compile_in_background(calls)
 
 
@@ -70,17 +69,18 @@ def pytest_sessionfinish(session):
         _stop_helper()
 
 
-def _later_work():
-    """Functions that run what later tests run, kernel calls recorded rather than made: the
-    whole-model gradient checks (test_encoder, test_gpt, test_seq2seq, test_local_attention,
-    test_vit, float64), and generation (test_generation, test_int8: float32, bfloat16 and int8
-    weights)."""
+def _run_later_work():
+    """Run what later tests run (their kernel calls are recorded, not made), in the order the
+    tests come to it: the whole-model gradient checks (test_encoder, test_gpt, test_seq2seq, float64),
+    generation (test_generation, test_int8: float32, bfloat16 and int8 weights), then those of
+    test_local_attention and test_vit."""
     for model, batch in _float64_models():
-        yield lambda model=model, batch=batch: (model.forward(*batch), model.backward())
-    yield _generation
-    for model, batch in _windowed_models():
-        yield lambda model=model, batch=batch: (model.forward(*batch), model.backward())
-    yield _vit
+        model.forward(*batch)
+        model.backward()
+    _generation()
+    for model, batch in (*_windowed_models(), *_vit_models()):
+        model.forward(*batch)
+        model.backward()
 
 
 def _generation():
@@ -109,15 +109,15 @@ def _windowed_models():
                                              attn_window=1), dtype=np.float64), (ids, np.array([0, 2]))
 
 
-def _vit():
+def _vit_models():
+    """The ViTs of test_vit's gradient checks (grey and RGB), and a batch for each."""
     from transformer_jit.models.configs import ViTConfig
     from transformer_jit.models.vit import VisionTransformer
 
     for channels in (1, 3):
-        model = VisionTransformer(ViTConfig(image_size=8, patch_size=4, num_channels=channels, n_classes=3, n_layer=1,
-                                            n_head=2, n_embd=8, dropout=0.1, attn_dropout=0.1), dtype=np.float64)
-        model.forward(np.zeros((2, channels, 8, 8)), np.array([0, 2]))
-        model.backward()
+        yield VisionTransformer(ViTConfig(image_size=8, patch_size=4, num_channels=channels, n_classes=3, n_layer=1,
+                                          n_head=2, n_embd=8, dropout=0.1, attn_dropout=0.1),
+                                dtype=np.float64), (np.zeros((2, channels, 8, 8)), np.array([0, 2]))
 
 
 def _float64_models():
