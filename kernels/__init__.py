@@ -35,10 +35,10 @@ and positional embeddings (learned or sinusoidal), mean pooling, cross-entropy w
 softmax_forward and log_softmax_forward (sampling, decoding), the optimizer steps, clip_grad_norm
 (with grad_norm) and scale_. Generation, one token per sequence at a time, adds matvec (a weight
 matrix times a few vectors, at memory speed, float32 or bfloat16 weights, each row of x summed in
-one fixed order), matvec_int8 (the same
-over int8 weights with a scale per block of 32, int8.py), kv_attention_forward (attention of a new
-position over a cache of keys and values, or with a window over a rolling cache of the last W), bfloat16_from_float32 and quantize_int8 (dequantize_int8 gives back the values an int8
-matrix stands for). The vision transformer adds patches_forward (an image cut into flattened
+one fixed order), matvec_int8 (the same over int8 weights with a scale per block of 32, int8.py),
+kv_attention_forward (attention of a new position over a cache of keys and values, or with a
+window over a rolling cache of the last W), bfloat16_from_float32 and quantize_int8
+(dequantize_int8 gives back the values an int8 matrix stands for). The vision transformer adds patches_forward (an image cut into flattened
 patches) and the class token's pair; its patches_backward gives a gradient with respect to the
 pixels, which training does not need.
 
@@ -66,7 +66,8 @@ Internals shared between modules: tiles.py (the parts of a tiled matrix product)
 (stack arrays for register accumulators), vectors.py (a row seen as vectors, without a reshape's
 cost), prefetch.py, fast_exp.py (vectorizable exp and sigmoid),
 normal_cdf.py (the normal distribution function and density, for the exact GELU), bfloat16.py's
-`widen` (bfloat16 bits to float32 inside a loop), matvec.py's `finish_output` (bias, GELU and
+`widen` (bfloat16 bits to float32 inside a loop), int8.py's `widen_scaled` (a vector of int8
+weights to floats, scaled), matvec.py's `finish_output` (bias, GELU and
 residual add after a dot product), hash_tables.py and heap.py (the BPE kernels' lookup tables and
 priority queue).
 """
@@ -90,13 +91,13 @@ else:
         embedding_backward, embedding_forward, positional_backward, positional_forward, sinusoidal_table,
     )
     from .images import pixels_from_images
-    from .int8 import dequantize_int8, matvec_int8, quantize_int8
+    from .int8 import dequantize_int8, quantize_int8
     from .kv_attention import kv_attention_forward
     from .layernorm import layernorm_backward, layernorm_forward
     from .linear import linear_backward, linear_forward
     from .local_attention import band_width, local_attention_backward, local_attention_forward
     from .losses import count_targets, cross_entropy_backward, cross_entropy_forward, mse_backward, mse_forward
-    from .matvec import matvec
+    from .matvec import matvec, matvec_int8
     from .optimizers import (
         adagrad_step, adam_step, adamw_step, clip_grad_norm, grad_norm, momentum_step, rmsprop_step, scale_,
         sgd_step,

@@ -13,21 +13,19 @@ dtype). Rounding is to the nearest, halves away from zero, so |W - W~| <= scale 
 the largest weight of a block is exact, and a block's error is relative to its own largest weight,
 not the matrix's. A last block shorter than QBLOCK (C not a multiple of it) has its own scale.
 
-`matvec_int8` multiplies such a matrix by a few vectors, one weight row at a time: each row is read
-once, widened to floating point in a small buffer of the thread (L1-resident) and dotted with
-every x row, so the int8 bytes cross the memory bus once per product whatever the number of rows.
-(matvec.py's tiles of x rows by weight rows do not serve it: a batch of one would sum each row in
-one chain of multiply-adds, slower than widening.) The activations stay floating point: only the
-weights are rounded.
+matvec.py's `matvec_int8` multiplies such a matrix by a few vectors, widening and scaling each
+vector of weights in registers: the int8 bytes cross the memory bus once per product, whatever the
+number of rows. The activations stay floating point: only the weights are rounded.
 """
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import prange
+from numba.core import errors, types
+from numba.extending import intrinsic, overload
 
-from ._jit import parallel_kernel, slp_kernel
-from .matvec import ROWS_PER_BLOCK, finish_output
-from .stack_alloc import stack_empty
+from ._jit import kernel, parallel_kernel
 
 QBLOCK = 32  # weights per scale, along a row
 
@@ -75,51 +73,60 @@ def dequantize_int8(weight, q, scales):
         _widen_row(weight[o], q[o], scales[o], C)
 
 
-@parallel_kernel
-def matvec_int8(out, x, q, scales, bias, accumulate, gelu):
-    """out = act(x @ W~^T + bias), or out += that when `accumulate`; W~ = the int8 matrix (q, scales).
-
-    out    (B, OC)  written (or added to)
-    x      (B, C)   float32 or float64
-    q      (OC, C)  int8;  scales (OC, n_blocks(C)) of x's dtype (quantize_int8)
-    bias   (OC,) of x's dtype, or (0,) for none
-    accumulate, gelu as in matvec.matvec
-    All C-contiguous; out must not overlap x. Parallel over blocks of weight rows. Each out[b, o]
-    is summed in the same order whatever the other rows of x hold.
-    """
-    B, C = x.shape
-    OC = q.shape[0]
-    dt = x.dtype.type
-    zero = dt(0)
-    for block in prange((OC + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK):
-        w = np.empty(C, dt)  # one weight row, widened: read from L1 by every x row
-        for o in range(block * ROWS_PER_BLOCK, min(OC, (block + 1) * ROWS_PER_BLOCK)):
-            _widen_row(w, q[o], scales[o], C)
-            for b in range(B):
-                xb = x[b]
-                s = zero
-                for c in range(C):  # a reduction: vectorized, as kernels may reassociate
-                    s += w[c] * xb[c]
-                finish_output(out, b, o, s, bias, accumulate, gelu)
-
-
-@slp_kernel
+@kernel
 def _widen_row(w, qo, so, C):
-    """w[c] = so[c // QBLOCK] qo[c] for c < C: one row of W~.
-
-    A block's loops have a constant count, so LLVM unrolls them; the SLP vectorizer then packs
-    them into a few vector instructions, once the integers pass through a stack array: w and qo
-    might overlap as far as LLVM knows, which keeps it from packing loads of one and stores to the
-    other, and nothing overlaps a stack array."""
-    dt = w.dtype.type
+    """w[c] = so[c // QBLOCK] qo[c] for c < C: one row of W~."""
     full = C // QBLOCK
     for k in range(full):
-        scale = so[k]
-        wk, qk = w[k * QBLOCK:(k + 1) * QBLOCK], qo[k * QBLOCK:(k + 1) * QBLOCK]
-        widened = stack_empty(QBLOCK, dt)
-        for c in range(QBLOCK):
-            widened[c] = dt(qk[c])
-        for c in range(QBLOCK):
-            wk[c] = scale * widened[c]
+        widen_scaled(w[k * QBLOCK:(k + 1) * QBLOCK], qo[k * QBLOCK:(k + 1) * QBLOCK], so[k], QBLOCK)
     for c in range(full * QBLOCK, C):  # the last, shorter block
-        w[c] = so[full] * dt(qo[c])
+        w[c] = so[full] * w.dtype.type(qo[c])
+
+
+def widen_scaled(v, a, scale, width):
+    """v[l] = scale a[l] for l < width, int8 numbers widened to v's float dtype and scaled: W~'s
+    values for `width` weights of one block. Interpreted code runs this loop; compiled code an
+    intrinsic that does it as a few vector instructions (load, widen, convert, multiply, store),
+    where LLVM's vectorizer, left to itself, keeps the conversions scalar in some callers and not
+    in others. width must be a compile-time constant; v and a C-contiguous, at least width long."""
+    for l in range(width):
+        v[l] = scale * v.dtype.type(a[l])
+
+
+@overload(widen_scaled, prefer_literal=True)
+def _compiled_widen_scaled(v, a, scale, width):
+    return lambda v, a, scale, width: _widen_scaled(v, a, scale, width)
+
+
+@intrinsic
+def _widen_scaled(typingctx, v, a, scale, width):
+    if not isinstance(width, types.IntegerLiteral):
+        raise errors.TypingError(f"widen_scaled needs a width known when compiling (a constant), not {width}")
+    if not (isinstance(v, types.Array) and isinstance(v.dtype, types.Float) and v.ndim == 1
+            and isinstance(a, types.Array) and a.dtype == types.int8 and a.ndim == 1
+            and v.layout == a.layout == "C" and isinstance(scale, types.Float)):
+        return None
+    n = width.literal_value
+
+    def codegen(context, builder, signature, args):
+        dst, src = context.make_array(v)(context, builder, args[0]), context.make_array(a)(context, builder, args[1])
+        floats = ir.VectorType(context.get_data_type(v.dtype), n)
+        bytes_ = ir.VectorType(ir.IntType(8), n)
+        loaded = builder.load(_vector_pointer(builder, src.data, bytes_), align=1, typ=bytes_)
+        widened = builder.sitofp(builder.sext(loaded, ir.VectorType(ir.IntType(32), n)), floats)
+        one = builder.insert_element(ir.Constant(floats, ir.Undefined),
+                                     context.cast(builder, args[2], signature.args[2], v.dtype), ir.IntType(32)(0))
+        splat = builder.shuffle_vector(one, ir.Constant(floats, ir.Undefined),
+                                       ir.Constant(ir.VectorType(ir.IntType(32), n), [0] * n))
+        builder.store(builder.fmul(splat, widened), _vector_pointer(builder, dst.data, floats),
+                      align=context.get_abi_sizeof(floats.element))
+        return context.get_dummy_value()
+
+    return types.void(v, a, scale, width), codegen
+
+
+def _vector_pointer(builder, pointer, vector_type):
+    """The address of an array's data as a pointer to a vector (a no-op with opaque pointers)."""
+    if getattr(pointer.type, "is_opaque", False):
+        return pointer
+    return builder.bitcast(pointer, vector_type.as_pointer())

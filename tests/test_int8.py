@@ -76,6 +76,20 @@ def test_matvec_int8_matches_a_float64_reference(rng, dtype, tol, B, C):
     assert_rows_independent(K.matvec_int8, x, q, scales, bias)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("B, C", [(1, 64), (9, 96)])  # whole vectors: the float tail's order is LLVM's
+def test_matvec_int8_gives_the_bits_of_matvec_over_the_dequantized_matrix(rng, dtype, B, C):
+    x = rng.standard_normal((B, C)).astype(dtype)
+    q, scales = quantized(rng.standard_normal((37, C)).astype(dtype))
+    dense = np.empty((37, C), dtype)
+    K.dequantize_int8(dense, q, scales)
+    bias = rng.standard_normal(37).astype(dtype)
+    expected, out = np.empty((B, 37), dtype), np.empty((B, 37), dtype)
+    K.matvec(expected, x, dense, bias, False, False)
+    K.matvec_int8(out, x, q, scales, bias, False, False)
+    np.testing.assert_array_equal(out, expected)
+
+
 def test_matvec_int8_runs_interpreted_as_compiled(rng):
     x = rng.standard_normal((2, 40))
     q, scales = quantized(rng.standard_normal((18, 40)))
