@@ -26,6 +26,7 @@ from numba.core import errors, types
 from numba.extending import intrinsic, overload
 
 from ._jit import kernel, parallel_kernel
+from .stack_alloc import stack_empty
 
 QBLOCK = 32  # weights per scale, along a row
 
@@ -49,17 +50,26 @@ def quantize_int8(q, scales, weight):
     zero, half, top = dt(0), dt(0.5), dt(127)
     for o in prange(OC):
         w, qo, so = weight[o], q[o], scales[o]
+        m = stack_empty(QBLOCK, scales.dtype)
         for k in range(scales.shape[1]):
-            c0, c1 = k * QBLOCK, min(C, (k + 1) * QBLOCK)
-            amax = zero
-            for c in range(c0, c1):
-                amax = max(amax, abs(dt(w[c])))
-            scale = amax / top
+            c0, n = k * QBLOCK, min(QBLOCK, C - k * QBLOCK)  # a last block may be shorter
+            for c in range(QBLOCK):  # |w| over the block (zeros past a shorter one)
+                m[c] = abs(dt(w[c0 + c])) if c < n else zero
+            # its largest as a tree of pairs, not a chain of 32 dependent maxima (exact in any order)
+            for c in range(QBLOCK // 2):
+                m[c] = max(m[c], m[c + QBLOCK // 2])
+            for c in range(QBLOCK // 4):
+                m[c] = max(m[c], m[c + QBLOCK // 4])
+            for c in range(QBLOCK // 8):
+                m[c] = max(m[c], m[c + QBLOCK // 8])
+            for c in range(QBLOCK // 16):
+                m[c] = max(m[c], m[c + QBLOCK // 16])
+            scale = max(m[0], m[1]) / top
             so[k] = scale
-            for c in range(c0, c1):
-                v = dt(w[c]) / scale if scale > zero else zero
+            for c in range(n):
+                v = dt(w[c0 + c]) / scale if scale > zero else zero
                 r = min(dt(math.floor(abs(v) + half)), top)  # |v| <= 127 up to rounding of the division
-                qo[c] = np.int8(r if v >= zero else -r)
+                qo[c0 + c] = np.int8(r if v >= zero else -r)
 
 
 @parallel_kernel
