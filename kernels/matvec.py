@@ -34,8 +34,7 @@ scale per block of 32 (int8.py), each vector of them widened and scaled as it is
     W~[o, c] = scale[o, c // QBLOCK] q[o, c]
 
 the product dequantize_int8 computes, so that over whole vectors matvec_int8 gives the bits matvec
-gives on the dequantized matrix. There the conversions, not the bytes, bound a batch of one, so it
-reads its two weight rows side by side: two chains of multiply-adds instead of one.
+gives on the dequantized matrix.
 """
 from numba import prange
 
@@ -131,14 +130,17 @@ def dot_rows(out, x, w, scales, o, no, bias, accumulate, gelu):
                     y = y0[k]
                     for l in range(LANES):
                         s01[l] += y[l] * widen(a1[l])
-            else:  # int8: the two weight rows side by side (the module docstring says why)
+            else:  # the same over int8 weights, each vector widened and scaled first
                 for k in range(n):
-                    prefetch_for_read(next0[k], 0); prefetch_for_read(next1[k], 0)
+                    prefetch_for_read(next0[k], 0)
                     widen_scaled(v0, u0[k], scales[o, k * LANES // QBLOCK], LANES)
-                    widen_scaled(v1, u1[k], scales[o + no - 1, k * LANES // QBLOCK], LANES)
                     y = y0[k]
                     for l in range(LANES):
                         s00[l] += y[l] * v0[l]
+                for k in range(n if no > 1 else 0):
+                    prefetch_for_read(next1[k], 0)
+                    widen_scaled(v1, u1[k], scales[o + 1, k * LANES // QBLOCK], LANES)
+                    y = y0[k]
                     for l in range(LANES):
                         s01[l] += y[l] * v1[l]
         for k in range(n if nb > 1 else 0):
