@@ -57,19 +57,26 @@ def quantize_int8(q, scales, weight):
                 m[c] = abs(dt(w[c0 + c])) if c < n else zero
             # its largest as a tree of pairs, not a chain of 32 dependent maxima (exact in any order)
             for c in range(QBLOCK // 2):
-                m[c] = max(m[c], m[c + QBLOCK // 2])
+                m[c] = _max_nan(m[c], m[c + QBLOCK // 2])
             for c in range(QBLOCK // 4):
-                m[c] = max(m[c], m[c + QBLOCK // 4])
+                m[c] = _max_nan(m[c], m[c + QBLOCK // 4])
             for c in range(QBLOCK // 8):
-                m[c] = max(m[c], m[c + QBLOCK // 8])
+                m[c] = _max_nan(m[c], m[c + QBLOCK // 8])
             for c in range(QBLOCK // 16):
-                m[c] = max(m[c], m[c + QBLOCK // 16])
-            scale = max(m[0], m[1]) / top
+                m[c] = _max_nan(m[c], m[c + QBLOCK // 16])
+            scale = _max_nan(m[0], m[1]) / top
             so[k] = scale
             for c in range(n):
                 v = dt(w[c0 + c]) / scale if scale > zero else zero
                 r = min(dt(math.floor(abs(v) + half)), top)  # |v| <= 127 up to rounding of the division
                 qo[c0 + c] = np.int8(r if v >= zero else -r)
+
+
+@kernel
+def _max_nan(a, b):
+    """max(a, b), or NaN if either is: a NaN weight makes its block's scale NaN, and so reaches
+    the logits, where generation reports it, instead of rounding to a 0."""
+    return a if a > b or a != a else b
 
 
 @parallel_kernel

@@ -171,3 +171,12 @@ def test_perplexity_with_int8_weights_is_close_to_float32s_and_not_equal(rng):
 def test_bad_weights_are_refused(rng, dtype, weights, message):
     with pytest.raises(ValueError, match=message):
         random_model(rng, dtype).generate(np.array([[1, 2]]), 2, weights=weights)
+
+
+def test_a_nan_weight_inside_a_block_is_reported_by_int8_generation_as_by_float32(rng):
+    model = random_model(rng)
+    layer = next(m for m in model.modules() if type(m).__name__ == "Linear")
+    layer.weight.data[3, 5] = np.nan  # not the first of its block: a chain of maxima skipped it
+    for weights in (None, "int8"):
+        with pytest.raises(FloatingPointError, match="weights hold inf or NaN"):
+            model.generate(np.array([[1, 2]]), 3, temperature=0, weights=weights)
