@@ -35,12 +35,13 @@ and positional embeddings (learned or sinusoidal), mean pooling, cross-entropy w
 softmax_forward and log_softmax_forward (sampling, decoding), the optimizer steps, clip_grad_norm
 (with grad_norm) and scale_. Generation, one token per sequence at a time, adds matvec (a weight
 matrix times a few vectors, at memory speed, float32 or bfloat16 weights, each row of x summed in
-one fixed order), matvec_int8 (the same over int8 weights with a scale per block of 32, int8.py),
-kv_attention_forward (attention of a new position over a cache of keys and values, or with a
-window over a rolling cache of the last W), bfloat16_from_float32 and quantize_int8
-(dequantize_int8 gives back the values an int8 matrix stands for). The vision transformer adds patches_forward (an image cut into flattened
-patches) and the class token's pair; its patches_backward gives a gradient with respect to the
-pixels, which training does not need.
+one fixed order), matvec_int8 (the same over int8 weights with a scale per block of 32, int8.py,
+the rows of x rounded alike, in integer dot products), kv_attention_forward (attention of a new
+position over a cache of keys and values, or with a window over a rolling cache of the last W),
+bfloat16_from_float32 and quantize_int8 (dequantize_int8 gives back the values an int8 matrix
+stands for, round_to_int8 the rows matvec_int8 makes of x). The vision transformer adds
+patches_forward (an image cut into flattened patches) and the class token's pair; its
+patches_backward gives a gradient with respect to the pixels, which training does not need.
 
 What the BPE tokenizer (transformer_jit/data/tokenizers/bpe.py) uses, over byte and token-id arrays rather
 than float tensors: pretokenize.py (GPT-2's pre-tokenizer as a state machine: piece_end,
@@ -91,13 +92,14 @@ else:
         embedding_backward, embedding_forward, positional_backward, positional_forward, sinusoidal_table,
     )
     from .images import pixels_from_images
-    from .int8 import dequantize_int8, quantize_int8
+    from .int8 import dequantize_int8, quantize_int8, round_to_int8
     from .kv_attention import kv_attention_forward
     from .layernorm import layernorm_backward, layernorm_forward
     from .linear import linear_backward, linear_forward
     from .local_attention import band_width, local_attention_backward, local_attention_forward
     from .losses import count_targets, cross_entropy_backward, cross_entropy_forward, mse_backward, mse_forward
-    from .matvec import matvec, matvec_int8
+    from .matvec import matvec
+    from .matvec_int8 import matvec_int8
     from .optimizers import (
         adagrad_step, adam_step, adamw_step, clip_grad_norm, grad_norm, momentum_step, rmsprop_step, scale_,
         sgd_step,

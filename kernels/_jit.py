@@ -40,7 +40,9 @@ Two settings exist for the tiled products (see tiles.py):
   it is on only while an `slp_kernel` compiles; the matmul and attention tests cover those.
 """
 import contextlib
+import functools
 import os
+import re
 
 try:
     import fcntl
@@ -108,13 +110,23 @@ class _SharedIndexDataCacheFile(IndexDataCacheFile):
 
 
 class _SharedCache(FunctionCache):
-    """Numba's cache of compiled functions, safe to fill from several processes at once."""
+    """Numba's cache of compiled functions, safe to fill from several processes at once, and
+    dropped when any kernel's source changes (sources_stamp)."""
 
     def __init__(self, py_func):
         super().__init__(py_func)
         self._cache_file = _SharedIndexDataCacheFile(cache_path=self._cache_path,
                                                      filename_base=self._impl.filename_base,
-                                                     source_stamp=self._impl.locator.get_source_stamp())
+                                                     source_stamp=sources_stamp(os.path.dirname(__file__)))
+
+
+@functools.cache
+def sources_stamp(directory):
+    """(the newest modification time, the total size) of the .py files in `directory`. A kernel's
+    compiled code holds the kernels it calls, from any file; Numba's own stamp, its file's, would
+    keep serving a kernel compiled with the old code of a callee edited in another file."""
+    stats = [os.stat(entry.path) for entry in os.scandir(directory) if entry.name.endswith(".py")]
+    return max(s.st_mtime for s in stats), sum(s.st_size for s in stats)
 
 
 _recording = None  # while `recording_calls` runs: the list it fills
@@ -174,9 +186,15 @@ def _compile(fn, dispatcher, parallel=False, fastmath=FASTMATH, any_layout=()):
     return compiled
 
 
-def kernel(fn):
-    """Compile `fn` as a serial kernel."""
-    return _compile(fn, _Dispatcher)
+def kernel(fn=None, *, exact_division=False):
+    """Compile `fn` as a serial kernel.
+
+    exact_division=True drops "arcp" from the fast-math flags: with it LLVM may turn x / y into
+    x (1 / y), or not, depending on the code the kernel is inlined into, and a result rounded
+    from the quotient (int8.quantize_row) would then change with its caller."""
+    if fn is None:
+        return lambda fn: kernel(fn, exact_division=exact_division)
+    return _compile(fn, _Dispatcher, fastmath=FASTMATH - {"arcp"} if exact_division else FASTMATH)
 
 
 def parallel_kernel(fn):
@@ -211,11 +229,36 @@ def slp_kernel(fn=None, *, parallel=False, reassociate=True, any_layout=()):
 
 def vector_bits():
     """The widest vectors LLVM prefers for this process's Numba code: 512 or less."""
+    return 512 if "+avx512f" in _feature_list() and "-prefer-256-bit" in _feature_list() else 256
+
+
+@functools.cache
+def cpu_features():
+    """The instruction sets this process's Numba code is compiled for, as LLVM names them
+    ("avx2", "avx512vnni", ...). Numba gives LLVM the host's list, or NUMBA_CPU_FEATURES. Given an
+    empty one with a NUMBA_CPU_NAME (the way to compile for another CPU, such as AVX2's "haswell":
+    with the host's list, LLVM would still use every instruction the host has), LLVM takes the
+    named CPU's own features, which llvmlite cannot list; then only "avx2" is known, read from
+    the instruction LLVM chooses for a product of two vectors of 8 int32."""
+    features = _feature_list()
+    if features:
+        return frozenset(f[1:] for f in features if f.startswith("+"))
+    from numba.core.registry import cpu_target
+    cpu = cpu_target.target_context.codegen()._get_host_cpu_name()
+    if not llvm.get_process_triple().startswith("x86_64"):
+        return frozenset()
+    probe = llvm.parse_assembly(
+        "define <8 x i32> @f(<8 x i32> %a, <8 x i32> %b) {\n %p = mul <8 x i32> %a, %b\n ret <8 x i32> %p\n}")
+    machine = llvm.Target.from_triple(llvm.get_process_triple()).create_target_machine(cpu=cpu, features="")
+    return frozenset({"avx2"}) if re.search(r"vpmulld\s+%ymm", machine.emit_assembly(probe)) else frozenset()
+
+
+def _feature_list():
     from numba.core.registry import cpu_target
     features = cpu_target.target_context.codegen()._tm_features
     if not isinstance(features, str):
         features = features.flatten()
-    return 512 if "+avx512f" in features and "-prefer-256-bit" in features else 256
+    return [f for f in features.split(",") if f]
 
 
 @contextlib.contextmanager

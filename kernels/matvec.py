@@ -27,14 +27,8 @@ sums of real ones, so every dot product runs the same instructions; a single row
 one) runs the same sums without the others, one weight row after the other.
 
 The dot products run in the data's dtype (float32 for float32 models). Weights may also be bfloat16
-(uint16 bits, bfloat16.py), widened to float32 as they are read: half the bytes; or int8 with a
-scale per block of 32 (int8.py), each vector of them widened and scaled as it is read
-(int8.widen_scaled), a quarter of the bytes:
-
-    W~[o, c] = scale[o, c // QBLOCK] q[o, c]
-
-the product dequantize_int8 computes, so that over whole vectors matvec_int8 gives the bits matvec
-gives on the dequantized matrix.
+(uint16 bits, bfloat16.py), widened to float32 as they are read: half the bytes. int8 weights have
+a kernel of their own (matvec_int8.py), which shares this one's tile.
 """
 from numba import prange
 
@@ -42,7 +36,6 @@ from ._jit import kernel, parallel_kernel, slp_kernel, vector_bits
 from .activations import GELU_CUBIC, GELU_SCALE
 from .bfloat16 import widen
 from .fast_exp import sigmoid
-from .int8 import QBLOCK, widen_scaled
 from .prefetch import prefetch_for_read
 from .stack_alloc import stack_empty
 from .vectors import vectors
@@ -70,28 +63,13 @@ def matvec(out, x, weight, bias, accumulate, gelu):
     for block in prange((OC + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK):
         o_end = min(OC, (block + 1) * ROWS_PER_BLOCK)
         for o in range(block * ROWS_PER_BLOCK, o_end, WR):
-            dot_rows(out, x, weight, None, o, min(WR, o_end - o), bias, accumulate, gelu)
-
-
-@parallel_kernel
-def matvec_int8(out, x, q, scales, bias, accumulate, gelu):
-    """out = act(x @ W~^T + bias), or out += that, as matvec; W~ = the int8 matrix (q, scales).
-
-    q (OC, C) int8 and scales (OC, n_blocks(C)) of x's dtype, as int8.quantize_int8 writes them;
-    the other arguments as matvec's.
-    """
-    OC = q.shape[0]
-    for block in prange((OC + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK):
-        o_end = min(OC, (block + 1) * ROWS_PER_BLOCK)
-        for o in range(block * ROWS_PER_BLOCK, o_end, WR):
-            dot_rows(out, x, q, scales, o, min(WR, o_end - o), bias, accumulate, gelu)
+            dot_rows(out, x, weight, o, min(WR, o_end - o), bias, accumulate, gelu)
 
 
 @slp_kernel(reassociate=False)
-def dot_rows(out, x, w, scales, o, no, bias, accumulate, gelu):
+def dot_rows(out, x, w, o, no, bias, accumulate, gelu):
     """out[b, o + j] for every row b of x and j < no (1 or WR) from the rows o + j of w, XR rows of
-    x at a time (the order of each sum: the module docstring). `scales` is None for float or
-    bfloat16 weights; for int8 ones, their scales (Numba compiles only the branches of the kind).
+    x at a time (the order of each sum: the module docstring).
 
     Each sum lives in a stack array of LANES floats, updated by loops of that constant length:
     LLVM unrolls them, keeps the arrays in registers and makes each loop one vector multiply-add
@@ -116,44 +94,26 @@ def dot_rows(out, x, w, scales, o, no, bias, accumulate, gelu):
         y2 = vectors(x, b2, n, LANES); y3 = vectors(x, b3, n, LANES)
         s00[:] = zero; s01[:] = zero; s10[:] = zero; s11[:] = zero
         s20[:] = zero; s21[:] = zero; s30[:] = zero; s31[:] = zero
-        if nb == 1:
-            if scales is None:  # one row of x: the same sums, one weight row after the other (one stream)
-                for k in range(n):
-                    prefetch_for_read(next0[k], 0)
-                    a0 = u0[k]
-                    y = y0[k]
-                    for l in range(LANES):
-                        s00[l] += y[l] * widen(a0[l])
-                for k in range(n if no > 1 else 0):
-                    prefetch_for_read(next1[k], 0)
-                    a1 = u1[k]
-                    y = y0[k]
-                    for l in range(LANES):
-                        s01[l] += y[l] * widen(a1[l])
-            else:  # the same over int8 weights, each vector widened and scaled first
-                for k in range(n):
-                    prefetch_for_read(next0[k], 0)
-                    widen_scaled(v0, u0[k], scales[o, k * LANES // QBLOCK], LANES)
-                    y = y0[k]
-                    for l in range(LANES):
-                        s00[l] += y[l] * v0[l]
-                for k in range(n if no > 1 else 0):
-                    prefetch_for_read(next1[k], 0)
-                    widen_scaled(v1, u1[k], scales[o + 1, k * LANES // QBLOCK], LANES)
-                    y = y0[k]
-                    for l in range(LANES):
-                        s01[l] += y[l] * v1[l]
+        if nb == 1:  # one row of x: the same sums, one weight row after the other (one stream)
+            for k in range(n):
+                prefetch_for_read(next0[k], 0)
+                a0 = u0[k]
+                y = y0[k]
+                for l in range(LANES):
+                    s00[l] += y[l] * widen(a0[l])
+            for k in range(n if no > 1 else 0):
+                prefetch_for_read(next1[k], 0)
+                a1 = u1[k]
+                y = y0[k]
+                for l in range(LANES):
+                    s01[l] += y[l] * widen(a1[l])
         for k in range(n if nb > 1 else 0):
             prefetch_for_read(next0[k], 0); prefetch_for_read(next1[k], 0)
             a0 = u0[k]; a1 = u1[k]
-            if scales is None:
-                for l in range(LANES):
-                    v0[l] = widen(a0[l])
-                for l in range(LANES):
-                    v1[l] = widen(a1[l])
-            else:
-                widen_scaled(v0, a0, scales[o, k * LANES // QBLOCK], LANES)
-                widen_scaled(v1, a1, scales[o + no - 1, k * LANES // QBLOCK], LANES)
+            for l in range(LANES):
+                v0[l] = widen(a0[l])
+            for l in range(LANES):
+                v1[l] = widen(a1[l])
             y = y0[k]
             for l in range(LANES):
                 s00[l] += y[l] * v0[l]
@@ -174,11 +134,11 @@ def dot_rows(out, x, w, scales, o, no, bias, accumulate, gelu):
                 s30[l] += y[l] * v0[l]
             for l in range(LANES):
                 s31[l] += y[l] * v1[l]
-        finish_tile(out, x, w, scales, b, nb, o, no, s00, s01, s10, s11, s20, s21, s30, s31, bias, accumulate, gelu)
+        finish_tile(out, x, w, b, nb, o, no, s00, s01, s10, s11, s20, s21, s30, s31, bias, accumulate, gelu)
 
 
 @slp_kernel(reassociate=False)
-def finish_tile(out, x, w, scales, b, nb, o, no, s00, s01, s10, s11, s20, s21, s30, s31, bias, accumulate, gelu):
+def finish_tile(out, x, w, b, nb, o, no, s00, s01, s10, s11, s20, s21, s30, s31, bias, accumulate, gelu):
     """The ends of a tile's dot products x[b + i] . w[o + j] from their lanes s{i}{j}, written to
     out[b + i, o + j] for i < nb, j < no. Called once per tile, so that no dot product pays for a
     call of its own.
@@ -213,10 +173,13 @@ def finish_tile(out, x, w, scales, b, nb, o, no, s00, s01, s10, s11, s20, s21, s
     if C % LANES:  # the products past the last whole vector, summed one by one
         for i in range(nb):
             for j in range(no):
-                if scales is None:
-                    sums[i * WR + j] += tail_dot(x, b + i, w, o + j, C - C % LANES)
-                else:
-                    sums[i * WR + j] += scaled_tail_dot(x, b + i, w, scales, o + j, C - C % LANES)
+                sums[i * WR + j] += tail_dot(x, b + i, w, o + j, C - C % LANES)
+    write_tile(out, sums, b, nb, o, no, bias, accumulate, gelu)
+
+
+@kernel
+def write_tile(out, sums, b, nb, o, no, bias, accumulate, gelu):
+    """out[b + i, o + j] = act(sums[i WR + j] + bias[o + j]) for i < nb, j < no (or += that)."""
     if bias.shape[0] > 0:
         for i in range(nb):
             for j in range(no):
@@ -237,17 +200,6 @@ def tail_dot(x, b, w, o, c0):
     s = x.dtype.type(0)
     for c in range(c0, x.shape[1]):
         s += x[b, c] * widen(w[o, c])
-    return s
-
-
-@slp_kernel(reassociate=False)
-def scaled_tail_dot(x, b, q, scales, o, c0):
-    """tail_dot over int8 weights: the products x[b, c] (scale q[o, c]), as the vectors form them;
-    without "reassoc", which would let LLVM regroup them as (x scale) q."""
-    dt = x.dtype.type
-    s = dt(0)
-    for c in range(c0, x.shape[1]):
-        s += x[b, c] * (scales[o, c // QBLOCK] * dt(q[o, c]))
     return s
 
 

@@ -132,3 +132,24 @@ def test_a_helper_process_compiles_into_the_cache(tmp_path):
     done = subprocess.run([sys.executable, "-c", HELPER], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["ok"]
+
+
+def test_a_cached_kernel_is_compiled_again_when_a_kernel_it_calls_changes_in_another_file(tmp_path):
+    """Numba's cache checks the kernel's own file only; the kernels' cache checks them all."""
+    package = tmp_path / "kernels_copy"
+    package.mkdir()
+    for name in ("_jit.py", "threads.py"):
+        with open(os.path.join(os.path.dirname(_jit.__file__), name)) as f:
+            (package / name).write_text(f.read())
+    (package / "__init__.py").write_text("")
+    (package / "caller.py").write_text("from ._jit import kernel\nfrom .callee import step\n\n\n"
+                                       "@kernel\ndef twice(x):\n    return 2 * step(x)\n")
+    run = [sys.executable, "-c", "from kernels_copy.caller import twice; print(twice(1))"]
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(tmp_path))
+    printed = []
+    for add in (1, 20):
+        (package / "callee.py").write_text(f"from ._jit import kernel\n\n\n@kernel\ndef step(x):\n    return x + {add}\n")
+        done = subprocess.run(run, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        printed.append(done.stdout.strip())
+    assert printed == ["4", "42"]

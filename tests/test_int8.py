@@ -51,6 +51,30 @@ def test_quantisation_keeps_each_weight_within_half_its_blocks_step(rng, dtype, 
     assert (np.abs(back) == np.abs(w)).any(axis=1).all()  # each row's largest weight comes back exactly
 
 
+def test_quantisation_rounds_the_exact_quotient():
+    """q = round(w / scale) with w / scale the correctly rounded quotient, never w (1 / scale):
+    weights a few ulps from the halfway points k + 1/2, where the two round differently."""
+    def rounded(v):
+        return np.sign(v) * np.minimum(np.floor(np.abs(v) + np.float32(0.5)), 127)
+    scale = np.float32(1) / np.float32(127)  # the scale of a block whose largest |w| is 1
+    halves = ((np.arange(127) + 0.5) * np.float64(scale)).astype(np.float32)
+    near = [halves]
+    for direction in (0, 2):
+        v = halves
+        for _ in range(4):
+            v = np.nextafter(v, np.float32(direction))
+            near.append(v)
+    near = np.concatenate(near)
+    near = np.concatenate([near, -near])
+    differ = near[rounded(near / scale) != rounded(near * (np.float32(1) / scale))]
+    assert len(differ) >= 10
+    w = np.zeros((len(differ), QBLOCK), np.float32)
+    w[:, 0], w[:, 1] = 1, differ
+    q, scales = quantized(w)
+    assert (scales == scale).all()
+    np.testing.assert_array_equal(q[:, 1], rounded(differ / scale))
+
+
 def test_halves_round_away_from_zero():
     w = np.array([[127.0, 0.5, -0.5, 1.5, -2.5, 126.5] + [0.0] * 26])
     q, scales = quantized(w)
@@ -60,34 +84,47 @@ def test_halves_round_away_from_zero():
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
 @pytest.mark.parametrize("B, C", [(3, 45), (9, 64)])
-def test_matvec_int8_matches_a_float64_reference(rng, dtype, tol, B, C):
+def test_matvec_int8_matches_a_float64_reference_over_x_rounded_alike(rng, dtype, tol, B, C):
     OC = 37  # more than one block of rows, not a multiple of it
     x = rng.standard_normal((B, C)).astype(dtype)
     q, scales = quantized(rng.standard_normal((OC, C)).astype(dtype))
     bias = rng.standard_normal(OC).astype(dtype)
-    y = x.astype(np.float64) @ reference_dequantized(q, scales).T + bias
+    y = reference_dequantized(*quantized(x)) @ reference_dequantized(q, scales).T + bias
     out = np.full((B, OC), np.nan, dtype)
     K.matvec_int8(out, x, q, scales, bias, False, False)
     np.testing.assert_allclose(out, y, rtol=tol, atol=tol)
     residual = rng.standard_normal((B, OC)).astype(dtype)
     out = residual.copy()
-    K.matvec_int8(out, x, q, scales, np.empty(0, dtype), True, True)  # out += GELU(x W~ᵀ), no bias
+    K.matvec_int8(out, x, q, scales, np.empty(0, dtype), True, True)  # out += GELU(x~ W~ᵀ), no bias
     np.testing.assert_allclose(out, residual + gelu(y - bias), rtol=tol, atol=tol)
     assert_rows_independent(K.matvec_int8, x, q, scales, bias)
+    unrounded = x.astype(np.float64) @ reference_dequantized(q, scales).T + bias
+    assert np.abs(out - residual - gelu(unrounded - bias)).max() > 100 * tol  # x was rounded
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("B, C", [(1, 64), (9, 96)])  # whole vectors: the float tail's order is LLVM's
-def test_matvec_int8_gives_the_bits_of_matvec_over_the_dequantized_matrix(rng, dtype, B, C):
-    x = rng.standard_normal((B, C)).astype(dtype)
-    q, scales = quantized(rng.standard_normal((37, C)).astype(dtype))
-    dense = np.empty((37, C), dtype)
-    K.dequantize_int8(dense, q, scales)
-    bias = rng.standard_normal(37).astype(dtype)
-    expected, out = np.empty((B, 37), dtype), np.empty((B, 37), dtype)
-    K.matvec(expected, x, dense, bias, False, False)
-    K.matvec_int8(out, x, q, scales, bias, False, False)
-    np.testing.assert_array_equal(out, expected)
+@pytest.mark.parametrize("B, C", [(1, 64), (9, 96), (5, 45)])
+def test_matvec_int8_sums_the_integer_products_exactly(rng, dtype, B, C):
+    """Every block holds a 127 or -127, so every scale is 1: the result is the integer dot product,
+    exact in either dtype (below 2^24), a shorter last block included."""
+    def integers(rows):
+        v = rng.integers(-127, 128, (rows, C))
+        v[:, ::QBLOCK] = rng.choice([-127, 127], (rows, n_blocks(C)))
+        return v
+    x, w = integers(B), integers(37)
+    q, scales = quantized(w.astype(dtype))
+    assert (scales == 1).all()
+    out = np.empty((B, 37), dtype)
+    K.matvec_int8(out, x.astype(dtype), q, scales, np.zeros(37, dtype), False, False)
+    np.testing.assert_array_equal(out, x @ w.T)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_round_to_int8_gives_the_rows_the_int8_products_read(rng, dtype):
+    x = (rng.standard_normal((4, 45)) * rng.choice([1e-3, 1.0, 50.0], (4, 1))).astype(dtype)
+    out = np.empty_like(x)
+    K.round_to_int8(out, x)
+    np.testing.assert_array_equal(out, reference_dequantized(*quantized(x)).astype(dtype))
 
 
 def test_matvec_int8_runs_interpreted_as_compiled(rng):

@@ -48,6 +48,7 @@ from .. import kernels as K
 from ..formats.safetensors import widen_bfloat16
 from ..nn.checks import check_token_ids
 from ..nn.kv_cache import KVCache
+from ..nn.context import RoundedInt8
 from ..nn.layers import Linear
 from ..util.config import is_int, is_number
 
@@ -125,9 +126,10 @@ def narrow_weights(model, weights):
 
 
 def rounded_weights(model, weights):
-    """{linear layer: the float32 values its `weights` ("bfloat16" or "int8") copy stands for}: passed
-    as a forward's weights, every product reads them, so that a forward over whole sequences (an
-    evaluation) computes what generation with those copies computes, up to the order of sums."""
+    """{linear layer: the float32 values its `weights` ("bfloat16" or "int8") copy stands for, int8's
+    as a RoundedInt8}: passed as a forward's weights, every product reads them (int8's rounding their
+    inputs as well), so that a forward over whole sequences (an evaluation) computes what generation
+    with those copies computes, up to the order of sums."""
     copies = narrow_weights(model, weights)
     if copies is None:
         return None
@@ -136,9 +138,10 @@ def rounded_weights(model, weights):
         values = np.empty(layer.weight.data.shape, model.dtype)
         if weights == "int8":
             K.dequantize_int8(values, copy.q, copy.scales)
+            rounded[layer] = RoundedInt8(values)
         else:
             values[...] = widen_bfloat16(copy)
-        rounded[layer] = values
+            rounded[layer] = values
     return rounded
 
 

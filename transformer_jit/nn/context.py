@@ -11,7 +11,8 @@ concerns it and nothing else:
                   cache holds; attention appends their keys and values and attends over the cache
     weights       None or {layer: narrower copy of its matrix}, read instead of the parameter by
                   the matrix-vector products of generation; a copy that is a matrix of the
-                  parameter's dtype (rounded values, for evaluation) serves every product
+                  parameter's dtype (rounded values, for evaluation) serves every product, and
+                  a RoundedInt8 does too, its products rounding their inputs as int8's do
 
 Randomness without counting. Every random draw of a forward comes from
     SeedSequence([model seed, forward count, *site])
@@ -22,6 +23,7 @@ uninterrupted run drew, and a data-parallel rank r > 0 draws its own stream (spa
 rank 0 draws what a single process draws.
 """
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,6 +46,13 @@ class Memory:
 
     def __init__(self, values, mask):
         self.values, self.mask, self.grad = values, mask, None
+
+
+class RoundedInt8(NamedTuple):
+    """The values an int8 copy of a matrix stands for (W~, in the parameter's dtype), for products
+    of many rows: they round their input rows as generation's int8 products do
+    (kernels.round_to_int8), and so compute what those compute, up to the order of sums."""
+    values: np.ndarray
 
 
 @dataclass
@@ -85,6 +94,8 @@ class Context:
         """The matrix `layer`'s products of many rows read: its copy if that is a matrix of the
         parameter's dtype, else the parameter (a bfloat16 or int8 copy serves few rows only)."""
         copy = self.weight(layer)
+        if isinstance(copy, RoundedInt8):
+            return copy.values
         return copy if isinstance(copy, np.ndarray) and copy.dtype == layer.weight.data.dtype else layer.weight.data
 
     def _sequence(self, site):

@@ -31,7 +31,7 @@ import numpy as np
 from .. import kernels as K
 from ..kernels.int8 import n_blocks
 from .checks import check_rows
-from .context import site_key
+from .context import RoundedInt8, site_key
 from .memory import aligned_empty
 from .parameters import constant, normal
 
@@ -158,10 +158,10 @@ class Linear(Layer):
 
     Generating (a key/value cache in the context) with up to FEW_ROWS rows, one per sequence, the
     product is a matrix-vector product (kernels.matvec), which may read a narrower copy of W
-    (ctx.weight): bfloat16 bits, or an Int8Weight (kernels.matvec_int8). Otherwise it is the tiled
-    matmul: training and evaluation always take it, so their results do not change with the batch
-    size. It reads W, or a copy of W's dtype given in the context (rounded values, to evaluate what
-    generation with narrow copies computes).
+    (ctx.weight): bfloat16 bits, or an Int8Weight (kernels.matvec_int8, which rounds x to int8 too).
+    Otherwise it is the tiled matmul: training and evaluation always take it, so their results do not
+    change with the batch size. It reads W, or a copy of W's dtype given in the context (rounded
+    values, to evaluate what generation with narrow copies computes; a RoundedInt8 rounds x too).
     """
 
     def __init__(self, store, name, in_features, out_features, bias=True, std=0.02, weight=None):
@@ -187,6 +187,9 @@ class Linear(Layer):
             else:
                 K.matvec(out, x, weight, bias, False, False)
         else:
+            if isinstance(ctx.weight(self), RoundedInt8):  # evaluating what int8 generation computes
+                x = self.buffer("rounded_input", x.shape, x.dtype)
+                K.round_to_int8(x, self.x)
             K.linear_forward(out, x, ctx.dense_weight(self), bias)
         return out
 
