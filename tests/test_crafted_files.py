@@ -2,6 +2,7 @@
 one error that names the file, quickly (sizes are checked before anything is allocated or looped
 over), without hanging on a pipe where a file belongs, and (on the command line) without changing
 any file."""
+import io
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ from refusals import assert_refused
 
 from transformer_jit import GPT, GPTConfig
 from transformer_jit.cli import main
+from transformer_jit.data.image_files import read_images
 from transformer_jit.data.tokenizers import BPETokenizer
 from transformer_jit.data.token_files import open_token_dir
 from transformer_jit.formats import LlmcGPT2, SafetensorsFile
@@ -374,3 +376,36 @@ def test_the_intact_files_still_load(place):
     assert load_model(place / "gpt" / "best.npz")[0].config.n_layer == 1
     assert open_token_dir(place / "tokens", 8)[1].vocab_size > 0
     assert time.perf_counter() - start < 30
+
+
+def _images_npz(path, shape, compression=zipfile.ZIP_STORED, file_size=None):
+    """An .npz whose 'images' member holds 256 bytes behind a header declaring `shape`."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        archive.writestr("images.npy", header.getvalue() + bytes(256))
+    return path
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_an_image_npz_with_a_crafted_shape_is_refused_before_allocation(tmp_path, compression):
+    path = _images_npz(tmp_path / "images.npz", (1 << 20, 1 << 20, 8), compression)
+    with pytest.raises(ValueError, match=r"--data .*images.npz is a damaged .npz \(member 'images.npy' declares "
+                                         r"a uint8 array of shape \(1048576, 1048576, 8\), more than its"):
+        read_images(path, "--data")
+
+
+def test_an_image_npz_member_claiming_more_than_deflate_can_hold_is_refused(tmp_path):
+    path = _images_npz(tmp_path / "images.npz", (4, 8, 8), zipfile.ZIP_DEFLATED)
+    data = bytearray(path.read_bytes())
+    entry = data.rindex(b"PK\x01\x02")  # the central directory's record of the member
+    data[entry + 24:entry + 28] = (0xF000_0000).to_bytes(4, "little")  # its uncompressed size: 4 GB
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="member 'images.npy' claims 4,026,531,840 bytes, more than its storage"):
+        read_images(path, "--data")
+
+
+def test_a_compressed_image_npz_as_savez_compressed_writes_still_loads(tmp_path):
+    np.savez_compressed(tmp_path / "d.npz", images=np.full((3, 4, 4), 9, np.uint8), labels=np.array([0, 1, 0]))
+    got = read_images(tmp_path / "d.npz", "--data")
+    assert got.images.shape == (3, 4, 4, 1) and (got.images == 9).all()

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..util.extras import require
+from ..util.npz import check_npz_members
 from ..util.regular_file import check_readable_file, open_regular_file
 from .images import LabelledImages, fit_images
 
@@ -62,6 +63,7 @@ def _read_npz(path, what):
                              f"JPEG file")
         f.seek(0)
         try:
+            check_npz_members(f, compressed=True)
             with np.load(f, allow_pickle=False) as archive:
                 held = archive.files
                 arrays = {name: archive[name] for name in ("images", "labels", "label_names") if name in held}

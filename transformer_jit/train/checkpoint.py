@@ -7,8 +7,6 @@ checkpoint_contents.py checks what it holds against the models, and train/saved_
 trained model from one.
 """
 import json
-import math
-import os
 import zipfile
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import numpy as np
 
 from ..util.atomic import atomic_write
 from ..util.json_file import parse_json
+from ..util.npz import check_npz_members
 from ..util.regular_file import open_regular_file
 from .checkpoint_contents import check_contents
 
@@ -53,7 +52,7 @@ def load_checkpoint(path, arrays=True):
         raise FileNotFoundError(f"checkpoint not found: {path}")
     with open_regular_file(path, "checkpoint") as f:
         try:
-            _check_members(f)
+            check_npz_members(f, compressed=False)
             with np.load(f, allow_pickle=False) as archive:
                 arrays = {name: archive[name] for name in archive.files if name != _META and want_arrays}
                 meta = parse_json(archive[_META].tobytes(), "its description", non_finite=True)
@@ -62,26 +61,6 @@ def load_checkpoint(path, arrays=True):
     _check_meta(path, meta)
     check_contents(path, meta, arrays if want_arrays else None)
     return arrays, meta
-
-
-def _check_members(f):
-    """Refuse an archive member whose array header declares more bytes than the member holds (a
-    crafted shape would otherwise be allocated before the data runs out), or that is compressed:
-    np.savez stores them as they are, so the stored sizes bound every array by the file's size."""
-    size = os.fstat(f.fileno()).st_size
-    with zipfile.ZipFile(f) as archive:
-        for info in archive.infolist():
-            if info.compress_type != zipfile.ZIP_STORED or info.file_size > size:
-                raise ValueError(f"member {info.filename!r} is compressed or larger than the file")
-            with archive.open(info) as member:
-                version = np.lib.format.read_magic(member)
-                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                               else np.lib.format.read_array_header_2_0)
-                shape, _, dtype = read_header(member)
-                if math.prod(shape) * dtype.itemsize > info.file_size:
-                    raise ValueError(f"member {info.filename!r} declares a {dtype} array of shape {shape}, more "
-                                     f"than its {info.file_size:,} bytes")
-    f.seek(0)
 
 
 def _check_meta(path, meta):

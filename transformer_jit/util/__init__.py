@@ -10,4 +10,5 @@
                   be regular files (a pipe or a device would block a read)
     json_file     read_json, parse_json: untrusted JSON, every failure one ValueError naming the file
     extras        optional dependencies: the pip command that installs one (install_hint), require
+    npz           check_npz_members: an .npz whose arrays' headers claim more than the file holds
 """
