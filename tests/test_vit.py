@@ -268,6 +268,17 @@ def test_trainer_drives_the_vit_to_learn(tmp_path):
     assert (tmp_path / "best.npz").exists()
 
 
+def test_training_counts_a_vits_positions_not_its_pixels(tmp_path):
+    model = VisionTransformer(ViTConfig(**{**TINY, "n_classes": 4}, num_channels=1), seed=0)
+    pixels = np.zeros((6, 1, 8, 8), np.float32)
+    assert model.tokens_in(pixels) == 6 * (1 + 4)  # the class token and 4 patches of 4 x 4, not 6 x 64 pixels
+    asked = []
+    model.tokens_in = lambda inputs: asked.append(inputs.shape) or 1
+    train = TrainConfig(batch_size=8, max_iters=1, eval_interval=1, eval_iters=1, out_dir=str(tmp_path))
+    Trainer(model, BrightQuadrant(), train, kind="vit", log=lambda msg: None).fit()
+    assert asked == [(8, 1, 8, 8)]
+
+
 def test_a_resumed_vit_run_continues_exactly(tmp_path):
     """With dropout on: the checkpoint carries the weights, the optimizer and the masks' forward count."""
     def trainer(out_dir, model_seed=0, max_iters=12):

@@ -54,6 +54,10 @@ class VisionTransformer(Model):
     def attention_layers(self):
         return self.encoder.attention_layers()
 
+    def tokens_in(self, pixels):
+        """B images make B (1 + NP) positions: the class token and the patches (not the pixels)."""
+        return len(pixels) * (1 + self.config.n_patches)
+
     def activation_floats(self, batch_size):
         """Floats a training step keeps for batches of batch_size (train/memory.py): the encoder's
         over 1 + NP positions, and the patches."""

@@ -114,6 +114,11 @@ class Model(Layer):
         """(name, attention layer) pairs of the model, in order."""
         raise NotImplementedError
 
+    def tokens_in(self, inputs):
+        """The positions a batch of `inputs` (the forward's first argument) gives the model: what
+        training's tok/s counts. Token ids (B, T): B T."""
+        return int(inputs.size)
+
     # -- the context of a forward ----------------------------------------------------------------
     def context(self, **parts):
         """The context one forward passes down its layers (nn/context.py): the mode, and the seed

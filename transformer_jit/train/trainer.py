@@ -128,8 +128,7 @@ class Trainer:
         """
         c = self.config
         until = c.max_iters if until is None else min(until, c.max_iters)
-        # B * T of the first input, over all ranks
-        tokens_per_step = int(np.prod(self.eval_batches["train"][0][0].shape)) * self.world_size
+        tokens_per_step = self.model.tokens_in(self.eval_batches["train"][0][0]) * self.world_size  # all ranks
         result = None
         with run_lock(self.out_dir) if self.writes_files else nullcontext(), DeferredInterrupts() as interrupts:
             self._interrupts, self._stop_agreed = interrupts, False
