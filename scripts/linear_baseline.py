@@ -14,7 +14,7 @@ import numpy as np
 
 from transformer_jit.data.image_tasks import IMAGE_DATASETS, image_task
 from transformer_jit.data.images import prepare_pixels
-from transformer_jit.models.vit import IMAGE_MEAN, IMAGE_STD
+from transformer_jit.models.configs import IMAGE_MEAN, IMAGE_STD
 from transformer_jit.train.recipes import vit_recipe
 
 

@@ -25,7 +25,6 @@ from transformer_jit.data.images import prepare_pixels
 from transformer_jit.models.attention_maps import class_token_attention, render_png, render_text
 from transformer_jit.models.image_classification import vit_preprocessing
 from transformer_jit.models.translation import translate
-from transformer_jit.models.vit import IMAGE_MEAN, IMAGE_STD
 from transformer_jit.train import load_model
 from transformer_jit.train.checkpoint import load_checkpoint
 from transformer_jit.util.extras import MissingExtra, require
@@ -61,7 +60,7 @@ def vit_maps(model, meta, source, index, head):
     of the heads, title)."""
     c = model.config
     if source == "held-out":
-        images = image_task(meta["info"]["data"], IMAGE_MEAN, IMAGE_STD).test
+        images = image_task(meta["info"]["data"], *c.normalisation).test
     else:
         images = read_images(source, "the input", image_shape(c.image_size), c.num_channels)
     if not 0 <= index < len(images):

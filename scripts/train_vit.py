@@ -12,8 +12,8 @@ import argparse
 import time
 
 from transformer_jit.data.image_tasks import IMAGE_DATASETS, image_task
-from transformer_jit.models.configs import ViTConfig
-from transformer_jit.models.vit import IMAGE_MEAN, IMAGE_STD, VisionTransformer
+from transformer_jit.models.configs import IMAGE_MEAN, IMAGE_STD, ViTConfig
+from transformer_jit.models.vit import VisionTransformer
 from transformer_jit.train import TrainConfig, Trainer, load_model
 from transformer_jit.train.evaluate import image_accuracy
 from transformer_jit.train.recipes import vit_recipe

@@ -188,6 +188,50 @@ def test_save_and_load_pretrained_round_trip(tmp_path, rng):
         ({"height": 8, "width": 4}, 1 / 255, [0.5], [0.5])
 
 
+@pytest.mark.parametrize("settings, mean, std", [
+    ({}, None, None),  # ViTImageProcessor's defaults, 0.5: the package's own
+    ({"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]},
+     [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),  # ImageNet's, as DeiT and others use
+    ({"image_mean": 0.3, "image_std": 0.6}, [0.3] * 3, [0.6] * 3),
+    ({"do_normalize": False}, [0.0] * 3, [1.0] * 3),
+])
+def test_a_pretrained_directorys_normalisation_is_read_kept_and_written(tmp_path, settings, mean, std):
+    VisionTransformer(ViTConfig(**TINY)).save_pretrained(tmp_path)
+    prep = json.loads((tmp_path / PREPROCESSOR).read_text())
+    del prep["image_mean"], prep["image_std"]
+    (tmp_path / PREPROCESSOR).write_text(json.dumps({**prep, **settings}))
+    model = VisionTransformer.from_pretrained(tmp_path)
+    assert (model.config.image_mean, model.config.image_std) == (mean, std)
+    expected = (mean or [0.5] * 3, std or [0.5] * 3)
+    assert model.config.normalisation == expected
+    model.save_pretrained(tmp_path / "again")
+    written = json.loads((tmp_path / "again" / PREPROCESSOR).read_text())
+    assert (written["image_mean"], written["image_std"]) == expected
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"rescale_factor": 1.0}, "do_rescale and rescale_factor must divide the pixels by 255"),
+    ({"do_rescale": False}, "do_rescale and rescale_factor must divide the pixels by 255"),
+    ({"rescale_factor": "1/255"}, "do_rescale and rescale_factor must divide the pixels by 255"),
+    ({"image_std": [0.5, 0.0, 0.5]}, r"image_std must be 3 finite numbers \(one per channel\), each > 0"),
+    ({"image_mean": [0.5, 0.5]}, r"image_mean must be 3 finite numbers"),
+    ({"image_mean": "imagenet"}, r"image_mean must be 3 finite numbers"),
+])
+def test_a_preprocessor_config_this_vit_cannot_follow_is_refused_by_name(tmp_path, settings, message):
+    VisionTransformer(ViTConfig(**TINY)).save_pretrained(tmp_path)
+    prep = json.loads((tmp_path / PREPROCESSOR).read_text())
+    (tmp_path / PREPROCESSOR).write_text(json.dumps({**prep, **settings}))
+    with pytest.raises(ValueError, match=f"preprocessor_config.json: {message}"):
+        VisionTransformer.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("field, value", [("image_mean", [0.5, 0.5]), ("image_std", [0.5, -1, 0.5]),
+                                          ("image_mean", [float("nan")] * 3)])
+def test_a_config_with_bad_normalisation_names_the_field(field, value):
+    with pytest.raises(ConfigError, match=field):
+        ViTConfig(**TINY, **{field: value})
+
+
 def write_hf_directory(directory, **config_changes):
     """A valid tiny ViTForImageClassification directory, then config.json edited."""
     VisionTransformer(ViTConfig(**TINY)).save_pretrained(directory)
@@ -236,7 +280,7 @@ def test_hugging_face_weights_that_are_not_finite_are_refused(tmp_path):
 def test_export_refuses_an_attention_window(tmp_path):
     model = VisionTransformer(ViTConfig(**TINY))
     with pytest.raises(ValueError, match="Hugging Face's ViT has no attention window"):
-        save_vit_pretrained(tmp_path, model.state_dict(), {**model.config.to_dict(), "attn_window": 2}, 0.5, 0.5)
+        save_vit_pretrained(tmp_path, model.state_dict(), {**model.config.to_dict(), "attn_window": 2})
     assert not (tmp_path / WEIGHTS).exists()
 
 

@@ -152,6 +152,24 @@ def test_fine_tuning_keeps_the_weights_and_a_head_only_for_the_same_classes(file
             np.testing.assert_array_equal(new[f"model.{name}"], value, err_msg=name)
 
 
+def test_fine_tuning_prepares_the_images_as_the_pretrained_model_was_trained(files, tmp_path, capsys):
+    """Its preprocessor_config.json's mean and std, not the package's 0.5: the run keeps them, and
+    classify-image and an export use them."""
+    hf = tmp_path / "hf"
+    assert main(["export", "--out-dir", str(files / "run"), "--format", "hf", str(hf)]) == 0
+    prep = json.loads((hf / "preprocessor_config.json").read_text())
+    (hf / "preprocessor_config.json").write_text(json.dumps({**prep, "image_mean": [0.2], "image_std": [0.4]}))
+    assert main(["train-vit", "--init-from", str(hf), "--data", str(files / "marks.npz"), "--out-dir",
+                 str(tmp_path / "run"), "--max-iters", "1", "--batch-size", "4", "--eval-iters", "1"]) == 0
+    _, meta = load_checkpoint(tmp_path / "run" / "last.npz")
+    assert (meta["model_config"]["image_mean"], meta["model_config"]["image_std"]) == ([0.2], [0.4])
+    model = transformer_jit.load(tmp_path / "run").model
+    assert vit_preprocessing(model.config)["image_mean"] == [0.2]
+    assert main(["export", "--out-dir", str(tmp_path / "run"), "--format", "hf", str(tmp_path / "back")]) == 0
+    back = json.loads((tmp_path / "back" / "preprocessor_config.json").read_text())
+    assert (back["image_mean"], back["image_std"]) == ([0.2], [0.4])
+
+
 def test_digits_without_the_images_extra_is_one_line_naming_it(files, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn", None)
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)

@@ -3,9 +3,11 @@ same files, both ways, and pixels prepared by ViTImageProcessor as this model ex
 import numpy as np
 import pytest
 
-from transformer_jit.models.configs import ViTConfig
+from transformer_jit.data.images import prepare_pixels
+from transformer_jit.models.configs import IMAGE_MEAN, IMAGE_STD, ViTConfig
+from transformer_jit.models.image_classification import vit_preprocessing
 from transformer_jit.models.attention_maps import class_token_attention
-from transformer_jit.models.vit import IMAGE_MEAN, IMAGE_STD, VisionTransformer
+from transformer_jit.models.vit import VisionTransformer
 
 torch = pytest.importorskip("torch", reason="torch (bench extra) is not installed")
 transformers = pytest.importorskip("transformers", reason="transformers (bench extra) is not installed")
@@ -49,14 +51,19 @@ def test_transformers_loads_what_is_saved_here_to_the_same_logits(tmp_path, rng)
     assert theirs.config.id2label == {0: "cat", 1: "dog", 2: "eel", 3: "fox"}
 
 
-@pytest.mark.parametrize("channels", [3, 1])
-def test_transformers_image_processor_prepares_pixels_as_this_model_expects(tmp_path, rng, channels):
+@pytest.mark.parametrize("channels, mean, std", [(3, None, None), (1, None, None),
+                                                 (3, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+def test_transformers_image_processor_prepares_pixels_as_this_model_expects(tmp_path, rng, channels, mean, std):
     VisionTransformer(ViTConfig(image_size=8, patch_size=4, num_channels=channels, n_classes=2, n_layer=1, n_head=2,
-                                n_embd=8)).save_pretrained(tmp_path)
+                                n_embd=8, image_mean=mean, image_std=std)).save_pretrained(tmp_path)
     processor = transformers.ViTImageProcessor.from_pretrained(tmp_path)
     image = rng.integers(0, 256, (8, 8, channels), dtype=np.uint8)  # a grey image too has its channel axis
     pixels = processor(images=image, return_tensors="np")["pixel_values"]
-    expected = (image.transpose(2, 0, 1) / 255 - IMAGE_MEAN) / IMAGE_STD
-    np.testing.assert_allclose(pixels[0], expected, atol=1e-6)
+    mean, std = (np.array(v or [default] * channels)[:, None, None] for v, default in ((mean, IMAGE_MEAN),
+                                                                                       (std, IMAGE_STD)))
+    np.testing.assert_allclose(pixels[0], (image.transpose(2, 0, 1) / 255 - mean) / std, atol=1e-5)
+    loaded = VisionTransformer.from_pretrained(tmp_path)
+    ours = prepare_pixels(image[None], vit_preprocessing(loaded.config))
+    np.testing.assert_allclose(ours, pixels, atol=1e-5)
     larger = rng.integers(0, 256, (20, 16, channels), dtype=np.uint8)
     assert processor(images=larger, return_tensors="np")["pixel_values"].shape == (1, channels, 8, 8)  # resized

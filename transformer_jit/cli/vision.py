@@ -18,10 +18,10 @@ from pathlib import Path
 from ..data.image_files import read_images
 from ..data.image_tasks import IMAGE_DATASETS, data_digests, image_shape, image_task, relabel
 from ..data.images import LabelledImages
-from ..models.configs import GELUS, ViTConfig
+from ..models.configs import GELUS, IMAGE_MEAN, IMAGE_STD, ViTConfig
 from ..models.image_classification import classify_images
 from ..models.pretrained import RUN_CHECKPOINTS
-from ..models.vit import IMAGE_MEAN, IMAGE_STD, VisionTransformer
+from ..models.vit import VisionTransformer
 from ..train.checkpoint import load_checkpoint, split_prefix
 from ..train.evaluate import image_accuracy
 from ..train.recipes import vit_recipe
@@ -94,12 +94,13 @@ def train_vit(args):
         pretrained = _pretrained(args.init_from) if args.init_from and meta is None else None
         if pretrained is not None:  # the images are made to fit the pretrained model
             spec["image_size"], spec["channels"] = pretrained.config.image_size, pretrained.config.num_channels
-        task = image_task(spec, IMAGE_MEAN, IMAGE_STD)
+        known = ViTConfig.from_dict(meta["model_config"]) if meta is not None else getattr(pretrained, "config", None)
+        task = image_task(spec, *(known.normalisation if known else (IMAGE_MEAN, IMAGE_STD)))
         H, W, C = task.dataset.examples("train").shape
         spec["image_size"], spec["channels"] = spec["image_size"] or (H if H == W else [H, W]), C
         info["labels"] = task.names
         if meta is not None:
-            config = ViTConfig.from_dict(meta["model_config"])
+            config = known
         elif pretrained is not None:
             config = replace(pretrained.config, n_classes=len(task.names), label_names=task.names,
                              dropout=args.dropout, attn_dropout=args.attn_dropout)

@@ -29,9 +29,11 @@ GRAYSCALE_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as Pillow's convert
 
 
 def preprocessing(channels, mean, std):
-    """{"image_mean", "image_std", "rescale_factor"} (preprocessor_config.json's names): every
-    channel normalised with the same mean and std after dividing by 255."""
-    return {"image_mean": [mean] * channels, "image_std": [std] * channels, "rescale_factor": 1 / 255}
+    """{"image_mean", "image_std", "rescale_factor"} (preprocessor_config.json's names): the pixels
+    divided by 255, then normalised with mean and std, each a number per channel or one for all."""
+    def per_channel(v):
+        return [float(x) for x in v] if isinstance(v, (list, tuple)) else [float(v)] * channels
+    return {"image_mean": per_channel(mean), "image_std": per_channel(std), "rescale_factor": 1 / 255}
 
 
 @dataclass

@@ -14,12 +14,14 @@ biases, another activation, multi-label heads) are refused by name. The pooler a
 carry is not part of an image classifier and is ignored.
 """
 import json
+import math
 import re
 from pathlib import Path
 
 import numpy as np
 
 from ..util.atomic import atomic_write
+from ..util.json_file import read_json
 from .gpt2_huggingface import FLOAT_CODES, model_directory, read_model_config, some_of
 from .gpt2_layout import copy_finite
 from .safetensors import SafetensorsFile, save_safetensors
@@ -27,6 +29,7 @@ from .safetensors import SafetensorsFile, save_safetensors
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 PREPROCESSOR = "preprocessor_config.json"
+DEFAULT_NORMALISATION = 0.5  # ViTImageProcessor's image_mean and image_std
 CLASSIFIER = "classifier.weight"
 LAYER_NAME = re.compile(r"vit\.encoder\.layer\.(\d{1,9})\.")
 IGNORED = "vit.pooler."
@@ -61,6 +64,8 @@ class HuggingFaceViT:
     def __init__(self, directory):
         self.path = directory = model_directory(directory, "ViTForImageClassification")
         self.fields = read_vit_config(directory / CONFIG)
+        self.fields["image_mean"], self.fields["image_std"] = read_normalisation(directory / PREPROCESSOR,
+                                                                                 self.fields["num_channels"])
         self.file = SafetensorsFile(directory / WEIGHTS)
         if CLASSIFIER not in self.file:
             raise ValueError(f"{self.file.path} has no {CLASSIFIER}: it is not an image classifier "
@@ -187,14 +192,13 @@ def _positive_int(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
-def save_vit_pretrained(directory, params, config, image_mean, image_std):
+def save_vit_pretrained(directory, params, config):
     """Write a Hugging Face ViT directory that transformers.ViTForImageClassification and
     ViTImageProcessor load.
 
-    params: {this package's name: array}; config: ViTConfig's fields as a dict; image_mean,
-    image_std: how the model's pixels are normalised after dividing by 255 (the same for every
-    channel). Writes model.safetensors (float32), config.json and preprocessor_config.json, each
-    atomically, creating the directory if needed.
+    params: {this package's name: array}; config: ViTConfig's fields as a dict, with image_mean
+    and image_std (a number per channel, or None for 0.5 each). Writes model.safetensors (float32),
+    config.json and preprocessor_config.json, each atomically, creating the directory if needed.
     """
     directory = Path(directory)
     if config["attn_window"]:
@@ -215,7 +219,7 @@ def save_vit_pretrained(directory, params, config, image_mean, image_std):
     directory.mkdir(parents=True, exist_ok=True)
     save_safetensors(directory / WEIGHTS, tensors, metadata={"format": "pt"})
     _write_json(directory / CONFIG, hf_vit_config(config))
-    _write_json(directory / PREPROCESSOR, preprocessor_config(config, image_mean, image_std))
+    _write_json(directory / PREPROCESSOR, preprocessor_config(config))
 
 
 def hf_vit_config(config):
@@ -231,15 +235,45 @@ def hf_vit_config(config):
     return hf
 
 
-def preprocessor_config(config, image_mean, image_std):
+def preprocessor_config(config):
     """ViTImageProcessor's settings that give this model's pixels: resized to the model's size,
-    divided by 255, then normalised with image_mean and image_std on every channel."""
+    divided by 255, then normalised with the config's image_mean and image_std."""
     size = config["image_size"]
     H, W = (size, size) if isinstance(size, int) else size
     channels = config["num_channels"]
     return {"image_processor_type": "ViTImageProcessor", "do_resize": True, "size": {"height": H, "width": W},
             "resample": 2, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
-            "image_mean": [image_mean] * channels, "image_std": [image_std] * channels}
+            "image_mean": config.get("image_mean") or [DEFAULT_NORMALISATION] * channels,
+            "image_std": config.get("image_std") or [DEFAULT_NORMALISATION] * channels}
+
+
+def read_normalisation(path, channels):
+    """(image_mean, image_std) from a preprocessor_config.json, each a number per channel, or None
+    where the file has none or ViTImageProcessor's default (0.5, this package's too); settings that
+    prepare pixels otherwise than dividing by 255 and normalising are refused by name."""
+    if not path.exists():
+        return None, None
+    settings = read_json(path, "a preprocessor config")
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(settings).__name__}")
+    rescale, factor = settings.get("do_rescale", True), settings.get("rescale_factor", 1 / 255)
+    if rescale is not True or not (type(factor) in (int, float) and math.isclose(factor, 1 / 255, rel_tol=1e-6)):
+        raise ValueError(f"{path}: do_rescale and rescale_factor must divide the pixels by 255 (do_rescale "
+                         f"{rescale!r}, rescale_factor {factor!r})")
+    if settings.get("do_normalize", True) is not True:
+        return [0.0] * channels, [1.0] * channels
+    values = []
+    for field in ("image_mean", "image_std"):
+        value = settings.get(field, DEFAULT_NORMALISATION)
+        value = [value] * channels if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+        if not (isinstance(value, list) and len(value) == channels
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+                and (field == "image_mean" or min(value) > 0)):
+            raise ValueError(f"{path}: {field} must be {channels} finite numbers (one per channel)"
+                             f"{', each > 0' if field == 'image_std' else ''}, got {value!r}")
+        value = [float(v) for v in value]
+        values.append(None if value == [DEFAULT_NORMALISATION] * channels else value)
+    return tuple(values)
 
 
 def _write_json(path, value):

@@ -4,12 +4,13 @@ Every config is checked on construction, here and only here, so that a bad value
 name rather than deep inside a kernel. The encoder models' defaults are the ones the built-in tasks
 train well with on a 2-core CPU, not the paper's (d_model 512, 6 + 6 layers, 8 heads).
 """
+import math
 import typing
 from dataclasses import asdict, dataclass
 
 from ..nn.checks import head_size
 from ..nn.layers import ACTIVATIONS, POSITIONALS
-from ..util.config import ConfigError, check_fields, check_range, config_from_dict, is_int
+from ..util.config import ConfigError, check_fields, check_range, config_from_dict, is_int, is_number
 
 POOLINGS = ("mean", "cls")
 GELUS = {"erf": "gelu_erf", "tanh": "gelu"}  # ViTConfig.gelu -> the activation's name (nn/layers.py)
@@ -148,6 +149,11 @@ class Seq2SeqConfig(ModelConfig):
             raise ConfigError("Seq2SeqConfig", "eos_id", "must differ from pad_id and bos_id", self.eos_id)
 
 
+# How a ViT's pixels are normalised unless its config says (ViTImageProcessor's defaults): [0, 255] -> [-1, 1].
+IMAGE_MEAN = 0.5
+IMAGE_STD = 0.5
+
+
 @dataclass
 class ViTConfig(ModelConfig):
     """A vision transformer (Dosovitskiy et al. 2020): the image cut into patch_size x patch_size
@@ -168,6 +174,9 @@ class ViTConfig(ModelConfig):
     gelu: str = "erf"             # exact GELU, x Phi(x), as ViT checkpoints; or "tanh", its approximation
     attn_window: int = 0          # always 0: a window over the patches in reading order would cut the class token off
     label_names: typing.Optional[list] = None  # a name per class, or None
+    # pixel = (value / 255 - image_mean[c]) / image_std[c] per channel; None: 0.5 for every channel
+    image_mean: typing.Optional[list] = None
+    image_std: typing.Optional[list] = None
 
     at_least = {"patch_size": 1, "n_classes": 2, "n_layer": 1, "n_head": 1, "n_embd": 1, "n_inner": 0,
                 "attn_window": 0}
@@ -193,6 +202,15 @@ class ViTConfig(ModelConfig):
         if self.attn_window != 0:
             raise ConfigError("ViTConfig", "attn_window", "must be 0: the class token attends to every patch",
                               self.attn_window)
+        for field in ("image_mean", "image_std"):
+            value = getattr(self, field)
+            if isinstance(value, tuple):
+                setattr(self, field, value := list(value))
+            if value is not None and not (isinstance(value, list) and len(value) == self.num_channels
+                                          and all(is_number(v) and math.isfinite(v) for v in value)
+                                          and (field == "image_mean" or min(value) > 0)):
+                raise ConfigError("ViTConfig", field, f"must be None or {self.num_channels} finite numbers (one per "
+                                                      f"channel){', each > 0' if field == 'image_std' else ''}", value)
         names = self.label_names
         if names is not None and not (isinstance(names, list) and len(names) == self.n_classes
                                       and all(isinstance(n, str) for n in names) and len(set(names)) == len(names)):
@@ -203,6 +221,13 @@ class ViTConfig(ModelConfig):
     def height_width(self):
         """(H, W) in pixels."""
         return (self.image_size, self.image_size) if is_int(self.image_size) else tuple(self.image_size)
+
+    @property
+    def normalisation(self):
+        """(image_mean, image_std): a number per channel, IMAGE_MEAN and IMAGE_STD where None."""
+        C = self.num_channels
+        return ([float(v) for v in self.image_mean or [IMAGE_MEAN] * C],
+                [float(v) for v in self.image_std or [IMAGE_STD] * C])
 
     @property
     def n_patches(self):

@@ -8,12 +8,11 @@ import numpy as np
 
 from ..data.images import prepare_pixels, preprocessing
 from ..data.sequences import in_batches
-from .vit import IMAGE_MEAN, IMAGE_STD
 
 
 def vit_preprocessing(config):
     """How a ViT of this config wants its pixels: preprocessor_config.json's numbers."""
-    return preprocessing(config.num_channels, IMAGE_MEAN, IMAGE_STD)
+    return preprocessing(config.num_channels, *config.normalisation)
 
 
 def classify_images(model, images, batch_size=256, progress=False):

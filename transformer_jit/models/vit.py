@@ -9,7 +9,9 @@
 The patch projection is a linear layer over each patch's CI P P pixels: exactly a stride-P
 convolution (nn/patches.py). The encoder is the stack behind every model of the package
 (nn/stack.py), fed vectors instead of token ids. Pixels come as Hugging Face's `pixel_values`:
-float32, channels first, each value v / 255 normalised as (v / 255 - IMAGE_MEAN) / IMAGE_STD.
+float32, channels first, each value v / 255 of channel c normalised as (v / 255 - mean[c]) / std[c],
+the config's image_mean and image_std: 0.5 each unless given (IMAGE_MEAN, IMAGE_STD, as
+ViTImageProcessor's defaults); a pretrained directory's preprocessor_config.json gives its own.
 """
 import numpy as np
 
@@ -22,9 +24,6 @@ from ..nn.stack import TransformerEncoder
 from ..util.config import ConfigError
 from .configs import GELUS, ViTConfig
 
-# How pixels are normalised, per channel (Hugging Face ViTImageProcessor's defaults): [0, 255] -> [-1, 1].
-IMAGE_MEAN = 0.5
-IMAGE_STD = 0.5
 # State-dict names that read like the paper's parts, GPT-2's initial values (weights N(0, 0.02²)).
 VIT = Style({"pos": "pos_embed", "layers": "layers", "norm": "norm", "ln_1": "attn_norm", "attn": "attn",
              "ln_2": "mlp_norm", "mlp": "mlp"}, init="gpt2", scaled_embeddings=False)
@@ -118,5 +117,5 @@ class VisionTransformer(Model):
         """Write a directory that transformers' ViTForImageClassification.from_pretrained loads
         (config.json, model.safetensors) and ViTImageProcessor.from_pretrained prepares images
         for as this model expects them (preprocessor_config.json)."""
-        save_vit_pretrained(directory, self.state_dict(), self.config.to_dict(), IMAGE_MEAN, IMAGE_STD)
+        save_vit_pretrained(directory, self.state_dict(), self.config.to_dict())
 
