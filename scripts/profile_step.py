@@ -21,11 +21,16 @@ from transformer_jit import GPT, AdamW, GPTConfig
 from transformer_jit import kernels as K
 
 
+NOT_KERNELS = {"fit_threads_to_load", "set_adaptive_threads"}
+
+
 def instrument(totals, calls):
-    """Replace each kernel on the kernels module by a timing wrapper."""
+    """Replace each kernel on the kernels module by a timing wrapper: the compiled ones, and the
+    plain functions there that run them (linear_forward, linear_backward: matmul's drivers)."""
     for name in dir(K):
         fn = getattr(K, name)
-        if not hasattr(fn, "py_func"):
+        kernel = hasattr(fn, "py_func") or (callable(fn) and getattr(fn, "__module__", "").startswith(K.__name__))
+        if name.startswith("_") or name in NOT_KERNELS or not kernel:
             continue
 
         def timed(*args, _fn=fn, _name=name):
