@@ -229,7 +229,8 @@ def slp_kernel(fn=None, *, parallel=False, reassociate=True, any_layout=()):
 
 def vector_bits():
     """The widest vectors LLVM prefers for this process's Numba code: 512 or less."""
-    return 512 if "+avx512f" in _feature_list() and "-prefer-256-bit" in _feature_list() else 256
+    features = _feature_list()
+    return 512 if "+avx512f" in features and "-prefer-256-bit" in features else 256
 
 
 @functools.cache

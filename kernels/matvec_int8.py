@@ -22,8 +22,9 @@ The order of every sum is fixed by the code, whatever the other rows of x hold (
     the lanes are added as a tree: s[l] += s[l + 4], then s[l] += s[l + 2], then s[0] + s[1];
     a last block shorter than QBLOCK (C not a multiple of it) is added to that, its D summed one by one.
 
-The integer sums are exact whatever instructions compute them, so every CPU (AVX-512, AVX2 or
-neither) gives the same bits. The tile is matvec's: XR rows of x against WR rows of W.
+The integer sums are exact whatever instructions compute them, and each block's multiply-add is
+fused, so AVX-512 and AVX2 give the same bits (a CPU without FMA differs only where a row ends in a
+shorter block). The tile is matvec's: XR rows of x against WR rows of W.
 """
 import numpy as np
 from numba import prange
@@ -61,8 +62,8 @@ def matvec_int8(out, x, q, scales, bias, accumulate, gelu):
 @slp_kernel(reassociate=False)
 def int8_dot_rows(out, qx, sx, q, sw, o, no, bias, accumulate, gelu):
     """out[b, o + j] for every row b of qx and j < no (1 or WR) from the rows o + j of q, XR rows
-    of qx at a time, as matvec.dot_rows. A block's 8 integer sums live in a stack array of int32,
-    each dot product's lanes in one of L floats; "reassoc" is off, so LLVM keeps every lane's order."""
+    of qx at a time, as matvec.dot_rows. Each dot product's lanes live in a stack array of L floats;
+    "reassoc" is off, so LLVM keeps every lane's order."""
     dt = out.dtype.type
     B, C = qx.shape
     n = C // QBLOCK

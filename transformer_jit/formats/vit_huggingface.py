@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..util.atomic import atomic_write
+from ..util.config import is_number, is_per_channel, per_channel_wanted
 from ..util.json_file import read_json
 from .gpt2_huggingface import FLOAT_CODES, model_directory, read_model_config, some_of
 from .gpt2_layout import copy_finite
@@ -265,12 +266,10 @@ def read_normalisation(path, channels):
     values = []
     for field in ("image_mean", "image_std"):
         value = settings.get(field, DEFAULT_NORMALISATION)
-        value = [value] * channels if isinstance(value, (int, float)) and not isinstance(value, bool) else value
-        if not (isinstance(value, list) and len(value) == channels
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
-                and (field == "image_mean" or min(value) > 0)):
-            raise ValueError(f"{path}: {field} must be {channels} finite numbers (one per channel)"
-                             f"{', each > 0' if field == 'image_std' else ''}, got {value!r}")
+        value = [value] * channels if is_number(value) else value  # one number for every channel
+        positive = field == "image_std"
+        if not is_per_channel(value, channels, positive):
+            raise ValueError(f"{path}: {field} must be {per_channel_wanted(channels, positive)}, got {value!r}")
         value = [float(v) for v in value]
         values.append(None if value == [DEFAULT_NORMALISATION] * channels else value)
     return tuple(values)

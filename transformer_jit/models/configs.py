@@ -4,13 +4,13 @@ Every config is checked on construction, here and only here, so that a bad value
 name rather than deep inside a kernel. The encoder models' defaults are the ones the built-in tasks
 train well with on a 2-core CPU, not the paper's (d_model 512, 6 + 6 layers, 8 heads).
 """
-import math
 import typing
 from dataclasses import asdict, dataclass
 
 from ..nn.checks import head_size
 from ..nn.layers import ACTIVATIONS, POSITIONALS
-from ..util.config import ConfigError, check_fields, check_range, config_from_dict, is_int, is_number
+from ..util.config import (ConfigError, check_fields, check_range, config_from_dict, is_int, is_per_channel,
+                           per_channel_wanted)
 
 POOLINGS = ("mean", "cls")
 GELUS = {"erf": "gelu_erf", "tanh": "gelu"}  # ViTConfig.gelu -> the activation's name (nn/layers.py)
@@ -206,11 +206,10 @@ class ViTConfig(ModelConfig):
             value = getattr(self, field)
             if isinstance(value, tuple):
                 setattr(self, field, value := list(value))
-            if value is not None and not (isinstance(value, list) and len(value) == self.num_channels
-                                          and all(is_number(v) and math.isfinite(v) for v in value)
-                                          and (field == "image_mean" or min(value) > 0)):
-                raise ConfigError("ViTConfig", field, f"must be None or {self.num_channels} finite numbers (one per "
-                                                      f"channel){', each > 0' if field == 'image_std' else ''}", value)
+            positive = field == "image_std"
+            if value is not None and not is_per_channel(value, self.num_channels, positive):
+                raise ConfigError("ViTConfig", field,
+                                  f"must be None or {per_channel_wanted(self.num_channels, positive)}", value)
         names = self.label_names
         if names is not None and not (isinstance(names, list) and len(names) == self.n_classes
                                       and all(isinstance(n, str) for n in names) and len(set(names)) == len(names)):

@@ -188,8 +188,9 @@ class Linear(Layer):
                 K.matvec(out, x, weight, bias, False, False)
         else:
             if isinstance(ctx.weight(self), RoundedInt8):  # evaluating what int8 generation computes
-                x = self.buffer("rounded_input", x.shape, x.dtype)
-                K.round_to_int8(x, self.x)
+                rounded = self.buffer("rounded_input", x.shape, x.dtype)
+                K.round_to_int8(rounded, x)
+                x = rounded
             K.linear_forward(out, x, ctx.dense_weight(self), bias)
         return out
 

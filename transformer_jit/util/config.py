@@ -32,6 +32,17 @@ def is_number(value):
             and not isinstance(value, (bool, np.bool_)) and math.isfinite(value))
 
 
+def is_per_channel(value, channels, positive=False):
+    """Whether `value` is a list of `channels` finite numbers, each > 0 if `positive`: an image
+    normalisation's mean or std. per_channel_wanted says what it should have been."""
+    return (isinstance(value, list) and len(value) == channels and all(map(is_number, value))
+            and (not positive or min(value) > 0))
+
+
+def per_channel_wanted(channels, positive=False):
+    return f"{channels} finite numbers (one per channel){', each > 0' if positive else ''}"
+
+
 def check_fields(config, at_least=None, choices=None):
     """Check a dataclass config field by field: every field has its annotated type (int, float:
     finite, bool, str); at_least maps fields to their lowest allowed value, choices to their
