@@ -3,6 +3,7 @@
     python scripts/ab_kernels.py HEAD~1                  # HEAD~1 against the working tree
     python scripts/ab_kernels.py b8417b9 HEAD --config large --only dW
     python scripts/ab_kernels.py HEAD~1 --rounds 21      # more rounds for a small difference
+    python scripts/ab_kernels.py HEAD~1 --config decode  # generation's products (GPT-2 124M)
 
 Each revision's `kernels/` is copied out of git (`git archive`; "." is the working tree) into
 a temporary directory and imported as its own package, so both run in the same process, on the
@@ -16,6 +17,12 @@ revisions are timed in turn, A B, B A, A B, ..., for --rounds rounds. A round ti
 revision for about 0.1 s and keeps the median call. Printed: the median over rounds of each
 revision's time, and the median of the per-round ratios B / A (below 1: B takes less time). The
 results of A and B are checked equal first.
+
+`--config decode` times generation's matrix-vector products instead: GPT-2 124M's weights
+(random, 12 layers and the lm head) read by `matvec` as float32 and as bfloat16 bits, and by
+`matvec_int8` as int8 with a scale per block of 32, with 1 and with 8 rows of x. Each op is one
+kind of matrix of all 12 layers (or the lm head), in as many copies as make at least 64 MB, so
+that its weights stream from memory, as in a decode step, and not from the cache.
 
 The ops are called through the kernels' public signatures (`linear_forward`, `linear_backward`,
 `attention_forward`, `attention_backward`), which both revisions must share, except for attention
@@ -37,7 +44,7 @@ def parse_args():
     p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     p.add_argument("rev_a", help="git revision of A")
     p.add_argument("rev_b", nargs="?", default=".", help="git revision of B (default: the working tree, '.')")
-    p.add_argument("--config", choices=("baby", "large", "both"), default="both")
+    p.add_argument("--config", choices=("baby", "large", "both", "decode"), default="both")
     p.add_argument("--rounds", type=int, default=11, help="rounds alternating A and B (default 11)")
     p.add_argument("--only", default=None, help="run only ops whose name contains this text")
     p.add_argument("--threads", type=int, default=2, help="Numba threads (default 2)")
@@ -86,6 +93,8 @@ def filled(rng, *shape):
 def cases(config, rng):
     """(name, make) pairs; make(pkg) returns a zero-argument callable running the op with pkg's
     kernels on inputs shared by A and B, and the output array it checks."""
+    if config == "decode":
+        return decode_cases(rng)
     _, n_head, C, T, B = CONFIGS[config]
     N = B * T
     found = []
@@ -115,6 +124,47 @@ def cases(config, rng):
     return found
 
 
+def decode_cases(rng):
+    """GPT-2 124M's products of one decode step, one kind of matrix at a time (see the docstring)."""
+    C, V124, layers = 768, 50257, 12
+    found = []
+    for c_in, c_out, layer, count in [(C, 3 * C, "qkv", layers), (C, C, "attn proj", layers),
+                                      (C, 4 * C, "fc", layers), (4 * C, C, "mlp proj", layers),
+                                      (C, V124, "lm head", 1)]:
+        weights = [filled(rng, c_out, c_in) for _ in range(count)]
+        narrow = {"float32": weights, "bfloat16": [(w.view(np.uint32) >> 16).astype(np.uint16) for w in weights],
+                  "int8": [int8_blocks(w) for w in weights]}
+        for kind, ws in narrow.items():
+            size = sum(sum(a.nbytes for a in w) if isinstance(w, tuple) else w.nbytes for w in ws)
+            ws = ws + [copy(w) for _ in range(-(-64_000_000 // size) - 1) for w in ws]
+            for rows in (1, 8):
+                x, out = filled(rng, rows, c_in), filled(rng, rows, c_out)
+                found.append((f"decode {layer} {kind} {rows} row{'s' * (rows > 1)}",
+                              lambda pkg, ws=ws, x=x, out=out: (lambda: matvecs(pkg, out, x, ws), out)))
+    return found
+
+
+def copy(w):
+    return tuple(a.copy() for a in w) if isinstance(w, tuple) else w.copy()
+
+
+def int8_blocks(w):
+    """(q, scales): w as int8 with one scale per block of 32 weights of a row, absmax / 127."""
+    blocks = w.reshape(w.shape[0], -1, 32)
+    scales = np.abs(blocks).max(axis=2) / 127
+    q = np.rint(blocks / np.where(scales == 0, 1, scales)[:, :, None]).astype(np.int8)
+    return q.reshape(w.shape), scales.astype(np.float32)
+
+
+def matvecs(pkg, out, x, weights):
+    for w in weights:
+        if isinstance(w, tuple):
+            pkg.matvec_int8(out, x, w[0], w[1], NO_BIAS_1D, False, False)
+        else:
+            pkg.matvec(out, x, w, NO_BIAS_1D, False, False)
+
+
+NO_BIAS_1D = np.empty(0, np.float32)
 NO_BIAS = object()  # stands for what the revision's linear kernels take as "no bias"
 
 
