@@ -125,27 +125,25 @@ def cases(config, rng):
 
 
 def decode_cases(rng):
-    """GPT-2 124M's products of one decode step, one kind of matrix at a time (see the docstring)."""
-    C, V124, layers = 768, 50257, 12
+    """GPT-2 124M's products of one decode step, one kind of matrix at a time (see the docstring).
+    A matrix is a tuple: (float32,), (bfloat16 bits,) or (int8, scales)."""
+    C, vocab, layers = 768, 50257, 12
     found = []
     for c_in, c_out, layer, count in [(C, 3 * C, "qkv", layers), (C, C, "attn proj", layers),
                                       (C, 4 * C, "fc", layers), (4 * C, C, "mlp proj", layers),
-                                      (C, V124, "lm head", 1)]:
+                                      (C, vocab, "lm head", 1)]:
         weights = [filled(rng, c_out, c_in) for _ in range(count)]
-        narrow = {"float32": weights, "bfloat16": [(w.view(np.uint32) >> 16).astype(np.uint16) for w in weights],
-                  "int8": [int8_blocks(w) for w in weights]}
-        for kind, ws in narrow.items():
-            size = sum(sum(a.nbytes for a in w) if isinstance(w, tuple) else w.nbytes for w in ws)
-            ws = ws + [copy(w) for _ in range(-(-64_000_000 // size) - 1) for w in ws]
+        kinds = {"float32": [(w,) for w in weights],
+                 "bfloat16": [((w.view(np.uint32) >> 16).astype(np.uint16),) for w in weights],
+                 "int8": [int8_blocks(w) for w in weights]}
+        for kind, matrices in kinds.items():
+            size = sum(a.nbytes for m in matrices for a in m)
+            copies = [tuple(a.copy() for a in m) for _ in range(-(-64_000_000 // size) - 1) for m in matrices]
             for rows in (1, 8):
                 x, out = filled(rng, rows, c_in), filled(rng, rows, c_out)
                 found.append((f"decode {layer} {kind} {rows} row{'s' * (rows > 1)}",
-                              lambda pkg, ws=ws, x=x, out=out: (lambda: matvecs(pkg, out, x, ws), out)))
+                              lambda pkg, ms=matrices + copies, x=x, out=out: (lambda: matvecs(pkg, out, x, ms), out)))
     return found
-
-
-def copy(w):
-    return tuple(a.copy() for a in w) if isinstance(w, tuple) else w.copy()
 
 
 def int8_blocks(w):
@@ -156,12 +154,12 @@ def int8_blocks(w):
     return q.reshape(w.shape), scales.astype(np.float32)
 
 
-def matvecs(pkg, out, x, weights):
-    for w in weights:
-        if isinstance(w, tuple):
-            pkg.matvec_int8(out, x, w[0], w[1], NO_BIAS_1D, False, False)
+def matvecs(pkg, out, x, matrices):
+    for m in matrices:
+        if len(m) == 2:
+            pkg.matvec_int8(out, x, *m, NO_BIAS_1D, False, False)
         else:
-            pkg.matvec(out, x, w, NO_BIAS_1D, False, False)
+            pkg.matvec(out, x, m[0], NO_BIAS_1D, False, False)
 
 
 NO_BIAS_1D = np.empty(0, np.float32)
