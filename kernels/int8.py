@@ -24,7 +24,7 @@ import numpy as np
 from llvmlite import ir
 from numba import prange
 from numba.core import cgutils, errors, types
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic, overload, register_jitable
 
 from ._jit import cpu_features, kernel, parallel_kernel
 from .stack_alloc import stack_empty
@@ -32,8 +32,9 @@ from .stack_alloc import stack_empty
 QBLOCK = 32  # weights per scale, along a row
 
 
+@register_jitable
 def n_blocks(C):
-    """Scales per weight row: ceil(C / QBLOCK)."""
+    """Scales per weight row: ceil(C / QBLOCK). Python and compiled code alike call it."""
     return (C + QBLOCK - 1) // QBLOCK
 
 
@@ -152,7 +153,7 @@ def round_to_int8(out, x):
     what matvec_int8 computes, up to the order of sums (evaluation). out, x (B, C); parallel over rows."""
     B, C = x.shape
     q = np.empty((B, C), np.int8)
-    scales = np.empty((B, (C + QBLOCK - 1) // QBLOCK), out.dtype)
+    scales = np.empty((B, n_blocks(C)), out.dtype)
     for b in prange(B):
         quantize_row(q[b], scales[b], x[b])
         _widen_row(out[b], q[b], scales[b], C)

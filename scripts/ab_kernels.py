@@ -65,6 +65,7 @@ from tqdm import tqdm  # noqa: E402
 from _bench import measure, warn_if_busy  # noqa: E402
 from bench_train import CONFIGS  # noqa: E402
 
+from transformer_jit.kernels.int8 import n_blocks, quantize_int8  # noqa: E402
 from transformer_jit.nn.memory import aligned_empty  # noqa: E402
 
 V = 65  # characters of tinyshakespeare, as in the benchmarks
@@ -147,11 +148,11 @@ def decode_cases(rng):
 
 
 def int8_blocks(w):
-    """(q, scales): w as int8 with one scale per block of 32 weights of a row, absmax / 127."""
-    blocks = w.reshape(w.shape[0], -1, 32)
-    scales = np.abs(blocks).max(axis=2) / 127
-    q = np.rint(blocks / np.where(scales == 0, 1, scales)[:, :, None]).astype(np.int8)
-    return q.reshape(w.shape), scales.astype(np.float32)
+    """(q, scales): w as int8 with one scale per block of 32 weights of a row, as generation makes
+    them (the working tree's quantize_int8)."""
+    q, scales = np.empty(w.shape, np.int8), np.empty((w.shape[0], n_blocks(w.shape[1])), np.float32)
+    quantize_int8(q, scales, w)
+    return q, scales
 
 
 def matvecs(pkg, out, x, matrices):
