@@ -175,10 +175,13 @@ class _Dispatcher(CPUDispatcher):
                                          {k: types.unliteral(v) for k, v in kws.items()})
 
 
-def _compile(fn, dispatcher, parallel=False, fastmath=FASTMATH, any_layout=()):
+def _compile(fn, dispatcher, parallel=False, fastmath=FASTMATH, any_layout=(), inline=False):
     """any_layout: names of array arguments compiled for any layout, so that one version serves
-    C-contiguous arrays and strided views alike (for arguments the kernel reads through views anyway)."""
-    options = dict(nopython=True, parallel=parallel, fastmath=fastmath, error_model="numpy")
+    C-contiguous arrays and strided views alike (for arguments the kernel reads through views anyway).
+    inline: Numba puts the kernel's code into each compiled caller, where it takes the caller's
+    fast-math flags, instead of calling it."""
+    options = dict(nopython=True, parallel=parallel, fastmath=fastmath, error_model="numpy",
+                   inline="always" if inline else "never")
     compiled = dispatcher(py_func=fn, locals={}, targetoptions=options)
     names = fn.__code__.co_varnames[:fn.__code__.co_argcount]
     compiled.any_layout = frozenset(names.index(name) for name in any_layout)
@@ -186,15 +189,18 @@ def _compile(fn, dispatcher, parallel=False, fastmath=FASTMATH, any_layout=()):
     return compiled
 
 
-def kernel(fn=None, *, exact_division=False):
+def kernel(fn=None, *, exact_division=False, inline=False):
     """Compile `fn` as a serial kernel.
 
     exact_division=True drops "arcp" from the fast-math flags: with it LLVM may turn x / y into
     x (1 / y), or not, depending on the code the kernel is inlined into, and a result rounded
-    from the quotient (int8.quantize_row) would then change with its caller."""
+    from the quotient (int8.quantize_row) would then change with its caller.
+    inline=True: compiled callers get the kernel's code instead of a call (see `_compile`); for
+    small kernels called in hot loops, where a call's reference counting of its array arguments
+    costs more than the work."""
     if fn is None:
-        return lambda fn: kernel(fn, exact_division=exact_division)
-    return _compile(fn, _Dispatcher, fastmath=FASTMATH - {"arcp"} if exact_division else FASTMATH)
+        return lambda fn: kernel(fn, exact_division=exact_division, inline=inline)
+    return _compile(fn, _Dispatcher, fastmath=FASTMATH - {"arcp"} if exact_division else FASTMATH, inline=inline)
 
 
 def parallel_kernel(fn):

@@ -23,16 +23,7 @@ def widen(w):
     return w
 
 
-def _inline_bfloat16(expr, caller_info, callee_info):
-    """Whether Numba types `widen` into its caller's own code: for bfloat16 bits, yes. A call is
-    inlined by LLVM only after it has optimized the caller's lane loops around the call, and each
-    vector of weights then comes out loaded in pieces and shuffled together (matvec's one-row loop:
-    18 instructions per vector instead of 7). Float weights keep the call: the clean float32 loop
-    streams rows of 768 weights more slowly (docs/performance.md)."""
-    return callee_info.signature.args[0] == types.uint16
-
-
-@overload(widen, inline=_inline_bfloat16)
+@overload(widen, inline="always")  # typed into the caller: LLVM then sees its lane loops whole
 def _compiled_widen(w):
     if w == types.uint16:
         # the 16 bits shifted into the top half of a 32-bit pattern, read as a float32

@@ -37,13 +37,12 @@ from .activations import GELU_CUBIC, GELU_SCALE
 from .bfloat16 import widen
 from .fast_exp import sigmoid
 from .prefetch import prefetch_for_read
-from .stack_alloc import stack_empty
+from .stack_alloc import stack_empty, tree_sum
 from .vectors import vectors
 
 ROWS_PER_BLOCK = 16  # weight rows per prange item: many items, so the threads' shares stay equal
 LANES = vector_bits() // 32  # float32s per vector register: 16 with AVX-512, 8 with AVX2
 XR, WR = 4, 2  # the tile: 8 sums, XR + WR loads per step; 14 of AVX2's 16 vector registers
-H1, H2, H3 = LANES // 2, LANES // 4, LANES // 8  # the levels of the lanes' tree
 SUMS = XR * WR
 
 
@@ -74,7 +73,8 @@ def dot_rows(out, x, w, o, no, bias, accumulate, gelu):
     Each sum lives in a stack array of LANES floats, updated by loops of that constant length:
     LLVM unrolls them, keeps the arrays in registers and makes each loop one vector multiply-add
     (stack_alloc.py; tiles.py's micro-kernel works the same way). "reassoc" is off, so LLVM keeps
-    every lane's order."""
+    every lane's order. `tree_sum` adds the lanes with shuffles of the whole register: lane loops
+    of other widths over these arrays would make LLVM split them, and the multiply-adds with them."""
     dt = out.dtype.type
     B, C = x.shape
     n = C // LANES
@@ -87,6 +87,7 @@ def dot_rows(out, x, w, o, no, bias, accumulate, gelu):
     s20 = stack_empty(LANES, dt); s21 = stack_empty(LANES, dt)
     s30 = stack_empty(LANES, dt); s31 = stack_empty(LANES, dt)
     v0 = stack_empty(LANES, dt); v1 = stack_empty(LANES, dt)
+    sums = stack_empty(SUMS, dt)
     for b in range(0, B, XR):
         nb = min(XR, B - b)
         b1, b2, b3 = b + min(1, nb - 1), b + min(2, nb - 1), b + min(3, nb - 1)
@@ -134,52 +135,21 @@ def dot_rows(out, x, w, o, no, bias, accumulate, gelu):
                 s30[l] += y[l] * v0[l]
             for l in range(LANES):
                 s31[l] += y[l] * v1[l]
-        finish_tile(out, x, w, b, nb, o, no, s00, s01, s10, s11, s20, s21, s30, s31, bias, accumulate, gelu)
+        sums[0] = tree_sum(s00, LANES); sums[1] = tree_sum(s01, LANES)
+        sums[2] = tree_sum(s10, LANES); sums[3] = tree_sum(s11, LANES)
+        sums[4] = tree_sum(s20, LANES); sums[5] = tree_sum(s21, LANES)
+        sums[6] = tree_sum(s30, LANES); sums[7] = tree_sum(s31, LANES)
+        if C % LANES:  # the products past the last whole vector, summed one by one
+            for i in range(nb):
+                for j in range(no):
+                    sums[i * WR + j] += tail_dot(x, b + i, w, o + j, C - C % LANES)
+        write_tile(out, sums, b, nb, o, no, bias, accumulate, gelu)
 
 
-@slp_kernel(reassociate=False)
-def finish_tile(out, x, w, b, nb, o, no, s00, s01, s10, s11, s20, s21, s30, s31, bias, accumulate, gelu):
-    """The ends of a tile's dot products x[b + i] . w[o + j] from their lanes s{i}{j}, written to
-    out[b + i, o + j] for i < nb, j < no. Called once per tile, so that no dot product pays for a
-    call of its own.
-
-    The lanes of each are added as the tree of the module docstring, the eight side by side: each
-    level halves the lanes of every sum and packs two arrays' halves into one, so that a level is
-    a few vector additions for the whole tile."""
-    dt = out.dtype.type
-    p0 = stack_empty(LANES, dt); p1 = stack_empty(LANES, dt)
-    p2 = stack_empty(LANES, dt); p3 = stack_empty(LANES, dt)
-    q0 = stack_empty(LANES, dt); q1 = stack_empty(LANES, dt)
-    t = stack_empty(LANES, dt)
-    sums = stack_empty(SUMS, dt)
-    for l in range(H1):  # p: two sums of H1 lanes each
-        p0[l] = s00[l] + s00[l + H1]; p0[H1 + l] = s01[l] + s01[l + H1]
-        p1[l] = s10[l] + s10[l + H1]; p1[H1 + l] = s11[l] + s11[l + H1]
-        p2[l] = s20[l] + s20[l + H1]; p2[H1 + l] = s21[l] + s21[l + H1]
-        p3[l] = s30[l] + s30[l + H1]; p3[H1 + l] = s31[l] + s31[l + H1]
-    for m in range(2):  # q: four of H2 lanes
-        for l in range(H2):
-            q0[m * H2 + l] = p0[m * H1 + l] + p0[m * H1 + H2 + l]
-            q0[(m + 2) * H2 + l] = p1[m * H1 + l] + p1[m * H1 + H2 + l]
-            q1[m * H2 + l] = p2[m * H1 + l] + p2[m * H1 + H2 + l]
-            q1[(m + 2) * H2 + l] = p3[m * H1 + l] + p3[m * H1 + H2 + l]
-    for m in range(4):  # t: eight of H3 lanes
-        for l in range(H3):
-            t[m * H3 + l] = q0[m * H2 + l] + q0[m * H2 + H3 + l]
-            t[(m + 4) * H3 + l] = q1[m * H2 + l] + q1[m * H2 + H3 + l]
-    for m in range(SUMS):  # the last level, to one lane each (with 8 lanes, t has one already)
-        sums[m] = t[m * H3] + t[m * H3 + 1] if H3 > 1 else t[m]
-    C = x.shape[1]
-    if C % LANES:  # the products past the last whole vector, summed one by one
-        for i in range(nb):
-            for j in range(no):
-                sums[i * WR + j] += tail_dot(x, b + i, w, o + j, C - C % LANES)
-    write_tile(out, sums, b, nb, o, no, bias, accumulate, gelu)
-
-
-@kernel
+@kernel(inline=True)
 def write_tile(out, sums, b, nb, o, no, bias, accumulate, gelu):
-    """out[b + i, o + j] = act(sums[i WR + j] + bias[o + j]) for i < nb, j < no (or += that)."""
+    """out[b + i, o + j] = act(sums[i WR + j] + bias[o + j]) for i < nb, j < no (or += that).
+    Compiled into its callers: called, it would count references to its arrays at every tile."""
     if bias.shape[0] > 0:
         for i in range(nb):
             for j in range(no):

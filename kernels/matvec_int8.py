@@ -33,7 +33,7 @@ from ._jit import kernel, parallel_kernel, slp_kernel
 from .int8 import QBLOCK, add_block_dot, quantize_row
 from .matvec import ROWS_PER_BLOCK, SUMS, WR, XR, write_tile
 from .prefetch import prefetch_for_read
-from .stack_alloc import stack_empty
+from .stack_alloc import stack_empty, tree_sum
 from .vectors import vectors
 
 L = QBLOCK // 4  # a block's int32 sums, and the lanes of each dot product
@@ -102,25 +102,15 @@ def int8_dot_rows(out, qx, sx, q, sw, o, no, bias, accumulate, gelu):
             f = sx[b3, k]
             add_block_dot(s30, a0, y3[k], g0 * f); add_block_dot(s31, a1, y3[k], g1 * f)
         sums = stack_empty(SUMS, dt)
-        sums[0] = lane_sum(s00); sums[1] = lane_sum(s01)
-        sums[2] = lane_sum(s10); sums[3] = lane_sum(s11)
-        sums[4] = lane_sum(s20); sums[5] = lane_sum(s21)
-        sums[6] = lane_sum(s30); sums[7] = lane_sum(s31)
+        sums[0] = tree_sum(s00, L); sums[1] = tree_sum(s01, L)
+        sums[2] = tree_sum(s10, L); sums[3] = tree_sum(s11, L)
+        sums[4] = tree_sum(s20, L); sums[5] = tree_sum(s21, L)
+        sums[6] = tree_sum(s30, L); sums[7] = tree_sum(s31, L)
         if C % QBLOCK:  # the last, shorter block
             for i in range(nb):
                 for j in range(no):
                     sums[i * WR + j] += (sw[o + j, n] * sx[b + i, n]) * dt(tail_dot(qx, b + i, q, o + j, n * QBLOCK))
         write_tile(out, sums, b, nb, o, no, bias, accumulate, gelu)
-
-
-@slp_kernel(reassociate=False)
-def lane_sum(s):
-    """The sum of a dot product's L lanes, as a tree (the module docstring); overwrites s."""
-    for l in range(L // 2):
-        s[l] += s[l + L // 2]
-    for l in range(L // 4):
-        s[l] += s[l + L // 4]
-    return s[0] + s[1]
 
 
 @kernel

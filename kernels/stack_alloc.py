@@ -8,6 +8,7 @@ interpreted code (`kernel.py_func`) gets np.empty. The array lives until the cal
 returns: never return or store it.
 """
 import numpy as np
+from llvmlite import ir
 from numba.core import cgutils, errors, types
 from numba.extending import intrinsic, overload
 from numba.np.arrayobj import populate_array
@@ -44,3 +45,46 @@ def _alloca(typingctx, n, dtype):
         return array._getvalue()
 
     return array_type(n, dtype), codegen
+
+
+def tree_sum(a, n):
+    """Interpreted: the sum of a[:n] (n a power of two), added pairwise as a tree: a[l] + a[l + h]
+    for l < h, h = n/2, ..., 1."""
+    v = a[:n].copy()
+    while len(v) > 1:
+        h = len(v) // 2
+        v = v[:h] + v[h:]
+    return v[0]
+
+
+@overload(tree_sum, prefer_literal=True)
+def _compiled_tree_sum(a, n):
+    return lambda a, n: _tree_sum(a, n)
+
+
+@intrinsic
+def _tree_sum(typingctx, a, n):
+    """The whole array loaded as one vector and halved by shuffles: LLVM sees nothing but
+    full-width reads of it, so a register-held stack array stays in its register."""
+    if not isinstance(n, types.IntegerLiteral) or not isinstance(a, types.Array):
+        return None
+    count = n.literal_value
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(a)(context, builder, args[0])
+        item = context.get_data_type(a.dtype)
+        vector = builder.load(builder.bitcast(array.data, ir.VectorType(item, count).as_pointer()))
+        width = count
+        while width > 1:
+            width //= 2
+            low = builder.shuffle_vector(vector, vector, _lanes(0, width))
+            high = builder.shuffle_vector(vector, vector, _lanes(width, width))
+            vector = builder.fadd(low, high)
+        return builder.extract_element(vector, ir.IntType(32)(0))
+
+    return a.dtype(a, n), codegen
+
+
+def _lanes(first, count):
+    """The shuffle mask that picks lanes first, ..., first + count - 1."""
+    return ir.Constant(ir.VectorType(ir.IntType(32), count), list(range(first, first + count)))
