@@ -34,7 +34,7 @@ from numba import prange
 
 from ._jit import kernel, parallel_kernel, slp_kernel, vector_bits
 from .activations import GELU_CUBIC, GELU_SCALE
-from .bfloat16 import widen
+from .bfloat16 import widen, widen_streaming
 from .fast_exp import sigmoid
 from .prefetch import prefetch_for_read
 from .stack_alloc import stack_empty, tree_sum
@@ -101,13 +101,13 @@ def dot_rows(out, x, w, o, no, bias, accumulate, gelu):
                 a0 = u0[k]
                 y = y0[k]
                 for l in range(LANES):
-                    s00[l] += y[l] * widen(a0[l])
+                    s00[l] += y[l] * widen_streaming(a0[l])
             for k in range(n if no > 1 else 0):
                 prefetch_for_read(next1[k], 0)
                 a1 = u1[k]
                 y = y0[k]
                 for l in range(LANES):
-                    s01[l] += y[l] * widen(a1[l])
+                    s01[l] += y[l] * widen_streaming(a1[l])
         for k in range(n if nb > 1 else 0):
             prefetch_for_read(next0[k], 0); prefetch_for_read(next1[k], 0)
             a0 = u0[k]; a1 = u1[k]
