@@ -42,7 +42,8 @@ from .vectors import vectors
 
 ROWS_PER_BLOCK = 16  # weight rows per prange item: many items, so the threads' shares stay equal
 LANES = vector_bits() // 32  # float32s per vector register: 16 with AVX-512, 8 with AVX2
-XR, WR = 4, 2  # the tile: 8 sums, XR + WR loads per step; 14 of AVX2's 16 vector registers
+XR, WR = 4, 4 if LANES == 16 else 2  # the tile: XR + WR loads per step for XR * WR multiply-adds,
+# 24 of AVX-512's 32 vector registers, 14 of AVX2's 16 (where WR > 2 is false, its code drops out)
 SUMS = XR * WR
 
 
@@ -67,7 +68,7 @@ def matvec(out, x, weight, bias, accumulate, gelu):
 
 @slp_kernel(reassociate=False)
 def dot_rows(out, x, w, o, no, bias, accumulate, gelu):
-    """out[b, o + j] for every row b of x and j < no (1 or WR) from the rows o + j of w, XR rows of
+    """out[b, o + j] for every row b of x and j < no (1 to WR) from the rows o + j of w, XR rows of
     x at a time (the order of each sum: the module docstring).
 
     Each sum lives in a stack array of LANES floats, updated by loops of that constant length:
@@ -79,89 +80,143 @@ def dot_rows(out, x, w, o, no, bias, accumulate, gelu):
     B, C = x.shape
     n = C // LANES
     zero = dt(0)
-    u0 = vectors(w, o, n, LANES); u1 = vectors(w, o + no - 1, n, LANES)
-    last = w.shape[0] - 1  # the next two rows, prefetched while these are read
+    u0 = vectors(w, o, n, LANES); u1 = vectors(w, o + min(1, no - 1), n, LANES)
+    u2 = vectors(w, o + min(2, no - 1), n, LANES); u3 = vectors(w, o + min(3, no - 1), n, LANES)
+    last = w.shape[0] - 1  # the next rows, prefetched while these are read
     next0 = vectors(w, min(o + WR, last), n, LANES); next1 = vectors(w, min(o + WR + 1, last), n, LANES)
-    s00 = stack_empty(LANES, dt); s01 = stack_empty(LANES, dt)
-    s10 = stack_empty(LANES, dt); s11 = stack_empty(LANES, dt)
-    s20 = stack_empty(LANES, dt); s21 = stack_empty(LANES, dt)
-    s30 = stack_empty(LANES, dt); s31 = stack_empty(LANES, dt)
-    v0 = stack_empty(LANES, dt); v1 = stack_empty(LANES, dt)
+    next2 = vectors(w, min(o + WR + 2, last), n, LANES); next3 = vectors(w, min(o + WR + 3, last), n, LANES)
+    s00 = stack_empty(LANES, dt); s01 = stack_empty(LANES, dt); s02 = stack_empty(LANES, dt); s03 = stack_empty(LANES, dt)
+    s10 = stack_empty(LANES, dt); s11 = stack_empty(LANES, dt); s12 = stack_empty(LANES, dt); s13 = stack_empty(LANES, dt)
+    s20 = stack_empty(LANES, dt); s21 = stack_empty(LANES, dt); s22 = stack_empty(LANES, dt); s23 = stack_empty(LANES, dt)
+    s30 = stack_empty(LANES, dt); s31 = stack_empty(LANES, dt); s32 = stack_empty(LANES, dt); s33 = stack_empty(LANES, dt)
+    v0 = stack_empty(LANES, dt); v1 = stack_empty(LANES, dt); v2 = stack_empty(LANES, dt); v3 = stack_empty(LANES, dt)
     sums = stack_empty(SUMS, dt)
     for b in range(0, B, XR):
         nb = min(XR, B - b)
         b1, b2, b3 = b + min(1, nb - 1), b + min(2, nb - 1), b + min(3, nb - 1)
         y0 = vectors(x, b, n, LANES); y1 = vectors(x, b1, n, LANES)
         y2 = vectors(x, b2, n, LANES); y3 = vectors(x, b3, n, LANES)
-        s00[:] = zero; s01[:] = zero; s10[:] = zero; s11[:] = zero
-        s20[:] = zero; s21[:] = zero; s30[:] = zero; s31[:] = zero
+        s00[:] = zero; s01[:] = zero; s02[:] = zero; s03[:] = zero
+        s10[:] = zero; s11[:] = zero; s12[:] = zero; s13[:] = zero
+        s20[:] = zero; s21[:] = zero; s22[:] = zero; s23[:] = zero
+        s30[:] = zero; s31[:] = zero; s32[:] = zero; s33[:] = zero
         if nb == 1:  # one row of x: the same sums, one weight row after the other (one stream)
-            for k in range(n):
+            for k in range(n if no > 0 else 0):
                 prefetch_for_read(next0[k], 0)
-                a0 = u0[k]
+                a = u0[k]
                 y = y0[k]
                 for l in range(LANES):
-                    s00[l] += y[l] * widen_streaming(a0[l])
+                    s00[l] += y[l] * widen_streaming(a[l])
             for k in range(n if no > 1 else 0):
                 prefetch_for_read(next1[k], 0)
-                a1 = u1[k]
+                a = u1[k]
                 y = y0[k]
                 for l in range(LANES):
-                    s01[l] += y[l] * widen_streaming(a1[l])
+                    s01[l] += y[l] * widen_streaming(a[l])
+            for k in range(n if no > 2 else 0):
+                prefetch_for_read(next2[k], 0)
+                a = u2[k]
+                y = y0[k]
+                for l in range(LANES):
+                    s02[l] += y[l] * widen_streaming(a[l])
+            for k in range(n if no > 3 else 0):
+                prefetch_for_read(next3[k], 0)
+                a = u3[k]
+                y = y0[k]
+                for l in range(LANES):
+                    s03[l] += y[l] * widen_streaming(a[l])
         for k in range(n if nb > 1 else 0):
             prefetch_for_read(next0[k], 0); prefetch_for_read(next1[k], 0)
-            a0 = u0[k]; a1 = u1[k]
+            if WR > 2:
+                prefetch_for_read(next2[k], 0); prefetch_for_read(next3[k], 0)
+            a = u0[k]
             for l in range(LANES):
-                v0[l] = widen(a0[l])
+                v0[l] = widen(a[l])
+            a = u1[k]
             for l in range(LANES):
-                v1[l] = widen(a1[l])
+                v1[l] = widen(a[l])
+            if WR > 2:
+                a = u2[k]
+                for l in range(LANES):
+                    v2[l] = widen(a[l])
+                a = u3[k]
+                for l in range(LANES):
+                    v3[l] = widen(a[l])
             y = y0[k]
             for l in range(LANES):
                 s00[l] += y[l] * v0[l]
             for l in range(LANES):
                 s01[l] += y[l] * v1[l]
+            if WR > 2:
+                for l in range(LANES):
+                    s02[l] += y[l] * v2[l]
+                for l in range(LANES):
+                    s03[l] += y[l] * v3[l]
             y = y1[k]
             for l in range(LANES):
                 s10[l] += y[l] * v0[l]
             for l in range(LANES):
                 s11[l] += y[l] * v1[l]
+            if WR > 2:
+                for l in range(LANES):
+                    s12[l] += y[l] * v2[l]
+                for l in range(LANES):
+                    s13[l] += y[l] * v3[l]
             y = y2[k]
             for l in range(LANES):
                 s20[l] += y[l] * v0[l]
             for l in range(LANES):
                 s21[l] += y[l] * v1[l]
+            if WR > 2:
+                for l in range(LANES):
+                    s22[l] += y[l] * v2[l]
+                for l in range(LANES):
+                    s23[l] += y[l] * v3[l]
             y = y3[k]
             for l in range(LANES):
                 s30[l] += y[l] * v0[l]
             for l in range(LANES):
                 s31[l] += y[l] * v1[l]
-        sums[0] = tree_sum(s00, LANES); sums[1] = tree_sum(s01, LANES)
-        sums[2] = tree_sum(s10, LANES); sums[3] = tree_sum(s11, LANES)
-        sums[4] = tree_sum(s20, LANES); sums[5] = tree_sum(s21, LANES)
-        sums[6] = tree_sum(s30, LANES); sums[7] = tree_sum(s31, LANES)
+            if WR > 2:
+                for l in range(LANES):
+                    s32[l] += y[l] * v2[l]
+                for l in range(LANES):
+                    s33[l] += y[l] * v3[l]
+        sums[0 * WR] = tree_sum(s00, LANES); sums[0 * WR + 1] = tree_sum(s01, LANES)
+        if WR > 2:
+            sums[0 * WR + 2] = tree_sum(s02, LANES); sums[0 * WR + 3] = tree_sum(s03, LANES)
+        sums[1 * WR] = tree_sum(s10, LANES); sums[1 * WR + 1] = tree_sum(s11, LANES)
+        if WR > 2:
+            sums[1 * WR + 2] = tree_sum(s12, LANES); sums[1 * WR + 3] = tree_sum(s13, LANES)
+        sums[2 * WR] = tree_sum(s20, LANES); sums[2 * WR + 1] = tree_sum(s21, LANES)
+        if WR > 2:
+            sums[2 * WR + 2] = tree_sum(s22, LANES); sums[2 * WR + 3] = tree_sum(s23, LANES)
+        sums[3 * WR] = tree_sum(s30, LANES); sums[3 * WR + 1] = tree_sum(s31, LANES)
+        if WR > 2:
+            sums[3 * WR + 2] = tree_sum(s32, LANES); sums[3 * WR + 3] = tree_sum(s33, LANES)
         if C % LANES:  # the products past the last whole vector, summed one by one
             for i in range(nb):
                 for j in range(no):
                     sums[i * WR + j] += tail_dot(x, b + i, w, o + j, C - C % LANES)
-        write_tile(out, sums, b, nb, o, no, bias, accumulate, gelu)
+        write_tile(out, sums, WR, b, nb, o, no, bias, accumulate, gelu)
 
 
 @kernel(inline=True)
-def write_tile(out, sums, b, nb, o, no, bias, accumulate, gelu):
-    """out[b + i, o + j] = act(sums[i WR + j] + bias[o + j]) for i < nb, j < no (or += that).
+def write_tile(out, sums, wr, b, nb, o, no, bias, accumulate, gelu):
+    """out[b + i, o + j] = act(sums[i wr + j] + bias[o + j]) for i < nb, j < no (or += that).
     Compiled into its callers: called, it would count references to its arrays at every tile."""
     if bias.shape[0] > 0:
         for i in range(nb):
             for j in range(no):
-                sums[i * WR + j] += bias[o + j]
+                sums[i * wr + j] += bias[o + j]
     if gelu or accumulate:  # (generation's layers ask for neither: a plain store is quicker)
         for i in range(nb):
             for j in range(no):
-                finish_output(out, b + i, o + j, sums[i * WR + j], bias[:0], accumulate, gelu)
+                finish_output(out, b + i, o + j, sums[i * wr + j], bias[:0], accumulate, gelu)
     else:
         for i in range(nb):
             for j in range(no):
-                out[b + i, o + j] = sums[i * WR + j]
+                out[b + i, o + j] = sums[i * wr + j]
 
 
 @kernel

@@ -31,11 +31,13 @@ from numba import prange
 
 from ._jit import kernel, parallel_kernel, slp_kernel
 from .int8 import QBLOCK, add_block_dot, quantize_row
-from .matvec import ROWS_PER_BLOCK, SUMS, WR, XR, write_tile
+from .matvec import ROWS_PER_BLOCK, XR, write_tile
 from .prefetch import prefetch_for_read
 from .stack_alloc import stack_empty, tree_sum
 from .vectors import vectors
 
+WR = 2  # weight rows of the tile
+SUMS = XR * WR
 L = QBLOCK // 4  # a block's int32 sums, and the lanes of each dot product
 
 
@@ -110,7 +112,7 @@ def int8_dot_rows(out, qx, sx, q, sw, o, no, bias, accumulate, gelu):
             for i in range(nb):
                 for j in range(no):
                     sums[i * WR + j] += (sw[o + j, n] * sx[b + i, n]) * dt(tail_dot(qx, b + i, q, o + j, n * QBLOCK))
-        write_tile(out, sums, b, nb, o, no, bias, accumulate, gelu)
+        write_tile(out, sums, WR, b, nb, o, no, bias, accumulate, gelu)
 
 
 @kernel
