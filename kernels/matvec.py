@@ -85,10 +85,14 @@ def dot_rows(out, x, w, o, no, bias, accumulate, gelu):
     last = w.shape[0] - 1  # the next rows, prefetched while these are read
     next0 = vectors(w, min(o + WR, last), n, LANES); next1 = vectors(w, min(o + WR + 1, last), n, LANES)
     next2 = vectors(w, min(o + WR + 2, last), n, LANES); next3 = vectors(w, min(o + WR + 3, last), n, LANES)
-    s00 = stack_empty(LANES, dt); s01 = stack_empty(LANES, dt); s02 = stack_empty(LANES, dt); s03 = stack_empty(LANES, dt)
-    s10 = stack_empty(LANES, dt); s11 = stack_empty(LANES, dt); s12 = stack_empty(LANES, dt); s13 = stack_empty(LANES, dt)
-    s20 = stack_empty(LANES, dt); s21 = stack_empty(LANES, dt); s22 = stack_empty(LANES, dt); s23 = stack_empty(LANES, dt)
-    s30 = stack_empty(LANES, dt); s31 = stack_empty(LANES, dt); s32 = stack_empty(LANES, dt); s33 = stack_empty(LANES, dt)
+    s00 = stack_empty(LANES, dt); s01 = stack_empty(LANES, dt)
+    s02 = stack_empty(LANES, dt); s03 = stack_empty(LANES, dt)
+    s10 = stack_empty(LANES, dt); s11 = stack_empty(LANES, dt)
+    s12 = stack_empty(LANES, dt); s13 = stack_empty(LANES, dt)
+    s20 = stack_empty(LANES, dt); s21 = stack_empty(LANES, dt)
+    s22 = stack_empty(LANES, dt); s23 = stack_empty(LANES, dt)
+    s30 = stack_empty(LANES, dt); s31 = stack_empty(LANES, dt)
+    s32 = stack_empty(LANES, dt); s33 = stack_empty(LANES, dt)
     v0 = stack_empty(LANES, dt); v1 = stack_empty(LANES, dt); v2 = stack_empty(LANES, dt); v3 = stack_empty(LANES, dt)
     sums = stack_empty(SUMS, dt)
     for b in range(0, B, XR):

@@ -48,8 +48,9 @@ def _alloca(typingctx, n, dtype):
 
 
 def tree_sum(a, n):
-    """Interpreted: the sum of a[:n] (n a power of two), added pairwise as a tree: a[l] + a[l + h]
-    for l < h, h = n/2, ..., 1."""
+    """The sum of a[:n], added pairwise as a tree: a[l] + a[l + h] for l < h, h = n/2, ..., 1.
+    n: a power of two known when compiling; a: a 1-d contiguous array of at least n elements (a
+    stack array of length n; compiled code does not check). Interpreted code runs this."""
     v = a[:n].copy()
     while len(v) > 1:
         h = len(v) // 2
@@ -66,14 +67,17 @@ def _compiled_tree_sum(a, n):
 def _tree_sum(typingctx, a, n):
     """The whole array loaded as one vector and halved by shuffles: LLVM sees nothing but
     full-width reads of it, so a register-held stack array stays in its register."""
-    if not isinstance(n, types.IntegerLiteral) or not isinstance(a, types.Array):
+    if not isinstance(n, types.IntegerLiteral) or not (isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"):
         return None
     count = n.literal_value
+    if count < 1 or count & (count - 1):
+        raise errors.TypingError(f"tree_sum needs a power of two, not {count}")
 
     def codegen(context, builder, signature, args):
         array = context.make_array(a)(context, builder, args[0])
         item = context.get_data_type(a.dtype)
-        vector = builder.load(builder.bitcast(array.data, ir.VectorType(item, count).as_pointer()))
+        itemsize = context.get_abi_sizeof(item)  # no more alignment assumed than an element's
+        vector = builder.load(builder.bitcast(array.data, ir.VectorType(item, count).as_pointer()), align=itemsize)
         width = count
         while width > 1:
             width //= 2

@@ -62,3 +62,14 @@ def test_tree_sum_adds_pairwise(dtype):
     assert pairwise(x) != in_turn and pairwise(x) != neighbours_first
     assert tree_sum_of_16(x) == tree_sum_of_16.py_func(x) == pairwise(x)
     assert abs(tree_sum_of_16(x) - x.astype(np.float64).sum()) <= 1e-6 * np.abs(x).sum()
+
+
+def test_tree_sum_length_must_be_a_power_of_two():
+    @numba.njit
+    def sum_of_12(x):
+        s = stack_empty(12, x.dtype)
+        s[:] = x[:12]
+        return tree_sum(s, 12)
+
+    with pytest.raises(numba.core.errors.TypingError, match="tree_sum needs a power of two, not 12"):
+        sum_of_12(np.ones(12))
