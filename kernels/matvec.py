@@ -100,104 +100,91 @@ def dot_rows(out, x, w, o, no, bias, accumulate, gelu):
         b1, b2, b3 = b + min(1, nb - 1), b + min(2, nb - 1), b + min(3, nb - 1)
         y0 = vectors(x, b, n, LANES); y1 = vectors(x, b1, n, LANES)
         y2 = vectors(x, b2, n, LANES); y3 = vectors(x, b3, n, LANES)
-        s00[:] = zero; s01[:] = zero; s02[:] = zero; s03[:] = zero
-        s10[:] = zero; s11[:] = zero; s12[:] = zero; s13[:] = zero
-        s20[:] = zero; s21[:] = zero; s22[:] = zero; s23[:] = zero
-        s30[:] = zero; s31[:] = zero; s32[:] = zero; s33[:] = zero
         if nb == 1:  # one row of x: the same sums, one weight row after the other (one stream)
-            for k in range(n if no > 0 else 0):
-                prefetch_for_read(next0[k], 0)
+            for j in range(no):
+                u = vectors(w, o + j, n, LANES); ahead = vectors(w, min(o + WR + j, last), n, LANES)
+                s00[:] = zero
+                for k in range(n):
+                    prefetch_for_read(ahead[k], 0)
+                    a = u[k]
+                    y = y0[k]
+                    for l in range(LANES):
+                        s00[l] += y[l] * widen_streaming(a[l])
+                sums[j] = tree_sum(s00, LANES)
+        else:
+            s00[:] = zero; s01[:] = zero; s02[:] = zero; s03[:] = zero
+            s10[:] = zero; s11[:] = zero; s12[:] = zero; s13[:] = zero
+            s20[:] = zero; s21[:] = zero; s22[:] = zero; s23[:] = zero
+            s30[:] = zero; s31[:] = zero; s32[:] = zero; s33[:] = zero
+            for k in range(n):
+                prefetch_for_read(next0[k], 0); prefetch_for_read(next1[k], 0)
+                if WR > 2:
+                    prefetch_for_read(next2[k], 0); prefetch_for_read(next3[k], 0)
                 a = u0[k]
-                y = y0[k]
                 for l in range(LANES):
-                    s00[l] += y[l] * widen_streaming(a[l])
-            for k in range(n if no > 1 else 0):
-                prefetch_for_read(next1[k], 0)
+                    v0[l] = widen(a[l])
                 a = u1[k]
+                for l in range(LANES):
+                    v1[l] = widen(a[l])
+                if WR > 2:
+                    a = u2[k]
+                    for l in range(LANES):
+                        v2[l] = widen(a[l])
+                    a = u3[k]
+                    for l in range(LANES):
+                        v3[l] = widen(a[l])
                 y = y0[k]
                 for l in range(LANES):
-                    s01[l] += y[l] * widen_streaming(a[l])
-            for k in range(n if no > 2 else 0):
-                prefetch_for_read(next2[k], 0)
-                a = u2[k]
-                y = y0[k]
+                    s00[l] += y[l] * v0[l]
                 for l in range(LANES):
-                    s02[l] += y[l] * widen_streaming(a[l])
-            for k in range(n if no > 3 else 0):
-                prefetch_for_read(next3[k], 0)
-                a = u3[k]
-                y = y0[k]
+                    s01[l] += y[l] * v1[l]
+                if WR > 2:
+                    for l in range(LANES):
+                        s02[l] += y[l] * v2[l]
+                    for l in range(LANES):
+                        s03[l] += y[l] * v3[l]
+                y = y1[k]
                 for l in range(LANES):
-                    s03[l] += y[l] * widen_streaming(a[l])
-        for k in range(n if nb > 1 else 0):
-            prefetch_for_read(next0[k], 0); prefetch_for_read(next1[k], 0)
+                    s10[l] += y[l] * v0[l]
+                for l in range(LANES):
+                    s11[l] += y[l] * v1[l]
+                if WR > 2:
+                    for l in range(LANES):
+                        s12[l] += y[l] * v2[l]
+                    for l in range(LANES):
+                        s13[l] += y[l] * v3[l]
+                y = y2[k]
+                for l in range(LANES):
+                    s20[l] += y[l] * v0[l]
+                for l in range(LANES):
+                    s21[l] += y[l] * v1[l]
+                if WR > 2:
+                    for l in range(LANES):
+                        s22[l] += y[l] * v2[l]
+                    for l in range(LANES):
+                        s23[l] += y[l] * v3[l]
+                y = y3[k]
+                for l in range(LANES):
+                    s30[l] += y[l] * v0[l]
+                for l in range(LANES):
+                    s31[l] += y[l] * v1[l]
+                if WR > 2:
+                    for l in range(LANES):
+                        s32[l] += y[l] * v2[l]
+                    for l in range(LANES):
+                        s33[l] += y[l] * v3[l]
+            sums[0] = tree_sum(s00, LANES); sums[1] = tree_sum(s01, LANES)
             if WR > 2:
-                prefetch_for_read(next2[k], 0); prefetch_for_read(next3[k], 0)
-            a = u0[k]
-            for l in range(LANES):
-                v0[l] = widen(a[l])
-            a = u1[k]
-            for l in range(LANES):
-                v1[l] = widen(a[l])
+                sums[2] = tree_sum(s02, LANES); sums[3] = tree_sum(s03, LANES)
+            sums[WR] = tree_sum(s10, LANES); sums[WR + 1] = tree_sum(s11, LANES)
             if WR > 2:
-                a = u2[k]
-                for l in range(LANES):
-                    v2[l] = widen(a[l])
-                a = u3[k]
-                for l in range(LANES):
-                    v3[l] = widen(a[l])
-            y = y0[k]
-            for l in range(LANES):
-                s00[l] += y[l] * v0[l]
-            for l in range(LANES):
-                s01[l] += y[l] * v1[l]
+                sums[WR + 2] = tree_sum(s12, LANES); sums[WR + 3] = tree_sum(s13, LANES)
+            sums[2 * WR] = tree_sum(s20, LANES); sums[2 * WR + 1] = tree_sum(s21, LANES)
             if WR > 2:
-                for l in range(LANES):
-                    s02[l] += y[l] * v2[l]
-                for l in range(LANES):
-                    s03[l] += y[l] * v3[l]
-            y = y1[k]
-            for l in range(LANES):
-                s10[l] += y[l] * v0[l]
-            for l in range(LANES):
-                s11[l] += y[l] * v1[l]
+                sums[2 * WR + 2] = tree_sum(s22, LANES); sums[2 * WR + 3] = tree_sum(s23, LANES)
+            sums[3 * WR] = tree_sum(s30, LANES); sums[3 * WR + 1] = tree_sum(s31, LANES)
             if WR > 2:
-                for l in range(LANES):
-                    s12[l] += y[l] * v2[l]
-                for l in range(LANES):
-                    s13[l] += y[l] * v3[l]
-            y = y2[k]
-            for l in range(LANES):
-                s20[l] += y[l] * v0[l]
-            for l in range(LANES):
-                s21[l] += y[l] * v1[l]
-            if WR > 2:
-                for l in range(LANES):
-                    s22[l] += y[l] * v2[l]
-                for l in range(LANES):
-                    s23[l] += y[l] * v3[l]
-            y = y3[k]
-            for l in range(LANES):
-                s30[l] += y[l] * v0[l]
-            for l in range(LANES):
-                s31[l] += y[l] * v1[l]
-            if WR > 2:
-                for l in range(LANES):
-                    s32[l] += y[l] * v2[l]
-                for l in range(LANES):
-                    s33[l] += y[l] * v3[l]
-        sums[0 * WR] = tree_sum(s00, LANES); sums[0 * WR + 1] = tree_sum(s01, LANES)
-        if WR > 2:
-            sums[0 * WR + 2] = tree_sum(s02, LANES); sums[0 * WR + 3] = tree_sum(s03, LANES)
-        sums[1 * WR] = tree_sum(s10, LANES); sums[1 * WR + 1] = tree_sum(s11, LANES)
-        if WR > 2:
-            sums[1 * WR + 2] = tree_sum(s12, LANES); sums[1 * WR + 3] = tree_sum(s13, LANES)
-        sums[2 * WR] = tree_sum(s20, LANES); sums[2 * WR + 1] = tree_sum(s21, LANES)
-        if WR > 2:
-            sums[2 * WR + 2] = tree_sum(s22, LANES); sums[2 * WR + 3] = tree_sum(s23, LANES)
-        sums[3 * WR] = tree_sum(s30, LANES); sums[3 * WR + 1] = tree_sum(s31, LANES)
-        if WR > 2:
-            sums[3 * WR + 2] = tree_sum(s32, LANES); sums[3 * WR + 3] = tree_sum(s33, LANES)
+                sums[3 * WR + 2] = tree_sum(s32, LANES); sums[3 * WR + 3] = tree_sum(s33, LANES)
         if C % LANES:  # the products past the last whole vector, summed one by one
             for i in range(nb):
                 for j in range(no):
