@@ -28,7 +28,7 @@ one) runs the same sums without the others, one weight row after the other.
 
 The dot products run in the data's dtype (float32 for float32 models). Weights may also be bfloat16
 (uint16 bits, bfloat16.py), widened to float32 as they are read: half the bytes. int8 weights have
-a kernel of their own (matvec_int8.py), which shares this one's tile.
+a kernel of their own (matvec_int8.py), tiled the same way (4 x 2 on every CPU).
 """
 from numba import prange
 
@@ -42,8 +42,9 @@ from .vectors import vectors
 
 ROWS_PER_BLOCK = 16  # weight rows per prange item: many items, so the threads' shares stay equal
 LANES = vector_bits() // 32  # float32s per vector register: 16 with AVX-512, 8 with AVX2
-XR, WR = 4, 4 if LANES == 16 else 2  # the tile: XR + WR loads per step for XR * WR multiply-adds,
-# 24 of AVX-512's 32 vector registers, 14 of AVX2's 16 (where WR > 2 is false, its code drops out)
+# The tile: XR * WR sums and XR + WR vectors loaded per step, 24 of AVX-512's 32 vector registers
+# and 14 of AVX2's 16 (where `WR > 2` is false when compiling, and its code drops out).
+XR, WR = 4, 4 if LANES == 16 else 2
 SUMS = XR * WR
 
 
