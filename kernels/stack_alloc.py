@@ -67,8 +67,10 @@ def _compiled_tree_sum(a, n):
 def _tree_sum(typingctx, a, n):
     """The whole array loaded as one vector and halved by shuffles: LLVM sees nothing but
     full-width reads of it, so a register-held stack array stays in its register."""
-    if not isinstance(n, types.IntegerLiteral) or not (isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"):
-        return None
+    if not isinstance(n, types.IntegerLiteral):
+        raise errors.TypingError(f"tree_sum needs a length known when compiling (a constant), not {n}")
+    if not (isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"):
+        raise errors.TypingError(f"tree_sum needs a 1-d contiguous array, not {a}")
     count = n.literal_value
     if count < 1 or count & (count - 1):
         raise errors.TypingError(f"tree_sum needs a power of two, not {count}")

@@ -73,3 +73,12 @@ def test_tree_sum_length_must_be_a_power_of_two():
 
     with pytest.raises(numba.core.errors.TypingError, match="tree_sum needs a power of two, not 12"):
         sum_of_12(np.ones(12))
+
+
+def test_tree_sum_wants_a_one_dimensional_array():
+    @numba.njit
+    def sum_of_rows(x):
+        return tree_sum(x, 4)
+
+    with pytest.raises(numba.core.errors.TypingError, match="tree_sum needs a 1-d contiguous array"):
+        sum_of_rows(np.ones((2, 4)))
